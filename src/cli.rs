@@ -1,8 +1,11 @@
 //! The command line: clap derive types only. Parsing of ports, ranges and
 //! addresses lives in `parse`, so it can be tested without clap.
 
+use crate::model::TcpState;
 use crate::parse::{self, PortRange};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::IpAddr;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,6 +41,16 @@ pub enum Command {
     /// What a port is for, or which port a service uses (IANA registry)
     #[command(allow_negative_numbers = true)]
     Whatis(WhatisArgs),
+
+    /// Every TCP and UDP socket with its owning process (like ss -tunap)
+    List(ListArgs),
+
+    /// Is a port free to bind? If not, who holds it (exit 1)
+    #[command(allow_negative_numbers = true)]
+    Check(CheckArgs),
+
+    /// Print a port (or several) free to bind right now
+    Free(FreeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -48,6 +61,82 @@ pub struct WhatisArgs {
 
     #[command(flatten)]
     pub transport: TransportFilter,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub transport: TransportFilter,
+
+    /// Only IPv4 sockets
+    #[arg(short = '4', long = "ipv4")]
+    pub ipv4: bool,
+
+    /// Only IPv6 sockets
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+
+    /// Only listening sockets: TCP LISTEN and unconnected UDP
+    #[arg(short = 'l', long)]
+    pub listening: bool,
+
+    /// Only TCP sockets in this state (established, time-wait, LISTEN, ...); repeatable
+    #[arg(long, value_name = "STATE", value_parser = tcp_state)]
+    pub state: Vec<TcpState>,
+
+    /// Only sockets whose local or remote port is PORT or inside LOW-HIGH
+    #[arg(long, value_name = "PORT|RANGE", value_parser = port_range, allow_hyphen_values = true)]
+    pub port: Option<PortRange>,
+
+    /// Only sockets owned by this process ID
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
+
+    /// Only sockets whose process name contains NAME (case-insensitive)
+    #[arg(long, value_name = "NAME")]
+    pub process: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Ports or LOW-HIGH ranges to check
+    #[arg(required = true, value_name = "PORT|RANGE", value_parser = port_range)]
+    pub ports: Vec<PortRange>,
+
+    #[command(flatten)]
+    pub transport: TransportFilter,
+
+    /// Check only this local address (default: every address, IPv4 and IPv6)
+    #[arg(long, value_name = "ADDR", value_parser = ip)]
+    pub host: Option<IpAddr>,
+
+    /// Wait until every checked port is free
+    #[arg(long)]
+    pub wait: bool,
+
+    /// With --wait: give up after SECONDS (exit 1)
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct FreeArgs {
+    /// A UDP port instead of TCP
+    #[arg(short = 'u', long)]
+    pub udp: bool,
+
+    /// Free on this local address only (default: every address)
+    #[arg(long, value_name = "ADDR", value_parser = ip)]
+    pub host: Option<IpAddr>,
+
+    /// Pick inside LOW-HIGH (default: a port the OS hands out)
+    #[arg(long, value_name = "LOW-HIGH", value_parser = port_range)]
+    pub range: Option<PortRange>,
+
+    /// How many distinct ports
+    #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub count: u32,
 }
 
 /// `--tcp` / `--udp`: neither or both means both.
@@ -70,6 +159,24 @@ impl TransportFilter {
     pub fn wants_udp(&self) -> bool {
         self.udp || !self.tcp
     }
+}
+
+/// clap value parser for a TCP state name.
+pub fn tcp_state(text: &str) -> Result<TcpState, String> {
+    TcpState::parse(text).ok_or_else(|| {
+        "a TCP state is one of established, syn-sent, syn-recv, fin-wait1, fin-wait2, \
+         time-wait, close, close-wait, last-ack, listen, closing"
+            .to_string()
+    })
+}
+
+/// clap value parser for a duration in seconds (fractions allowed).
+pub fn seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && (0.0..=86_400.0).contains(s))
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| "a duration is a number of seconds from 0 to 86400".to_string())
 }
 
 /// clap value parser for a port or `LOW-HIGH`.

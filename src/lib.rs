@@ -7,12 +7,16 @@
 //! - `output`: table, plain and JSON printers; terminal escaping.
 //! - one module per command: `whatis`.
 
+pub mod check;
 pub mod cli;
 pub mod exit;
+pub mod list;
 pub mod model;
 pub mod output;
 pub mod parse;
+pub mod process;
 pub mod registry;
+pub mod sockets;
 pub mod whatis;
 
 use cli::{Cli, Command};
@@ -25,5 +29,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
     let output = Output::detect(cli.json, cli.color);
     match &cli.command {
         Command::Whatis(args) => whatis::run(args, output),
+        Command::List(args) => list::run(args, output),
+        Command::Check(args) => check::run_check(args, output),
+        Command::Free(args) => check::run_free(args, output),
     }
 }

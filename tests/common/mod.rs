@@ -51,3 +51,113 @@ pub fn assert_usage_error(out: &Output, value: &str) {
     assert!(lines[0].contains(value), "'{value}' not named in {err:?}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// A child process (python3) that holds sockets until dropped.
+pub struct SocketHolder {
+    pub child: std::process::Child,
+    /// The local ports it bound, in the order of its specs.
+    pub ports: Vec<u16>,
+}
+
+impl SocketHolder {
+    /// Each spec is `tcp|udp HOST PORT`; PORT 0 lets the OS choose. A
+    /// `tcp` socket listens; `udp` is bound. `ignore_term` makes the child
+    /// ignore SIGTERM.
+    pub fn start(specs: &[(&str, &str, u16)], ignore_term: bool) -> SocketHolder {
+        let script = r#"
+import socket, sys, time, signal
+if sys.argv[1] == "1":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+held = []
+for spec in sys.argv[2:]:
+    proto, host, port = spec.split(",")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    s = socket.socket(family, kind)
+    if family == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if host == "::" else 1)
+    s.bind((host, int(port)))
+    if proto == "tcp":
+        s.listen(64)
+    held.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in held), flush=True)
+time.sleep(120)
+"#;
+        let mut cmd = std::process::Command::new("python3");
+        cmd.arg("-c")
+            .arg(script)
+            .arg(if ignore_term { "1" } else { "0" });
+        for (proto, host, port) in specs {
+            cmd.arg(format!("{proto},{host},{port}"));
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start python3 (install it: apt-get install python3)");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let ports = line
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        SocketHolder { child, ports }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for SocketHolder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// True when the tests run as root (as CI does).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A copy of the binary that the `nobody` user can execute, wherever the
+/// checkout lives.
+pub fn binary_for_nobody() -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("portctl-nobody-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.join("portctl");
+    if !path.exists() {
+        let tmp = dir.join(format!("portctl.{:?}", std::thread::current().id()));
+        std::fs::copy(env!("CARGO_BIN_EXE_portctl"), &tmp).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let _ = std::fs::rename(&tmp, &path);
+    }
+    path
+}
+
+/// Runs portctl as `nobody` (setpriv), with a clean environment.
+pub fn run_as_nobody(args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--",
+        ])
+        .arg(binary_for_nobody())
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run setpriv (util-linux)")
+}

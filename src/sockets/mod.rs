@@ -1,0 +1,112 @@
+//! The live socket table and the processes that own its sockets.
+//!
+//! One door for every OS: `read_table` and `find_owners` have the same
+//! signature in each platform module, chosen in the `cfg` block below.
+//! Linux is the fully tested platform; macOS and Windows use netstat2.
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+use linux as platform;
+
+#[cfg(any(target_os = "macos", target_os = "windows"))]
+mod netstat2;
+#[cfg(any(target_os = "macos", target_os = "windows"))]
+use self::netstat2 as platform;
+
+use crate::exit::{Error, Result};
+use crate::model::{Proto, Socket, TcpState};
+use std::collections::{HashMap, HashSet};
+
+/// Which parts of the table to read. The kernel filters by transport,
+/// family and TCP state, so `check` and `list -l` read less.
+#[derive(Debug, Clone)]
+pub struct TableQuery {
+    pub tcp: bool,
+    pub udp: bool,
+    pub ipv4: bool,
+    pub ipv6: bool,
+    /// Only these TCP states; `None` is every state.
+    pub tcp_states: Option<Vec<TcpState>>,
+}
+
+impl TableQuery {
+    pub fn all() -> Self {
+        TableQuery {
+            tcp: true,
+            udp: true,
+            ipv4: true,
+            ipv6: true,
+            tcp_states: None,
+        }
+    }
+
+    /// The (transport, is IPv6) tables to read.
+    pub fn tables(&self) -> impl Iterator<Item = (Proto, bool)> + '_ {
+        [
+            (Proto::Tcp, false),
+            (Proto::Tcp, true),
+            (Proto::Udp, false),
+            (Proto::Udp, true),
+        ]
+        .into_iter()
+        .filter(|(proto, ipv6)| {
+            let by_proto = match proto {
+                Proto::Tcp => self.tcp,
+                Proto::Udp => self.udp,
+            };
+            by_proto && if *ipv6 { self.ipv6 } else { self.ipv4 }
+        })
+    }
+}
+
+/// The sockets read, and any owners the platform learnt with them.
+#[derive(Debug, Default)]
+pub struct Table {
+    pub sockets: Vec<Socket>,
+    /// Owners reported together with the table by netstat2, keyed by the
+    /// synthetic inode it gave each socket; Linux scans `/proc` instead.
+    #[cfg(not(target_os = "linux"))]
+    known: HashMap<u64, Vec<u32>>,
+}
+
+/// Which processes hold which sockets.
+#[derive(Debug, Default)]
+pub struct Owners {
+    by_inode: HashMap<u64, Vec<u32>>,
+    /// Some processes could not be inspected (no privileges): a socket
+    /// without owner may belong to one of them.
+    pub hidden: bool,
+}
+
+impl Owners {
+    /// The PIDs holding `socket`, lowest first; empty when unknown.
+    pub fn of(&self, socket: &Socket) -> &[u32] {
+        self.by_inode.get(&socket.inode).map_or(&[], Vec::as_slice)
+    }
+
+    /// Sorts each socket's PIDs so the first is stable across runs.
+    fn sorted(mut self) -> Self {
+        for pids in self.by_inode.values_mut() {
+            pids.sort_unstable();
+        }
+        self
+    }
+}
+
+/// Reads the socket table. Never comes back silently empty: if neither the
+/// primary source nor the fallback can be read, it is an exit-3 failure.
+pub fn read_table(query: &TableQuery) -> Result<Table> {
+    platform::read_table(query).map_err(Error::failure)
+}
+
+/// Finds the owners of `sockets` (those with an inode; TIME_WAIT and
+/// request sockets have none), stopping once all are found.
+pub fn find_owners<'a>(table: &Table, sockets: impl IntoIterator<Item = &'a Socket>) -> Owners {
+    let inodes: HashSet<u64> = sockets
+        .into_iter()
+        .map(|s| s.inode)
+        .filter(|&inode| inode != 0)
+        .collect();
+    platform::find_owners(table, &inodes).sorted()
+}

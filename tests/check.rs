@@ -1,0 +1,302 @@
+//! `portctl check` and `portctl free` against real listeners on loopback
+//! and the wildcard addresses.
+
+mod common;
+
+use common::{
+    assert_exit, assert_usage_error, is_root, run, run_as_nobody, stderr, stdout, SocketHolder,
+};
+use portctl::check::{CheckRecord, FreeRecord, Status};
+use portctl::list::SocketRecord;
+use portctl::model::{Proto, TcpState};
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+fn check(args: &[&str]) -> (i32, Vec<CheckRecord>) {
+    let mut full = vec!["check", "--json"];
+    full.extend_from_slice(args);
+    let out = run(&full);
+    let records = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad JSON ({e}): {} / {}", stdout(&out), stderr(&out)));
+    (out.status.code().unwrap(), records)
+}
+
+/// A port nothing holds right now: bound by the OS, then released.
+fn unused_port() -> u16 {
+    let l = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    port
+}
+
+#[test]
+fn a_free_port_is_free_on_tcp_and_udp() {
+    let port = unused_port();
+    let (code, records) = check(&[&port.to_string()]);
+    assert_eq!(code, 0, "{records:?}");
+    assert_eq!(records.len(), 2);
+    assert!(records
+        .iter()
+        .all(|r| r.free && r.status == Status::Free && r.holders.is_empty() && r.reason.is_none()));
+    assert_eq!(
+        records.iter().map(|r| r.proto).collect::<Vec<_>>(),
+        [Proto::Tcp, Proto::Udp]
+    );
+    let out = run(&["check", &port.to_string(), "--tcp"]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        stdout(&out).split_whitespace().collect::<Vec<_>>(),
+        [port.to_string().as_str(), "tcp", "free", "-"]
+    );
+}
+
+#[test]
+fn held_ports_name_their_holder_on_every_kind_of_address() {
+    for host in ["0.0.0.0", "127.0.0.1", "::", "::1"] {
+        let holder = SocketHolder::start(&[("tcp", host, 0)], false);
+        let port = holder.ports[0];
+        let (code, records) = check(&[&port.to_string(), "--tcp"]);
+        assert_eq!(code, 1, "{host}: {records:?}");
+        let r = &records[0];
+        assert!(!r.free && r.status == Status::InUse, "{host}");
+        assert_eq!(r.holders.len(), 1, "{host}: {records:?}");
+        let h = &r.holders[0];
+        assert_eq!(h.pid, Some(holder.pid()));
+        assert_eq!(h.process.as_deref(), Some("python3"));
+        assert_eq!(h.local_addr, host.parse::<std::net::IpAddr>().unwrap());
+        assert_eq!(h.local_port, port);
+        assert_eq!(h.state, Some(TcpState::Listen));
+        let reason = r.reason.as_deref().unwrap();
+        assert!(
+            reason.contains("python3") && reason.contains(&holder.pid().to_string()),
+            "{reason}"
+        );
+        // The text line says it plainly too.
+        let out = run(&["check", &port.to_string(), "--tcp"]);
+        assert_exit(&out, 1);
+        assert!(
+            stdout(&out).contains("in-use") && stdout(&out).contains("python3"),
+            "{}",
+            stdout(&out)
+        );
+    }
+}
+
+#[test]
+fn host_narrows_to_one_address() {
+    let holder = SocketHolder::start(&[("tcp", "127.0.0.1", 0)], false);
+    let port = holder.ports[0].to_string();
+    assert_eq!(check(&[&port, "--tcp", "--host", "127.0.0.1"]).0, 1);
+    // 127.0.0.2 is another loopback address: a server could bind it.
+    assert_eq!(check(&[&port, "--tcp", "--host", "127.0.0.2"]).0, 0);
+    let (code, records) = check(&[&port, "--tcp", "--host", "192.0.2.1"]);
+    assert_eq!(code, 1);
+    assert_eq!(records[0].status, Status::Unbindable);
+    assert!(records[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("not an address of this machine"));
+}
+
+#[test]
+fn udp_holders() {
+    let holder = SocketHolder::start(&[("udp", "127.0.0.1", 0)], false);
+    let port = holder.ports[0];
+    let (code, records) = check(&[&port.to_string(), "--udp"]);
+    assert_eq!(code, 1);
+    assert_eq!(records[0].proto, Proto::Udp);
+    assert_eq!(records[0].holders[0].pid, Some(holder.pid()));
+    assert_eq!(records[0].holders[0].state, None);
+    // TCP on the same number is still free.
+    assert_eq!(check(&[&port.to_string(), "--tcp"]).0, 0);
+}
+
+#[test]
+fn time_wait_alone_does_not_hold_a_port() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    // The server closes first, so its end (local port = `port`) waits.
+    drop(server);
+    let mut buf = [0u8; 1];
+    let _ = client.read(&mut buf);
+    drop(client);
+    drop(listener);
+    let out = run(&[
+        "list",
+        "--json",
+        "--state",
+        "time-wait",
+        "--port",
+        &port.to_string(),
+    ]);
+    let waiting: Vec<SocketRecord> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        waiting.iter().any(|r| r.local_port == port),
+        "no TIME_WAIT on {port}: {waiting:?}"
+    );
+    let (code, records) = check(&[&port.to_string(), "--tcp"]);
+    assert_eq!(code, 0, "{records:?}");
+}
+
+#[test]
+fn ranges_give_one_line_per_port_and_transport() {
+    let holder = SocketHolder::start(&[("tcp", "127.0.0.1", 0)], false);
+    let port = holder.ports[0];
+    let range = format!("{}-{}", port - 1, port + 1);
+    let (code, records) = check(&[&range, "--tcp"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        records.iter().map(|r| r.port).collect::<Vec<_>>(),
+        [port - 1, port, port + 1]
+    );
+    assert!(records
+        .iter()
+        .find(|r| r.port == port)
+        .is_some_and(|r| !r.free));
+}
+
+#[test]
+fn wait_returns_when_the_holder_goes() {
+    let holder = SocketHolder::start(&[("tcp", "0.0.0.0", 0)], false);
+    let port = holder.ports[0].to_string();
+    let started = Instant::now();
+    let waiter = common::portctl()
+        .args(["check", "--tcp", "--wait", "--timeout", "20", &port])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    drop(holder);
+    let out = waiter.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(stderr(&out).contains("waiting"), "{}", stderr(&out));
+
+    let holder = SocketHolder::start(&[("tcp", "0.0.0.0", 0)], false);
+    let started = Instant::now();
+    let out = run(&[
+        "check",
+        "--tcp",
+        "--wait",
+        "--timeout",
+        "0.5",
+        &holder.ports[0].to_string(),
+    ]);
+    assert_exit(&out, 1);
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn bad_input_is_exit_2() {
+    for bad in ["70000", "abc", "9000-8000", "80-", "-1", "", "1e3"] {
+        assert_usage_error(&run(&["check", bad]), bad);
+    }
+    assert_usage_error(&run(&["check", "80", "--host", "999.1.1.1"]), "999.1.1.1");
+    assert_usage_error(
+        &run(&["check", "80", "--wait", "--timeout", "soon"]),
+        "soon",
+    );
+    assert_usage_error(&run(&["free", "--range", "9-1"]), "9-1");
+    assert_usage_error(&run(&["free", "-n", "0"]), "0");
+}
+
+#[test]
+fn free_gives_bindable_distinct_ports() {
+    let out = run(&["free"]);
+    assert_exit(&out, 0);
+    let port: u16 = stdout(&out).trim().parse().unwrap();
+    TcpListener::bind(("0.0.0.0", port)).expect("the port free said is free");
+
+    let out = run(&["free", "-n", "5", "--json"]);
+    assert_exit(&out, 0);
+    let records: Vec<FreeRecord> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut ports: Vec<u16> = records.iter().map(|r| r.port).collect();
+    ports.sort();
+    ports.dedup();
+    assert_eq!(ports.len(), 5);
+    assert!(records.iter().all(|r| r.proto == Proto::Tcp));
+
+    let out = run(&["free", "--udp", "--json"]);
+    let records: Vec<FreeRecord> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(records[0].proto, Proto::Udp);
+    std::net::UdpSocket::bind(("0.0.0.0", records[0].port)).unwrap();
+}
+
+#[test]
+fn free_in_a_range_skips_held_ports_and_says_when_it_runs_out() {
+    // Three consecutive held ports, found by holding them here.
+    let (held, base) = loop {
+        let first = TcpListener::bind("0.0.0.0:0").unwrap();
+        let base = first.local_addr().unwrap().port();
+        if base > 65000 {
+            continue;
+        }
+        let rest: Vec<_> = (1..3)
+            .filter_map(|i| TcpListener::bind(("0.0.0.0", base + i)).ok())
+            .collect();
+        if rest.len() == 2 {
+            let mut all = vec![first];
+            all.extend(rest);
+            break (all, base);
+        }
+    };
+    let range = format!("{base}-{}", base + 2);
+    let out = run(&["free", "--range", &range]);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).starts_with("error: only 0 of the 1"),
+        "{}",
+        stderr(&out)
+    );
+    let mut held = held;
+    held.remove(1);
+    let out = run(&["free", "--range", &range]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out).trim(), (base + 1).to_string());
+    let out = run(&["free", "--range", &range, "-n", "2"]);
+    assert_exit(&out, 1);
+}
+
+/// Unprivileged, as CI runs it: a port whose owner is hidden is held, never
+/// free; a system port is not bindable.
+#[test]
+fn without_root_hidden_holders_and_system_ports() {
+    if !is_root() {
+        eprintln!("not root: the nobody case runs in CI");
+        return;
+    }
+    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let out = run_as_nobody(&["check", "--json", "--tcp", &port.to_string()]);
+    assert_exit(&out, 1);
+    let records: Vec<CheckRecord> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!records[0].free);
+    assert_eq!(records[0].status, Status::InUse);
+    assert_eq!(records[0].holders[0].pid, None);
+    assert!(
+        records[0].reason.as_deref().unwrap().contains("cannot see"),
+        "{records:?}"
+    );
+
+    let system = (1..1024u16)
+        .find(|p| TcpListener::bind(("0.0.0.0", *p)).is_ok())
+        .unwrap();
+    let out = run_as_nobody(&["check", "--json", "--tcp", &system.to_string()]);
+    assert_exit(&out, 1);
+    let records: Vec<CheckRecord> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(records[0].status, Status::Unbindable);
+    assert!(records[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("system port"));
+
+    let out = run_as_nobody(&["list"]);
+    assert_exit(&out, 0);
+}

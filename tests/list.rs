@@ -1,0 +1,338 @@
+//! `portctl list` against real sockets on loopback, opened by the test and
+//! by child processes.
+
+mod common;
+
+use common::{
+    assert_exit, assert_usage_error, is_root, run, run_as_nobody, stderr, stdout, SocketHolder,
+};
+use portctl::list::SocketRecord;
+use portctl::model::{Family, Proto, TcpState};
+use std::net::{IpAddr, TcpListener, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+fn list(args: &[&str]) -> Vec<SocketRecord> {
+    let mut full = vec!["list", "--json"];
+    full.extend_from_slice(args);
+    let out = run(&full);
+    assert_exit(&out, 0);
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", stdout(&out)))
+}
+
+fn find(records: &[SocketRecord], proto: Proto, port: u16) -> Vec<&SocketRecord> {
+    records
+        .iter()
+        .filter(|r| r.proto == proto && r.local_port == port)
+        .collect()
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+#[test]
+fn a_listener_of_this_test_shows_with_its_owner() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let records = list(&["--port", &port.to_string()]);
+    let found = find(&records, Proto::Tcp, port);
+    assert_eq!(found.len(), 1, "{records:?}");
+    let r = found[0];
+    assert_eq!(r.family, Family::Ipv4);
+    assert_eq!(r.local_addr, ip("127.0.0.1"));
+    assert_eq!(r.remote_addr, ip("0.0.0.0"));
+    assert_eq!(r.remote_port, 0);
+    assert_eq!(r.state, Some(TcpState::Listen));
+    assert_eq!(r.pid, Some(std::process::id()));
+    let name = std::fs::read_to_string("/proc/self/comm").unwrap();
+    assert!(
+        r.process
+            .as_deref()
+            .is_some_and(|p| name.trim().starts_with(p) || p.starts_with(name.trim())),
+        "{:?} vs {name}",
+        r.process
+    );
+    assert!(r.inode != 0 && r.user.is_some());
+}
+
+#[test]
+fn a_child_process_on_ipv6_loopback_shows_as_python3() {
+    let holder = SocketHolder::start(&[("tcp", "::1", 0), ("udp", "::1", 0)], false);
+    let (tcp, udp) = (holder.ports[0], holder.ports[1]);
+    let records = list(&["--pid", &holder.pid().to_string()]);
+    let t = find(&records, Proto::Tcp, tcp);
+    assert_eq!(t.len(), 1, "{records:?}");
+    assert_eq!(
+        (t[0].family, t[0].local_addr, t[0].state),
+        (Family::Ipv6, ip("::1"), Some(TcpState::Listen))
+    );
+    assert_eq!(t[0].pid, Some(holder.pid()));
+    assert_eq!(t[0].process.as_deref(), Some("python3"));
+    let u = find(&records, Proto::Udp, udp);
+    assert_eq!(u.len(), 1);
+    assert_eq!(
+        (u[0].state, u[0].remote_addr, u[0].remote_port),
+        (None, ip("::"), 0)
+    );
+    assert_eq!(
+        records.len(),
+        2,
+        "--pid keeps only the child's sockets: {records:?}"
+    );
+}
+
+#[test]
+fn established_pairs_and_connected_udp_keep_their_peers() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server_port = listener.local_addr().unwrap().port();
+    let client = TcpStream::connect(("127.0.0.1", server_port)).unwrap();
+    let (_accepted, _) = listener.accept().unwrap();
+    let client_port = client.local_addr().unwrap().port();
+
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.connect(peer.local_addr().unwrap()).unwrap();
+    let udp_port = udp.local_addr().unwrap().port();
+
+    let records = list(&["--pid", &std::process::id().to_string()]);
+    let client_side = find(&records, Proto::Tcp, client_port);
+    assert_eq!(client_side.len(), 1, "{records:?}");
+    assert_eq!(client_side[0].state, Some(TcpState::Established));
+    assert_eq!(client_side[0].remote_port, server_port);
+    let server_side: Vec<_> = find(&records, Proto::Tcp, server_port)
+        .into_iter()
+        .filter(|r| r.state == Some(TcpState::Established))
+        .collect();
+    assert_eq!(server_side.len(), 1);
+    assert_eq!(server_side[0].remote_port, client_port);
+
+    let connected = find(&records, Proto::Udp, udp_port);
+    assert_eq!(connected.len(), 1);
+    assert_eq!(connected[0].remote_addr, ip("127.0.0.1"));
+    assert_eq!(connected[0].remote_port, peer.local_addr().unwrap().port());
+}
+
+#[test]
+fn every_filter_and_their_combinations() {
+    let holder = SocketHolder::start(
+        &[
+            ("tcp", "127.0.0.1", 0),
+            ("udp", "127.0.0.1", 0),
+            ("tcp", "::1", 0),
+            ("udp", "::1", 0),
+        ],
+        false,
+    );
+    let pid = holder.pid().to_string();
+    let ports = &holder.ports;
+    let by = |extra: &[&str]| -> Vec<(Proto, u16)> {
+        let mut args = vec!["--pid", pid.as_str()];
+        args.extend_from_slice(extra);
+        let mut got: Vec<_> = list(&args)
+            .iter()
+            .map(|r| (r.proto, r.local_port))
+            .collect();
+        got.sort();
+        got
+    };
+    let sorted = |mut v: Vec<(Proto, u16)>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        by(&["-t"]),
+        sorted(vec![(Proto::Tcp, ports[0]), (Proto::Tcp, ports[2])])
+    );
+    assert_eq!(
+        by(&["-u"]),
+        sorted(vec![(Proto::Udp, ports[1]), (Proto::Udp, ports[3])])
+    );
+    assert_eq!(
+        by(&["-4"]),
+        sorted(vec![(Proto::Tcp, ports[0]), (Proto::Udp, ports[1])])
+    );
+    assert_eq!(by(&["-6", "-u"]), vec![(Proto::Udp, ports[3])]);
+    assert_eq!(by(&["-l"]).len(), 4);
+    assert_eq!(
+        by(&["--state", "LISTEN"]),
+        sorted(vec![(Proto::Tcp, ports[0]), (Proto::Tcp, ports[2])])
+    );
+    assert_eq!(by(&["--state", "established"]), vec![]);
+    assert_eq!(
+        by(&["--state", "time-wait", "--state", "listen", "-4"]),
+        vec![(Proto::Tcp, ports[0])]
+    );
+    let p0 = ports[0].to_string();
+    assert_eq!(by(&["--port", &p0, "-t"]), vec![(Proto::Tcp, ports[0])]);
+    let lo = ports.iter().min().unwrap();
+    let hi = ports.iter().max().unwrap();
+    assert_eq!(by(&["--port", &format!("{lo}-{hi}")]).len(), 4);
+    assert_eq!(
+        by(&["--process", "PYTHON"]).len(),
+        4,
+        "case-insensitive substring"
+    );
+    assert_eq!(by(&["--process", "no-such-process-name"]), vec![]);
+    // --process alone (without --pid) finds the child too.
+    let records = list(&[
+        "--process",
+        "python",
+        "-t",
+        "-6",
+        "--port",
+        &ports[2].to_string(),
+    ]);
+    assert!(
+        records.iter().any(|r| r.pid == Some(holder.pid())),
+        "{records:?}"
+    );
+}
+
+#[test]
+fn piped_output_is_plain_columns() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let out = run(&["list", "--port", &port.to_string()]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        !text.contains('│') && !text.contains('─') && !text.contains('\x1b'),
+        "{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains(&format!("127.0.0.1:{port}")))
+        .expect(&text);
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cols[0], "tcp");
+    assert_eq!(cols[1], format!("127.0.0.1:{port}"));
+    assert_eq!(cols[2], "0.0.0.0:*");
+    assert_eq!(cols[3], "LISTEN");
+    assert_eq!(cols[6], std::process::id().to_string());
+}
+
+/// The same sockets as `ss -tunapH` reports for one process.
+#[test]
+fn agrees_with_ss() {
+    if std::process::Command::new("ss").arg("-V").output().is_err() {
+        eprintln!("ss is not installed: cross-check skipped");
+        return;
+    }
+    let holder = SocketHolder::start(
+        &[
+            ("tcp", "127.0.0.1", 0),
+            ("udp", "127.0.0.1", 0),
+            ("tcp", "::1", 0),
+            ("tcp", "::", 0),
+            ("udp", "0.0.0.0", 0),
+        ],
+        false,
+    );
+    let ss = std::process::Command::new("ss")
+        .arg("-tunapH")
+        .output()
+        .unwrap();
+    let ss = String::from_utf8_lossy(&ss.stdout);
+    let marker = format!("pid={},", holder.pid());
+    // ss writes a dual-stack wildcard as `*` and brackets IPv6.
+    let parse_ss = |field: &str| -> (IpAddr, u16) {
+        let (host, port) = field.rsplit_once(':').unwrap();
+        let host = match host.trim_start_matches('[').trim_end_matches(']') {
+            "*" => "::",
+            h => h,
+        };
+        (ip(host), port.parse().unwrap())
+    };
+    let mut from_ss: Vec<(String, IpAddr, u16)> = ss
+        .lines()
+        .filter(|l| l.contains(&marker))
+        .map(|l| {
+            // Netid State Recv-Q Send-Q Local Peer Process
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (addr, port) = parse_ss(f[4]);
+            (f[0].to_string(), addr, port)
+        })
+        .collect();
+    from_ss.sort();
+    let mut ours: Vec<(String, IpAddr, u16)> = list(&["--pid", &holder.pid().to_string()])
+        .iter()
+        .map(|r| (r.proto.as_str().to_string(), r.local_addr, r.local_port))
+        .collect();
+    ours.sort();
+    assert_eq!(from_ss.len(), 5, "ss said:\n{ss}");
+    assert_eq!(ours, from_ss, "ss said:\n{ss}");
+}
+
+/// Sockets opening and closing thousands of times a second never make
+/// `list` fail or print broken output.
+#[test]
+fn churn_never_breaks_list() {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churners: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(20);
+                let mut n = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                    && Instant::now() < deadline
+                    && n < 200_000
+                {
+                    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+                    let c = TcpStream::connect(l.local_addr().unwrap()).ok();
+                    drop((l, c));
+                    let _ = UdpSocket::bind("127.0.0.1:0");
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    for _ in 0..15 {
+        let out = run(&["list", "--json"]);
+        assert_exit(&out, 0);
+        let parsed: Result<Vec<SocketRecord>, _> = serde_json::from_slice(&out.stdout);
+        assert!(parsed.is_ok(), "{:?}", parsed.err());
+        let plain = run(&["list"]);
+        assert_exit(&plain, 0);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for c in churners {
+        c.join().unwrap();
+    }
+}
+
+#[test]
+fn bad_filters_are_usage_errors() {
+    assert_usage_error(&run(&["list", "--port", "70000"]), "70000");
+    assert_usage_error(&run(&["list", "--port", "9000-8000"]), "9000-8000");
+    assert_usage_error(&run(&["list", "--port", "-1"]), "-1");
+    assert_usage_error(&run(&["list", "--state", "sleepy"]), "sleepy");
+    assert_usage_error(&run(&["list", "--pid", "abc"]), "abc");
+}
+
+/// Without root, other users' sockets are listed with no PID and one hint.
+#[test]
+fn without_root_hidden_owners_are_listed_not_dropped() {
+    if !is_root() {
+        eprintln!("not root: the nobody case runs in CI");
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let out = run_as_nobody(&["list", "--json", "--port", &port.to_string()]);
+    assert_exit(&out, 0);
+    let records: Vec<SocketRecord> = serde_json::from_slice(&out.stdout).unwrap();
+    let mine = find(&records, Proto::Tcp, port);
+    assert_eq!(mine.len(), 1, "{records:?}");
+    assert_eq!(mine[0].pid, None);
+    assert_eq!(mine[0].process, None);
+    assert_eq!(mine[0].user.as_deref(), Some("root"));
+    let err = stderr(&out);
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("hint:")).count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("sudo"), "{err}");
+}
