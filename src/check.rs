@@ -7,7 +7,7 @@ use crate::model::{Proto, Socket, TcpState};
 use crate::output::{self, Cell, Column, Format, JsonArray, Output, Style};
 use crate::parse::PortRange;
 use crate::process;
-use crate::sockets::{self, TableQuery};
+use crate::sockets::{self, Scope, TableQuery};
 use serde::{Deserialize, Serialize};
 use socket2::{Domain, Socket as RawSocket, Type};
 use std::collections::HashMap;
@@ -140,6 +140,7 @@ impl Holder {
 pub fn find_holders(
     keys: &[(u16, Proto)],
     host: Option<IpAddr>,
+    scope: Scope,
 ) -> Result<HashMap<(u16, Proto), Vec<Holder>>> {
     let mut result: HashMap<(u16, Proto), Vec<Holder>> = HashMap::new();
     if keys.is_empty() {
@@ -159,7 +160,7 @@ pub fn find_holders(
     held.retain(|s| {
         keys.contains(&(s.local.port(), s.proto)) && host.is_none_or(|h| conflicts(s.local.ip(), h))
     });
-    let owners = sockets::find_owners(&table, &held);
+    let owners = sockets::find_owners(&table, &held, scope);
     let mut pids: Vec<u32> = held
         .iter()
         .flat_map(|s| owners.of(s).iter().copied())
@@ -293,7 +294,7 @@ pub fn run_check(args: &CheckArgs, output: Output) -> Result<Exit> {
         .filter(|(_, _, v)| *v == Verdict::InUse)
         .map(|(port, proto, _)| (*port, *proto))
         .collect();
-    let mut holders = find_holders(&held, args.host)?;
+    let mut holders = find_holders(&held, args.host, Scope::FirstOwner)?;
     let records: Vec<CheckRecord> = verdicts
         .into_iter()
         .map(|(port, proto, verdict)| {

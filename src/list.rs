@@ -121,10 +121,9 @@ fn keep_socket(args: &ListArgs, socket: &Socket) -> bool {
 
 /// Reads the table, applies every filter, and finds owners and names.
 pub fn snapshot(args: &ListArgs) -> Result<Snapshot> {
-    let mut table = sockets::read_table(&table_query(args))?;
+    let (mut table, owners) = sockets::read_table_with_owners(&table_query(args))?;
     let mut kept = std::mem::take(&mut table.sockets);
     kept.retain(|s| keep_socket(args, s));
-    let owners = sockets::find_owners(&table, &kept);
     let mut pids: Vec<u32> = kept
         .iter()
         .flat_map(|s| owners.of(s).iter().copied())

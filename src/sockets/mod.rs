@@ -16,7 +16,9 @@ use self::netstat2 as platform;
 
 use crate::exit::{Error, Result};
 use crate::model::{Proto, Socket, TcpState};
-use std::collections::{HashMap, HashSet};
+#[cfg(not(target_os = "linux"))]
+use std::collections::HashMap;
+use std::collections::HashSet;
 
 /// Which parts of the table to read. The kernel filters by transport,
 /// family and TCP state, so `check` and `list -l` read less.
@@ -70,27 +72,34 @@ pub struct Table {
     known: HashMap<u64, Vec<u32>>,
 }
 
-/// Which processes hold which sockets.
+/// Which processes hold which sockets: two parallel columns sorted by
+/// (inode, pid), 12 bytes a pair, looked up by binary search.
 #[derive(Debug, Default)]
 pub struct Owners {
-    by_inode: HashMap<u64, Vec<u32>>,
+    inodes: Vec<u64>,
+    pids: Vec<u32>,
     /// Some processes could not be inspected (no privileges): a socket
     /// without owner may belong to one of them.
     pub hidden: bool,
 }
 
 impl Owners {
-    /// The PIDs holding `socket`, lowest first; empty when unknown.
-    pub fn of(&self, socket: &Socket) -> &[u32] {
-        self.by_inode.get(&socket.inode).map_or(&[], Vec::as_slice)
+    pub fn from_pairs(mut pairs: Vec<(u64, u32)>, hidden: bool) -> Self {
+        pairs.sort_unstable();
+        pairs.dedup();
+        let (inodes, pids) = pairs.into_iter().unzip();
+        Owners {
+            inodes,
+            pids,
+            hidden,
+        }
     }
 
-    /// Sorts each socket's PIDs so the first is stable across runs.
-    fn sorted(mut self) -> Self {
-        for pids in self.by_inode.values_mut() {
-            pids.sort_unstable();
-        }
-        self
+    /// The PIDs holding `socket`, lowest first; empty when unknown.
+    pub fn of(&self, socket: &Socket) -> &[u32] {
+        let start = self.inodes.partition_point(|&i| i < socket.inode);
+        let end = start + self.inodes[start..].partition_point(|&i| i == socket.inode);
+        &self.pids[start..end]
     }
 }
 
@@ -100,13 +109,32 @@ pub fn read_table(query: &TableQuery) -> Result<Table> {
     platform::read_table(query).map_err(Error::failure)
 }
 
+/// Reads the table and the owners of all its sockets, concurrently where
+/// the platform allows.
+pub fn read_table_with_owners(query: &TableQuery) -> Result<(Table, Owners)> {
+    platform::read_table_with_owners(query).map_err(Error::failure)
+}
+
+/// How thoroughly to look for owners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every owner of every socket (list, kill).
+    Every,
+    /// One owner per socket is enough (naming a port's holder).
+    FirstOwner,
+}
+
 /// Finds the owners of `sockets` (those with an inode; TIME_WAIT and
-/// request sockets have none), stopping once all are found.
-pub fn find_owners<'a>(table: &Table, sockets: impl IntoIterator<Item = &'a Socket>) -> Owners {
+/// request sockets have none).
+pub fn find_owners<'a>(
+    table: &Table,
+    sockets: impl IntoIterator<Item = &'a Socket>,
+    scope: Scope,
+) -> Owners {
     let inodes: HashSet<u64> = sockets
         .into_iter()
         .map(|s| s.inode)
         .filter(|&inode| inode != 0)
         .collect();
-    platform::find_owners(table, &inodes).sorted()
+    platform::find_owners(table, &inodes, scope)
 }

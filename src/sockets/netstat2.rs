@@ -2,10 +2,10 @@
 //! each OS in its own way (sysctl/proc_pidinfo, GetExtendedTcpTable). The
 //! OS reports owners with each socket, so they are kept with the table.
 
-use super::{Owners, Table, TableQuery};
+use super::{Owners, Scope, Table, TableQuery};
 use crate::model::{Proto, Socket, TcpState};
 use netstat2::{AddressFamilyFlags, ProtocolFlags, ProtocolSocketInfo};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 pub fn read_table(query: &TableQuery) -> Result<Table, String> {
@@ -59,13 +59,16 @@ pub fn read_table(query: &TableQuery) -> Result<Table, String> {
     Ok(table)
 }
 
-pub fn find_owners(table: &Table, inodes: &HashSet<u64>) -> Owners {
-    let by_inode: HashMap<u64, Vec<u32>> = inodes
+pub fn find_owners(table: &Table, inodes: &HashSet<u64>, _scope: Scope) -> Owners {
+    let pairs: Vec<(u64, u32)> = inodes
         .iter()
-        .filter_map(|k| table.known.get(k).map(|pids| (*k, pids.clone())))
+        .filter_map(|k| table.known.get(k).map(|pids| (k, pids)))
+        .flat_map(|(k, pids)| pids.iter().map(move |p| (*k, *p)))
         .collect();
-    let hidden = by_inode.len() < inodes.len();
-    Owners { by_inode, hidden }
+    let hidden = inodes
+        .iter()
+        .any(|k| table.known.get(k).is_none_or(Vec::is_empty));
+    Owners::from_pairs(pairs, hidden)
 }
 
 fn unspecified_like(ip: IpAddr) -> IpAddr {
@@ -91,4 +94,16 @@ fn tcp_state(state: netstat2::TcpState) -> Option<TcpState> {
         N::TimeWait => TcpState::TimeWait,
         N::Unknown => return None,
     })
+}
+
+/// The table and its owners, which these systems report together.
+pub fn read_table_with_owners(query: &TableQuery) -> Result<(Table, Owners), String> {
+    let table = read_table(query)?;
+    let pairs = table
+        .known
+        .iter()
+        .flat_map(|(k, pids)| pids.iter().map(move |p| (*k, *p)))
+        .collect();
+    let owners = Owners::from_pairs(pairs, false);
+    Ok((table, owners))
 }

@@ -5,7 +5,7 @@ mod netlink;
 mod procfd;
 mod procnet;
 
-use super::{Owners, Table, TableQuery};
+use super::{Owners, Scope, Table, TableQuery};
 use crate::model::{Proto, Socket};
 use std::collections::HashSet;
 use std::io;
@@ -56,10 +56,22 @@ fn read_procnet(proto: Proto, ipv6: bool, out: &mut Vec<Socket>) -> io::Result<(
     }
 }
 
-pub fn find_owners(_table: &Table, inodes: &HashSet<u64>) -> Owners {
-    let scan = procfd::scan(inodes);
-    Owners {
-        by_inode: scan.by_inode,
-        hidden: scan.unreadable,
-    }
+pub fn find_owners(_table: &Table, inodes: &HashSet<u64>, scope: Scope) -> Owners {
+    let scan = procfd::scan(Some(inodes), scope);
+    Owners::from_pairs(scan.owners, scan.unreadable)
+}
+
+/// The table and the owner of every socket, read at once: collecting every
+/// socket's owner needs no inodes from the table, so the `/proc` scan runs
+/// beside the netlink dump instead of after it.
+pub fn read_table_with_owners(query: &TableQuery) -> Result<(Table, Owners), String> {
+    std::thread::scope(|s| {
+        let scan = s.spawn(|| procfd::scan(None, Scope::Every));
+        let table = read_table(query);
+        let scan = scan.join().unwrap_or_else(|_| procfd::FdScan {
+            unreadable: true,
+            ..Default::default()
+        });
+        Ok((table?, Owners::from_pairs(scan.owners, scan.unreadable)))
+    })
 }

@@ -4,77 +4,158 @@
 //! Every directory is opened relative to its parent and every link read
 //! with `readlinkat`, so the kernel never walks a full path per descriptor.
 
+use crate::sockets::Scope;
 use rustix::fd::OwnedFd;
 use rustix::fs::{openat, readlinkat, Dir, Mode, OFlags, CWD};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// What a scan of `/proc/*/fd` found.
 #[derive(Debug, Default)]
 pub struct FdScan {
-    pub by_inode: HashMap<u64, Vec<u32>>,
+    /// (socket inode, pid) pairs, in no particular order; a flat list
+    /// costs a fraction of a map at tens of thousands of sockets.
+    pub owners: Vec<(u64, u32)>,
     /// Some process's descriptors could not be read (another user's,
     /// without privileges): an unowned socket may belong to it.
     pub unreadable: bool,
 }
 
-/// Finds the processes holding each of `wanted`; stops as soon as every
-/// wanted inode has an owner. Processes that exit mid-scan are skipped.
-pub fn scan(wanted: &HashSet<u64>) -> FdScan {
+/// Descriptors read per work item: large enough to amortise the hand-off,
+/// small enough that one process holding 20,000 sockets is shared out.
+const CHUNK: usize = 512;
+
+/// One process's descriptor directory and a slice of its entries.
+struct Work {
+    pid: u32,
+    dir: std::sync::Arc<OwnedFd>,
+    fds: Vec<u32>,
+}
+
+/// Finds the processes holding each of `wanted`, or every socket when
+/// `wanted` is `None`. The readlinks, which are nearly all the cost, are
+/// spread over the machine's cores. Processes and descriptors that vanish
+/// mid-scan are skipped.
+pub fn scan(wanted: Option<&HashSet<u64>>, scope: Scope) -> FdScan {
     let mut result = FdScan::default();
-    if wanted.is_empty() {
+    if wanted.is_some_and(HashSet::is_empty) {
         return result;
     }
     let Ok(proc) = open_dir(CWD, "/proc") else {
         result.unreadable = true;
         return result;
     };
-    let Ok(pids) = Dir::read_from(&proc) else {
+    let Ok(listing) = Dir::read_from(&proc) else {
         result.unreadable = true;
         return result;
     };
-    let mut link = Vec::with_capacity(64);
-    let mut path = String::with_capacity(16);
-    for entry in pids.flatten() {
-        let Some(pid) = parse_u32(entry.file_name().to_bytes()) else {
-            continue;
-        };
-        path.clear();
-        path.push_str(itoa(pid, &mut [0u8; 10]));
-        path.push_str("/fd");
-        let fds = match open_dir(&proc, &path) {
-            Ok(fds) => fds,
-            Err(rustix::io::Errno::ACCESS | rustix::io::Errno::PERM) => {
-                result.unreadable = true;
-                continue;
-            }
-            Err(_) => continue, // exited since the listing
-        };
-        let Ok(entries) = Dir::read_from(&fds) else {
-            continue;
-        };
-        for fd in entries.flatten() {
-            let name = fd.file_name();
-            if name.to_bytes().first().is_none_or(|b| !b.is_ascii_digit()) {
-                continue;
-            }
-            let Ok(target) = readlinkat(&fds, name, std::mem::take(&mut link)) else {
-                continue; // closed since the listing
-            };
-            if let Some(inode) = socket_inode(target.as_bytes()) {
-                if wanted.contains(&inode) {
-                    let pids = result.by_inode.entry(inode).or_default();
-                    if !pids.contains(&pid) {
-                        pids.push(pid);
+    let pids: Vec<u32> = listing
+        .flatten()
+        .filter_map(|e| parse_u32(e.file_name().to_bytes()))
+        .collect();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let found = Mutex::new(FdScan::default());
+    // Only for `FirstOwner`: which wanted inodes have an owner yet.
+    let seen: Mutex<HashSet<u64>> = Mutex::new(HashSet::new());
+    let done = AtomicBool::new(false);
+    let next_pid = AtomicUsize::new(0);
+    let queue: Mutex<Vec<Work>> = Mutex::new(Vec::new());
+    // Phase 1: list each process's descriptors. Phase 2: read the links.
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next_pid.fetch_add(1, Ordering::Relaxed);
+                let Some(&pid) = pids.get(i) else { break };
+                match list_fds(&proc, pid) {
+                    Ok(Some(work)) => queue.lock().unwrap_or_else(|e| e.into_inner()).extend(work),
+                    Ok(None) => {}
+                    Err(()) => found.lock().unwrap_or_else(|e| e.into_inner()).unreadable = true,
+                }
+            });
+        }
+    });
+    let queue = queue.into_inner().unwrap_or_else(|e| e.into_inner());
+    let next_item = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..workers.min(queue.len().max(1)) {
+            s.spawn(|| {
+                let mut mine: Vec<(u64, u32)> = Vec::new();
+                let mut link = Vec::with_capacity(64);
+                let mut name = String::with_capacity(12);
+                while !done.load(Ordering::Relaxed) {
+                    let i = next_item.fetch_add(1, Ordering::Relaxed);
+                    let Some(work) = queue.get(i) else { break };
+                    for &fd in &work.fds {
+                        name.clear();
+                        name.push_str(itoa(fd, &mut [0u8; 10]));
+                        let Ok(target) =
+                            readlinkat(&*work.dir, name.as_str(), std::mem::take(&mut link))
+                        else {
+                            continue; // closed since the listing
+                        };
+                        let inode = socket_inode(target.as_bytes());
+                        link = target.into_bytes();
+                        let Some(inode) = inode.filter(|i| wanted.is_none_or(|w| w.contains(i)))
+                        else {
+                            continue;
+                        };
+                        mine.push((inode, work.pid));
+                        if scope == Scope::FirstOwner {
+                            let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+                            seen.insert(inode);
+                            if wanted.is_some_and(|w| seen.len() == w.len()) {
+                                done.store(true, Ordering::Relaxed);
+                            }
+                        }
                     }
                 }
-            }
-            link = target.into_bytes();
+                found
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .owners
+                    .extend(mine);
+            });
         }
-        if result.by_inode.len() == wanted.len() {
-            break;
-        }
-    }
+    });
+    let found = found.into_inner().unwrap_or_else(|e| e.into_inner());
+    result.owners = found.owners;
+    result.unreadable |= found.unreadable;
     result
+}
+
+/// The descriptors of one process, cut into work items. `Ok(None)` for a
+/// process that exited (or has no descriptors); `Err` when it may not be
+/// inspected.
+fn list_fds(proc: &OwnedFd, pid: u32) -> Result<Option<Vec<Work>>, ()> {
+    let mut path = String::with_capacity(16);
+    path.push_str(itoa(pid, &mut [0u8; 10]));
+    path.push_str("/fd");
+    let dir = match open_dir(proc, &path) {
+        Ok(dir) => dir,
+        Err(rustix::io::Errno::ACCESS | rustix::io::Errno::PERM) => return Err(()),
+        Err(_) => return Ok(None),
+    };
+    let Ok(entries) = Dir::read_from(&dir) else {
+        return Ok(None);
+    };
+    let fds: Vec<u32> = entries
+        .flatten()
+        .filter_map(|e| parse_u32(e.file_name().to_bytes()))
+        .collect();
+    if fds.is_empty() {
+        return Ok(None);
+    }
+    let dir = std::sync::Arc::new(dir);
+    Ok(Some(
+        fds.chunks(CHUNK)
+            .map(|chunk| Work {
+                pid,
+                dir: dir.clone(),
+                fds: chunk.to_vec(),
+            })
+            .collect(),
+    ))
 }
 
 fn open_dir<Fd: rustix::fd::AsFd>(at: Fd, path: &str) -> rustix::io::Result<OwnedFd> {
@@ -144,7 +225,7 @@ mod tests {
         let inode = std::fs::metadata(format!("/proc/self/fd/{fd}"))
             .unwrap()
             .ino();
-        let found = scan(&HashSet::from([inode]));
-        assert_eq!(found.by_inode.get(&inode), Some(&vec![std::process::id()]));
+        let found = scan(Some(&HashSet::from([inode])), Scope::Every);
+        assert_eq!(found.owners, vec![(inode, std::process::id())]);
     }
 }

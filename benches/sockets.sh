@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Times `portctl list` and `portctl check` against ss, netstat and lsof,
+# side by side in one run, with N loopback sockets held inside a private
+# network namespace so the machine's other sockets do not leak in.
+#
+# Usage (as root): benches/sockets.sh [N ...]      default: 1000 10000 30000
+# Needs: unshare and ip (util-linux, iproute2), hyperfine, python3, and for
+# the comparison ss, netstat (net-tools) and lsof; GNU time for peak memory.
+# Every holder process stops by itself after a time limit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${PORTCTL_BENCH_NETNS:-}" != 1 ]; then
+    [ -x target/release/portctl ] || cargo build --release --quiet
+    exec unshare -n env PORTCTL_BENCH_NETNS=1 "$0" "$@"
+fi
+ip link set lo up
+bin=target/release/portctl
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(1000 10000 30000)
+runs=${RUNS:-20}
+
+peak_kb() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
+
+for n in "${sizes[@]}"; do
+    # One process may hold at most `ulimit -n` descriptors: spread them.
+    per=$(( $(ulimit -n) - 200 )); k=$(( (n + per - 1) / per )); holders=()
+    for i in $(seq "$k"); do
+        python3 benches/hold_sockets.py $((n / k)) 900 > "/tmp/portctl-bench.$i" &
+        holders+=($!)
+    done
+    for i in $(seq "$k"); do
+        until grep -q ready "/tmp/portctl-bench.$i"; do sleep 0.1; done
+    done
+    held=$(awk '{print $2}' /tmp/portctl-bench.1)
+    free=$($bin free)
+    echo "## $n sockets (ss counts $(ss -tunaH | wc -l)); held port $held, free port $free"
+    hyperfine -N --warmup 3 --runs "$runs" --export-markdown /tmp/portctl-bench.md --style none \
+        "$bin list --json" "ss -tunap" "netstat -tunap" "lsof -nP -i" >/dev/null
+    cat /tmp/portctl-bench.md
+    hyperfine -N -i --warmup 5 --runs "$((runs * 5))" --export-markdown /tmp/portctl-bench.md --style none \
+        "$bin check $free" "$bin check $held" \
+        "ss -Htanp 'sport = :$held'" "lsof -i :$held" >/dev/null
+    cat /tmp/portctl-bench.md
+    echo "peak RSS (KB): portctl list --json $(peak_kb $bin list --json), ss -tunap $(peak_kb ss -tunap)," \
+         "netstat -tunap $(peak_kb netstat -tunap), lsof -nP -i $(peak_kb lsof -nP -i)"
+    echo
+    kill "${holders[@]}"; wait 2>/dev/null || true
+done
