@@ -51,6 +51,12 @@ pub enum Command {
 
     /// Print a port (or several) free to bind right now
     Free(FreeArgs),
+
+    /// Start a test server (hello or echo) on a free port until Ctrl+C
+    Serve(ServeArgs),
+
+    /// Talk to a server: send messages and print replies, or an HTTP GET
+    Talk(TalkArgs),
 }
 
 #[derive(Debug, Args)]
@@ -137,6 +143,78 @@ pub struct FreeArgs {
     #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub count: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServiceName {
+    /// `welcome!`, then `hello,M!` for each message M; `exit` to leave
+    Hello,
+    /// Every byte back (RFC 862)
+    Echo,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The protocol to speak
+    #[arg(value_enum)]
+    pub service: ServiceName,
+
+    /// Serve TCP (the default)
+    #[arg(short = 't', long)]
+    pub tcp: bool,
+
+    /// Serve UDP; with --tcp, both on the same port number
+    #[arg(short = 'u', long)]
+    pub udp: bool,
+
+    /// Local address to listen on; 127.0.0.1 keeps it on this machine
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1", value_parser = ip)]
+    pub bind: IpAddr,
+
+    /// Exactly this port (0: any); default 9999 or the next free one above
+    #[arg(short = 'p', long, value_name = "PORT", value_parser = port, allow_hyphen_values = true)]
+    pub port: Option<u16>,
+
+    /// Wait this many milliseconds before each reply (hello)
+    #[arg(long, value_name = "MS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub delay: u64,
+
+    /// Connections served at once; more are closed as they arrive
+    #[arg(long, value_name = "N", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_conn: u64,
+
+    /// No connection logs on stderr
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TalkArgs {
+    /// Where to connect: HOST:PORT, with HOST a name, an IPv4 address or a bracketed IPv6 address
+    #[arg(value_name = "HOST:PORT")]
+    pub target: String,
+
+    /// Messages to send, one reply printed for each; none: the lines of stdin
+    #[arg(value_name = "MESSAGE")]
+    pub messages: Vec<String>,
+
+    /// Send each message as a UDP datagram
+    #[arg(short = 'u', long, conflicts_with = "http")]
+    pub udp: bool,
+
+    /// Wait at most SECONDS for the connection and for each reply
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = seconds)]
+    pub timeout: Duration,
+
+    /// Send an HTTP/1.1 GET for PATH (default /) instead of messages
+    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "/")]
+    pub http: Option<String>,
+
+    /// With --http: write the body to FILE
+    #[arg(short = 'o', long = "output", value_name = "FILE", requires = "http")]
+    pub output_file: Option<std::path::PathBuf>,
 }
 
 /// `--tcp` / `--udp`: neither or both means both.

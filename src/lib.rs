@@ -5,7 +5,9 @@
 //! - `model`: sockets, protocols, states — plain data.
 //! - `registry`: the IANA registry embedded at build time.
 //! - `output`: table, plain and JSON printers; terminal escaping.
-//! - one module per command: `whatis`.
+//! - `sockets`: the live socket table and owners; `process`: names.
+//! - one module per command: `whatis`, `list`, `check` (and `free`),
+//!   `serve`, `talk`.
 
 pub mod check;
 pub mod cli;
@@ -16,7 +18,9 @@ pub mod output;
 pub mod parse;
 pub mod process;
 pub mod registry;
+pub mod serve;
 pub mod sockets;
+pub mod talk;
 pub mod whatis;
 
 use cli::{Cli, Command};
@@ -32,5 +36,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::List(args) => list::run(args, output),
         Command::Check(args) => check::run_check(args, output),
         Command::Free(args) => check::run_free(args, output),
+        Command::Serve(args) => serve::run(args, output),
+        Command::Talk(args) => talk::run(args, output),
     }
 }

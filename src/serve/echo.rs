@@ -1,0 +1,33 @@
+//! The echo protocol (RFC 862): every byte back, in order.
+
+use super::{read_available, Stats};
+use std::io;
+use std::sync::atomic::Ordering;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+pub async fn serve(
+    mut stream: TcpStream,
+    shutdown: &CancellationToken,
+    stats: &Stats,
+) -> io::Result<()> {
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return Ok(()),
+            ready = stream.readable() => ready?,
+        }
+        let read = read_available(&stream, |bytes| pending.extend_from_slice(bytes))?;
+        if !pending.is_empty() {
+            stats.messages.fetch_add(1, Ordering::Relaxed);
+            stream.write_all(&pending).await?;
+            // Back to no buffer at all while the client is idle.
+            pending = Vec::new();
+        }
+        if read.is_none() {
+            return Ok(());
+        }
+    }
+}

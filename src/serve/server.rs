@@ -1,0 +1,123 @@
+//! The accept loops every service shares: a connection cap, connection
+//! logs, counters and a graceful shutdown. Handlers know only their
+//! protocol.
+
+use super::{Handler, Stats};
+use crate::output::sanitize;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How the accept loop behaves.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Connections served at once; past it, new ones are closed at once.
+    pub max_conn: usize,
+    /// Log each connection on stderr.
+    pub log: bool,
+}
+
+/// A line on stderr; a closed stderr must not stop the server.
+pub fn log_line(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// Accepts until `shutdown`, serving each connection in its own task.
+/// Returns once the listener is closed; in-flight connections are left to
+/// `tracker`.
+pub async fn serve_tcp(
+    listener: TcpListener,
+    handler: Arc<Handler>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    limits: Limits,
+    stats: Arc<Stats>,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_conn));
+    let refused = AtomicU64::new(0);
+    let mut last_refusal_log: Option<Instant> = None;
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                log_line(format_args!("accept failed: {e}"));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            // Past the cap: close at once, and say so at most once a second.
+            drop(stream);
+            let n = refused.fetch_add(1, Ordering::Relaxed) + 1;
+            if last_refusal_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                log_line(format_args!(
+                    "connection limit ({}) reached: closed {peer} ({n} refused so far)",
+                    limits.max_conn
+                ));
+                last_refusal_log = Some(Instant::now());
+            }
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        stats.connections.fetch_add(1, Ordering::Relaxed);
+        if limits.log {
+            log_line(format_args!("Accept new connection from {peer}..."));
+        }
+        let (handler, shutdown, stats, log) =
+            (handler.clone(), shutdown.clone(), stats.clone(), limits.log);
+        tracker.spawn(async move {
+            if let Err(e) = handler.serve_stream(stream, peer, &shutdown, &stats).await {
+                if log {
+                    log_line(format_args!(
+                        "Connection from {peer}: {}",
+                        sanitize(&e.to_string())
+                    ));
+                }
+            }
+            if log {
+                log_line(format_args!("Connection from {peer} closed."));
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Serves datagrams until `shutdown`; one task, so a flood costs CPU, never
+/// memory, and the kernel drops what cannot be read in time.
+pub async fn serve_udp(
+    socket: UdpSocket,
+    handler: Arc<Handler>,
+    shutdown: CancellationToken,
+    stats: Arc<Stats>,
+) {
+    let mut buffer = vec![0u8; 65_536];
+    loop {
+        let received = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            received = socket.recv_from(&mut buffer) => received,
+        };
+        let (len, peer): (usize, SocketAddr) = match received {
+            Ok(pair) => pair,
+            // ICMP errors from earlier replies surface here; keep serving.
+            Err(_) => continue,
+        };
+        stats.messages.fetch_add(1, Ordering::Relaxed);
+        let reply = handler.datagram_reply(&buffer[..len]);
+        if let Err(e) = socket.send_to(&reply, peer).await {
+            log_line(format_args!("reply to {peer} failed: {e}"));
+        }
+    }
+}
