@@ -161,3 +161,97 @@ pub fn run_as_nobody(args: &[&str]) -> Output {
         .output()
         .expect("run setpriv (util-linux)")
 }
+
+/// A running `portctl serve`, stopped with SIGTERM when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    pub port: u16,
+    /// The listening lines it printed.
+    pub lines: Vec<String>,
+}
+
+impl Server {
+    /// Starts `portctl serve ARGS...` and waits for one listening line per
+    /// transport (`expect_lines`).
+    pub fn start(args: &[&str], expect_lines: usize) -> Server {
+        let mut child = portctl()
+            .arg("serve")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start portctl serve");
+        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut lines = Vec::new();
+        for _ in 0..expect_lines {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+            assert!(!line.is_empty(), "serve {args:?} printed no listening line");
+            lines.push(line.trim().to_string());
+        }
+        let port = lines[0]
+            .rsplit_once(':')
+            .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| {
+                // --json lines carry the port as a field.
+                let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+                v["port"].as_u64().unwrap() as u16
+            });
+        Server { child, port, lines }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn terminate(&self) {
+        // SAFETY: kill(2) on our own child's PID.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+    }
+
+    /// SIGTERM, then the exit code and everything it wrote on stderr.
+    pub fn stop(mut self) -> (Option<i32>, String) {
+        self.terminate();
+        let status = wait_timeout(&mut self.child, std::time::Duration::from_secs(10));
+        let mut err = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+        }
+        (status, err)
+    }
+
+    /// The server's resident memory in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits for a child to exit, killing it after `limit`.
+pub fn wait_timeout(child: &mut std::process::Child, limit: std::time::Duration) -> Option<i32> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
