@@ -13,10 +13,12 @@ pub async fn serve(
     stats: &Stats,
 ) -> io::Result<()> {
     let mut pending: Vec<u8> = Vec::new();
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     loop {
         tokio::select! {
             biased;
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = &mut cancelled => return Ok(()),
             ready = stream.readable() => ready?,
         }
         let read = read_available(&stream, |bytes| pending.extend_from_slice(bytes))?;

@@ -24,10 +24,14 @@ pub async fn serve(
     stream.write_all(b"welcome!").await?;
     let mut framer = Framer::default();
     let mut messages: Vec<Message> = Vec::new();
+    // Registered once: a fresh `cancelled()` per message would take the
+    // token's lock on every exchange.
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     loop {
         let readable = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = &mut cancelled => return Ok(()),
             r = stream.readable() => Some(r),
             _ = tokio::time::sleep(QUIET), if framer.has_partial() => None,
         };

@@ -74,20 +74,24 @@ impl Handler {
     }
 }
 
-/// Reads what the socket holds right now into a stack buffer and hands it
-/// to `sink`; `None` at end of stream. The buffer lives only for this call,
-/// so an idle connection holds no read buffer at all.
+thread_local! {
+    /// One read buffer per runtime thread, shared by all its connections.
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 16 * 1024]);
+}
+
+/// Reads what the socket holds right now into the thread's buffer and
+/// hands it to `sink`; `None` at end of stream. No connection owns a read
+/// buffer, so an idle one costs only its socket and task.
 pub(crate) fn read_available<T>(
     stream: &TcpStream,
     mut sink: impl FnMut(&[u8]) -> T,
 ) -> io::Result<Option<T>> {
-    let mut buffer = [0u8; 16 * 1024];
-    match stream.try_read(&mut buffer) {
+    READ_BUFFER.with_borrow_mut(|buffer| match stream.try_read(buffer) {
         Ok(0) => Ok(None),
         Ok(n) => Ok(Some(sink(&buffer[..n]))),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Some(sink(&[]))),
         Err(e) => Err(e),
-    }
+    })
 }
 
 /// The line `serve --json` prints once per transport when listening.
