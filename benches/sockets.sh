@@ -38,7 +38,7 @@ for n in "${sizes[@]}"; do
         "$bin list --json" "ss -tunap" "netstat -tunap" "lsof -nP -i" >/dev/null
     cat /tmp/portctl-bench.md
     hyperfine -N -i --warmup 5 --runs "$((runs * 5))" --export-markdown /tmp/portctl-bench.md --style none \
-        "$bin check $free" "$bin check $held" \
+        "$bin check --tcp $free" "$bin check --tcp $held" \
         "ss -Htanp 'sport = :$held'" "lsof -i :$held" >/dev/null
     cat /tmp/portctl-bench.md
     echo "peak RSS (KB): portctl list --json $(peak_kb $bin list --json), ss -tunap $(peak_kb ss -tunap)," \

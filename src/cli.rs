@@ -62,8 +62,12 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct WhatisArgs {
     /// A port (443), a range (6000-6010) or a service name (ssh)
-    #[arg(required = true, value_name = "QUERY")]
+    #[arg(required_unless_present = "search", value_name = "QUERY")]
     pub queries: Vec<String>,
+
+    /// Look for WORD in service names and descriptions
+    #[arg(short = 's', long, value_name = "WORD")]
+    pub search: Option<String>,
 
     #[command(flatten)]
     pub transport: TransportFilter,

@@ -5,7 +5,7 @@ use crate::cli::WhatisArgs;
 use crate::exit::{Error, Exit, Result};
 use crate::output::{Cell, Column, Format, JsonArray, Output, Style};
 use crate::parse::{parse_range, PortRange, RANGE_FORM};
-use crate::registry::{self, Entry, PortClass, Standing, Transport};
+use crate::registry::{self, Entry, PortClass, Source, Standing, Transport};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
 
@@ -19,8 +19,9 @@ pub struct ServiceRecord {
     pub service: String,
     pub description: String,
     pub class: Option<PortClass>,
-    /// `"iana"` for the registry.
-    pub source: String,
+    /// `iana` for the registry, `common` for the project's table of
+    /// common unofficial uses.
+    pub source: Source,
     /// The whole registered range when the entry covers more than one port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registered_range: Option<String>,
@@ -43,7 +44,7 @@ impl ServiceRecord {
             service: entry.name.to_string(),
             description: entry.description.to_string(),
             class: port.map(PortClass::of),
-            source: "iana".to_string(),
+            source: entry.source,
             registered_range: entry
                 .range()
                 .filter(|r| !r.is_single())
@@ -59,6 +60,7 @@ impl ServiceRecord {
 enum Query {
     Ports(PortRange),
     Name(String),
+    Search(String),
 }
 
 /// A query starting with a digit or a sign is a port or range, unless it is
@@ -112,6 +114,11 @@ fn answer(query: &Query, tcp: bool, udp: bool) -> Answer {
             .filter(|e| wanted(e, tcp, udp))
             .map(|e| ServiceRecord::new(e.ports.map(|(low, _)| low), &e))
             .collect(),
+        Query::Search(word) => registry::search(word)
+            .into_iter()
+            .filter(|e| wanted(e, tcp, udp))
+            .map(|e| ServiceRecord::new(e.ports.map(|(low, _)| low), &e))
+            .collect(),
     };
     let missing = records.is_empty().then(|| match query {
         Query::Ports(range) if range.is_single() => format!(
@@ -125,16 +132,29 @@ fn answer(query: &Query, tcp: bool, udp: bool) -> Answer {
             "{}: no such service name in the registry",
             crate::output::sanitize(name)
         ),
+        Query::Search(word) => format!(
+            "no service name or description contains '{}'",
+            crate::output::sanitize(word)
+        ),
     });
     Answer { records, missing }
 }
 
 pub fn run(args: &WhatisArgs, output: Output) -> Result<Exit> {
-    let queries = args
+    let mut queries = args
         .queries
         .iter()
         .map(|q| classify(q))
         .collect::<Result<Vec<_>>>()?;
+    if let Some(word) = &args.search {
+        if word.trim().is_empty() || word.chars().any(char::is_control) {
+            return Err(Error::usage(format!(
+                "invalid search '{}': expected a word to look for",
+                crate::output::sanitize(word)
+            )));
+        }
+        queries.push(Query::Search(word.clone()));
+    }
     let (tcp, udp) = (args.transport.wants_tcp(), args.transport.wants_udp());
     let answers: Vec<Answer> = queries.iter().map(|q| answer(q, tcp, udp)).collect();
     let exit = if answers.iter().any(|a| a.missing.is_some()) {
@@ -229,6 +249,9 @@ fn row(group: &[ServiceRecord], boxed: bool) -> Vec<Cell> {
     }
     if let Some(new) = &first.renamed_to {
         description.push_str(&format!(" (renamed to {new})"));
+    }
+    if first.source == Source::Common {
+        description.push_str(" [common use, not an IANA registration]");
     }
     let historic = first.alias_of.is_some() || first.renamed_to.is_some();
     vec![

@@ -3,6 +3,7 @@
 mod common;
 
 use common::{assert_exit, assert_usage_error, run, stderr, stdout};
+use portctl::registry::Source;
 use portctl::whatis::ServiceRecord;
 use std::io::Read;
 use std::process::Stdio;
@@ -33,7 +34,7 @@ fn https_is_443() {
     assert_eq!(tcp.port, Some(443));
     assert_eq!(tcp.description, "http protocol over TLS/SSL");
     assert_eq!(tcp.class.map(|c| c.as_str()), Some("system"));
-    assert_eq!(tcp.source, "iana");
+    assert_eq!(tcp.source, Source::Iana);
 }
 
 #[test]
@@ -61,7 +62,7 @@ fn unassigned_port_is_exit_1_with_its_class() {
         stderr(&out)
     );
     assert!(stderr(&out).contains("system port"));
-    let (code, _) = json(&["50000"]);
+    let (code, _) = json(&["60000"]);
     assert_eq!(code, 1, "dynamic ports are never registered");
 }
 
@@ -184,4 +185,52 @@ fn a_closed_pipe_is_not_an_error() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(err.is_empty(), "{err}");
+}
+
+#[test]
+fn common_uses_are_marked_apart_from_the_registry() {
+    let (code, records) = json(&["5173"]);
+    assert_eq!(code, 0);
+    assert!(
+        records.iter().all(|r| r.source == Source::Common),
+        "{records:?}"
+    );
+    assert_eq!(records[0].service, "vite-dev");
+    let (_, at_443) = json(&["443", "--udp"]);
+    assert!(at_443
+        .iter()
+        .any(|r| r.service == "https" && r.source == Source::Iana));
+    assert!(at_443
+        .iter()
+        .any(|r| r.service == "quic" && r.source == Source::Common));
+    // The classic confusion: SSH's SFTP is on 22, port 115 is another protocol.
+    let (_, sftp) = json(&["sftp"]);
+    assert!(sftp
+        .iter()
+        .any(|r| r.port == Some(22) && r.source == Source::Common));
+    assert!(sftp
+        .iter()
+        .any(|r| r.port == Some(115) && r.source == Source::Iana));
+    let text = stdout(&run(&["whatis", "115", "--tcp"]));
+    assert!(text.contains("SSH's SFTP runs on 22"), "{text}");
+    let count = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/common-ports.csv"
+    ))
+    .unwrap()
+    .lines()
+    .count();
+    assert!(count > 100, "at least 100 common uses: {count}");
+}
+
+#[test]
+fn search_looks_through_names_and_descriptions() {
+    let (code, records) = json(&["--search", "ELASTICSEARCH"]);
+    assert_eq!(code, 0);
+    assert!(records.iter().any(|r| r.port == Some(9200)));
+    let (_, by_description) = json(&["--search", "Secure Shell"]);
+    assert!(by_description.iter().any(|r| r.service == "ssh"));
+    let (code, none) = json(&["--search", "zzqqxxnothing"]);
+    assert_eq!((code, none.len()), (1, 0));
+    assert_usage_error(&run(&["whatis", "--search", ""]), "''");
 }

@@ -61,6 +61,8 @@ pub struct Record {
     pub standing: Standing,
     /// True for rows learnt from the newer index rather than the CSV.
     pub updated: bool,
+    /// True for the project's own table of common unofficial uses.
+    pub common: bool,
 }
 
 /// Parses IANA's `service-names-port-numbers.csv` (RFC 4180, CRLF records,
@@ -102,6 +104,7 @@ pub fn parse_registry(bytes: &[u8]) -> Result<Vec<Record>, String> {
             description: fold_whitespace(&field(3)),
             standing: standing_from_notes(&field(11)),
             updated: false,
+            common: false,
         });
     }
     Ok(records)
@@ -148,16 +151,50 @@ pub fn derive_overlay(records: &[Record], index_json: &[u8]) -> Result<Vec<Recor
             description: fold_whitespace(&description),
             standing: Standing::Current,
             updated: true,
+            common: false,
         });
     }
     overlay.sort_by_key(|r| (r.ports, r.transport));
     Ok(overlay)
 }
 
+/// Parses the project's table of common unofficial uses
+/// (`port,proto,service,description`; port a number or `LOW-HIGH`, proto
+/// `tcp`, `udp` or `tcp/udp`).
+pub fn parse_common(bytes: &[u8]) -> Result<Vec<Record>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(bytes);
+    let mut records = Vec::new();
+    for (index, row) in reader.records().enumerate() {
+        let row = row.map_err(|e| format!("common uses, row {}: {e}", index + 1))?;
+        let bad = |what: &str| format!("common uses, row {}: {what}", index + 1);
+        let ports = parse_port_field(&row[0])
+            .map_err(|e| bad(&e))?
+            .ok_or_else(|| bad("no port"))?;
+        let transports: Vec<RecordTransport> = row[1]
+            .split('/')
+            .map(|t| RecordTransport::parse(t).ok_or_else(|| bad("unknown transport")))
+            .collect::<Result<_, _>>()?;
+        for transport in transports {
+            records.push(Record {
+                name: row[2].trim().to_string(),
+                ports: Some(ports),
+                transport: Some(transport),
+                description: fold_whitespace(&row[3]),
+                standing: Standing::Current,
+                updated: false,
+                common: true,
+            });
+        }
+    }
+    Ok(records)
+}
+
 /// Merges the overlay into the records: each overlay row goes before the
 /// rows for its port, and the CSV's last name for that port and transport,
 /// when the overlay's name differs, is marked as renamed.
-pub fn merge(mut records: Vec<Record>, overlay: Vec<Record>) -> Vec<Record> {
+pub fn merge(mut records: Vec<Record>, overlay: Vec<Record>, common: Vec<Record>) -> Vec<Record> {
     for new in &overlay {
         let last_old = records
             .iter_mut()
@@ -169,9 +206,11 @@ pub fn merge(mut records: Vec<Record>, overlay: Vec<Record>) -> Vec<Record> {
         }
     }
     records.extend(overlay);
+    records.extend(common);
     // Stable: the CSV's order (primary name first) survives within a port;
-    // overlay rows sort before the rows they replace.
-    records.sort_by_key(|r| (r.ports.is_none(), r.ports, !r.updated));
+    // overlay rows sort before the rows they replace, common uses after
+    // every registry row.
+    records.sort_by_key(|r| (r.ports.is_none(), r.ports, r.common, !r.updated));
     records
 }
 
@@ -264,6 +303,17 @@ mod tests {
     }
 
     #[test]
+    fn common_uses_expand_both_transports() {
+        let csv = b"port,proto,service,description\n3000,tcp,web-dev,\"Dev servers, Grafana\"\n11211,tcp/udp,memcached,memcached\n";
+        let records = parse_common(csv).unwrap();
+        assert_eq!(records.len(), 3);
+        assert!(records.iter().all(|r| r.common));
+        assert_eq!(records[0].description, "Dev servers, Grafana");
+        assert!(parse_common(b"port,proto,service,description\n70000,tcp,x,y\n").is_err());
+        assert!(parse_common(b"port,proto,service,description\n1,icmp,x,y\n").is_err());
+    }
+
+    #[test]
     fn overlay_adds_new_names_and_marks_renames() {
         let csv = format!(
             "{HEADER}pearldoc-xact,1980,tcp,PearlDoc XACT,,,,,,,,\r\nhttp,80,tcp,HTTP,,,,,,,,\r\n"
@@ -273,7 +323,7 @@ mod tests {
         let overlay = derive_overlay(&records, json).unwrap();
         let names: Vec<_> = overlay.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["panquest-xact", "ollama"]);
-        let merged = merge(records, overlay);
+        let merged = merge(records, overlay, Vec::new());
         let at_1980: Vec<_> = merged
             .iter()
             .filter(|r| r.ports == Some((1980, 1980)))

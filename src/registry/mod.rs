@@ -60,6 +60,17 @@ pub struct Entry {
     pub standing: Standing,
     /// Registered or renamed after the bundled CSV (March 2023).
     pub updated: bool,
+    pub source: Source,
+}
+
+/// Where an answer comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The IANA registry.
+    Iana,
+    /// The project's table of common unofficial uses (`data/common-ports.csv`).
+    Common,
 }
 
 impl Entry {
@@ -77,7 +88,7 @@ impl Entry {
 /// An entry as the generated table stores it: integers only, with
 /// offsets into one string. Flags: bit 0 has a port; bits 1-3 transport
 /// (0 blank, 1 tcp, 2 udp, 3 sctp, 4 dccp); bits 4-5 standing (0 current,
-/// 1 alias, 2 renamed); bit 6 updated after the CSV.
+/// 1 alias, 2 renamed); bit 6 updated after the CSV; bit 7 a common use.
 struct Raw {
     low: u16,
     high: u16,
@@ -131,6 +142,11 @@ impl Raw {
             description: self.str(1),
             standing,
             updated: self.flags & (1 << 6) != 0,
+            source: if self.flags & (1 << 7) != 0 {
+                Source::Common
+            } else {
+                Source::Iana
+            },
         }
     }
 }
@@ -187,8 +203,12 @@ fn with_port() -> &'static [Raw] {
     &RAW[..WITH_PORT]
 }
 
-fn range_entries() -> impl Iterator<Item = &'static Raw> {
-    RANGES.iter().map(|&i| &RAW[usize::from(i)])
+/// Range entries overlapping `low..=high`.
+fn ranges_over(low: u16, high: u16) -> impl Iterator<Item = &'static Raw> {
+    RANGES
+        .iter()
+        .filter(move |&&(l, h, _)| l <= high && low <= h)
+        .map(|&(_, _, i)| &RAW[usize::from(i)])
 }
 
 /// Every entry covering `port`, single-port entries in registry order (the
@@ -197,15 +217,13 @@ pub fn at_port(port: u16) -> impl Iterator<Item = Entry> {
     let raw = with_port();
     let start = raw.partition_point(|r| r.low < port);
     let exact = raw[start..].iter().take_while(move |r| r.low == port);
-    let ranges = range_entries().filter(move |r| r.low < port && port <= r.high);
+    let ranges = ranges_over(port, port).filter(move |r| r.low < port);
     exact.chain(ranges).map(Raw::entry)
 }
 
 /// Every (port, entry) pair inside `range`, in port order.
 pub fn in_range(range: PortRange) -> Vec<(u16, Entry)> {
-    let ranges: Vec<&Raw> = range_entries()
-        .filter(|r| r.low <= range.high && range.low <= r.high)
-        .collect();
+    let ranges: Vec<&Raw> = ranges_over(range.low, range.high).collect();
     let raw = with_port();
     let start = raw.partition_point(|r| r.low < range.low);
     let mut singles = raw[start..]
@@ -244,11 +262,24 @@ pub fn named(name: &str) -> impl Iterator<Item = Entry> {
 }
 
 /// The current service name for a port and transport, for labelling
-/// sockets: the first non-historic entry.
+/// sockets: the first non-historic registry entry, else a common use.
 pub fn service_name(port: u16, transport: Transport) -> Option<&'static str> {
     at_port(port)
         .find(|e| e.serves(transport) && e.standing == Standing::Current)
         .map(|e| e.name)
+}
+
+/// Entries with a port whose name or description contains `word`
+/// (case-insensitive), in port order.
+pub fn search(word: &str) -> Vec<Entry> {
+    let word = word.to_lowercase();
+    with_port()
+        .iter()
+        .map(Raw::entry)
+        .filter(|e| {
+            e.name.to_lowercase().contains(&word) || e.description.to_lowercase().contains(&word)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -310,6 +341,20 @@ mod tests {
         let argus: Vec<_> = named("argus").collect();
         assert!(!argus.is_empty() && argus.iter().all(|e| e.ports.is_none()));
         assert_eq!(named("no-such-service-here").count(), 0);
+    }
+
+    #[test]
+    fn common_uses_follow_the_registry() {
+        let at_3000: Vec<_> = at_port(3000).collect();
+        assert_eq!(at_3000[0].source, Source::Iana);
+        assert!(at_3000
+            .iter()
+            .any(|e| e.source == Source::Common && e.name == "web-dev-server"));
+        assert!(named("sftp").any(|e| e.ports == Some((22, 22)) && e.source == Source::Common));
+        assert!(at_port(443).any(|e| e.name == "quic" && e.transport == Some(Transport::Udp)));
+        assert!(search("elasticsearch")
+            .iter()
+            .any(|e| e.ports == Some((9200, 9200))));
     }
 
     #[test]

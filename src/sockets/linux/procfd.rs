@@ -54,73 +54,69 @@ pub fn scan(wanted: Option<&HashSet<u64>>, scope: Scope) -> FdScan {
         .flatten()
         .filter_map(|e| parse_u32(e.file_name().to_bytes()))
         .collect();
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    let found = Mutex::new(FdScan::default());
+    let found: Mutex<Vec<(u64, u32)>> = Mutex::new(Vec::new());
     // Only for `FirstOwner`: which wanted inodes have an owner yet.
     let seen: Mutex<HashSet<u64>> = Mutex::new(HashSet::new());
     let done = AtomicBool::new(false);
-    let next_pid = AtomicUsize::new(0);
-    let queue: Mutex<Vec<Work>> = Mutex::new(Vec::new());
-    // Phase 1: list each process's descriptors. Phase 2: read the links.
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                let i = next_pid.fetch_add(1, Ordering::Relaxed);
-                let Some(&pid) = pids.get(i) else { break };
-                match list_fds(&proc, pid) {
-                    Ok(Some(work)) => queue.lock().unwrap_or_else(|e| e.into_inner()).extend(work),
-                    Ok(None) => {}
-                    Err(()) => found.lock().unwrap_or_else(|e| e.into_inner()).unreadable = true,
-                }
-            });
+    // Listing the descriptor directories is cheap next to reading the
+    // links; it stays on this thread.
+    let mut queue: Vec<Work> = Vec::new();
+    for pid in pids {
+        match list_fds(&proc, pid) {
+            Ok(Some(work)) => queue.extend(work),
+            Ok(None) => {}
+            Err(()) => result.unreadable = true,
         }
-    });
-    let queue = queue.into_inner().unwrap_or_else(|e| e.into_inner());
+    }
+    let fds: usize = queue.iter().map(|w| w.fds.len()).sum();
+    // Threads pay off only with thousands of links to read.
+    let workers = if fds < 4 * CHUNK {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+    };
     let next_item = AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..workers.min(queue.len().max(1)) {
-            s.spawn(|| {
-                let mut mine: Vec<(u64, u32)> = Vec::new();
-                let mut link = Vec::with_capacity(64);
-                let mut name = String::with_capacity(12);
-                while !done.load(Ordering::Relaxed) {
-                    let i = next_item.fetch_add(1, Ordering::Relaxed);
-                    let Some(work) = queue.get(i) else { break };
-                    for &fd in &work.fds {
-                        name.clear();
-                        name.push_str(itoa(fd, &mut [0u8; 10]));
-                        let Ok(target) =
-                            readlinkat(&*work.dir, name.as_str(), std::mem::take(&mut link))
-                        else {
-                            continue; // closed since the listing
-                        };
-                        let inode = socket_inode(target.as_bytes());
-                        link = target.into_bytes();
-                        let Some(inode) = inode.filter(|i| wanted.is_none_or(|w| w.contains(i)))
-                        else {
-                            continue;
-                        };
-                        mine.push((inode, work.pid));
-                        if scope == Scope::FirstOwner {
-                            let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
-                            seen.insert(inode);
-                            if wanted.is_some_and(|w| seen.len() == w.len()) {
-                                done.store(true, Ordering::Relaxed);
-                            }
-                        }
+    let worker = || {
+        let mut mine: Vec<(u64, u32)> = Vec::new();
+        let mut link = Vec::with_capacity(64);
+        let mut name = String::with_capacity(12);
+        while !done.load(Ordering::Relaxed) {
+            let i = next_item.fetch_add(1, Ordering::Relaxed);
+            let Some(work) = queue.get(i) else { break };
+            for &fd in &work.fds {
+                name.clear();
+                name.push_str(itoa(fd, &mut [0u8; 10]));
+                let Ok(target) = readlinkat(&*work.dir, name.as_str(), std::mem::take(&mut link))
+                else {
+                    continue; // closed since the listing
+                };
+                let inode = socket_inode(target.as_bytes());
+                link = target.into_bytes();
+                let Some(inode) = inode.filter(|i| wanted.is_none_or(|w| w.contains(i))) else {
+                    continue;
+                };
+                mine.push((inode, work.pid));
+                if scope == Scope::FirstOwner {
+                    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+                    seen.insert(inode);
+                    if wanted.is_some_and(|w| seen.len() == w.len()) {
+                        done.store(true, Ordering::Relaxed);
                     }
                 }
-                found
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .owners
-                    .extend(mine);
-            });
+            }
         }
-    });
-    let found = found.into_inner().unwrap_or_else(|e| e.into_inner());
-    result.owners = found.owners;
-    result.unreadable |= found.unreadable;
+        found.lock().unwrap_or_else(|e| e.into_inner()).extend(mine);
+    };
+    if workers == 1 {
+        worker();
+    } else {
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(worker);
+            }
+        });
+    }
+    result.owners = found.into_inner().unwrap_or_else(|e| e.into_inner());
     result
 }
 
