@@ -115,6 +115,9 @@ pub struct Holder {
     pub local_addr: IpAddr,
     pub local_port: u16,
     pub state: Option<TcpState>,
+    /// TCP LISTEN or unconnected UDP: a server, not a client.
+    #[serde(skip)]
+    pub listening: bool,
 }
 
 impl Holder {
@@ -192,6 +195,7 @@ pub fn find_holders(
                 local_addr: socket.local.ip(),
                 local_port: socket.local.port(),
                 state: socket.state,
+                listening: socket.is_listening(),
             };
             if pids.is_empty() {
                 holders.push(base.clone());

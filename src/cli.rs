@@ -57,6 +57,22 @@ pub enum Command {
 
     /// Talk to a server: send messages and print replies, or an HTTP GET
     Talk(TalkArgs),
+
+    /// Stop the process listening on a port (SIGTERM; SIGKILL with --force)
+    #[command(allow_negative_numbers = true)]
+    Kill(KillArgs),
+
+    /// Wait until something accepts TCP connections on HOST:PORT
+    Wait(WaitArgs),
+
+    /// TCP connect test of a port or a range of ports on one host
+    Probe(ProbeArgs),
+
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    Completions(CompletionsArgs),
+
+    /// Print the man page (roff) on stdout
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -105,6 +121,71 @@ pub struct ListArgs {
     /// Only sockets whose process name contains NAME (case-insensitive)
     #[arg(long, value_name = "NAME")]
     pub process: Option<String>,
+
+    /// Counts by transport and state instead of sockets
+    #[arg(short = 's', long, conflicts_with = "watch")]
+    pub summary: bool,
+
+    /// Redraw every SECONDS (default 1); with --json, one line per socket opened or closed
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "1",
+          value_parser = seconds)]
+    pub watch: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// The port whose listeners to stop
+    #[arg(value_name = "PORT", value_parser = port)]
+    pub port: u16,
+
+    #[command(flatten)]
+    pub transport: TransportFilter,
+
+    /// Seconds to wait for the port to be released after SIGTERM
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = seconds)]
+    pub timeout: Duration,
+
+    /// Send SIGKILL to what is still holding the port after the timeout
+    #[arg(long)]
+    pub force: bool,
+
+    /// Do not ask; needed when not on a terminal
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// HOST:PORT to wait for
+    #[arg(value_name = "HOST:PORT")]
+    pub target: String,
+
+    /// Give up after SECONDS (exit 1)
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// HOST:PORT or HOST:LOW-HIGH
+    #[arg(value_name = "HOST:PORT|HOST:RANGE")]
+    pub target: String,
+
+    /// Connections tried at once
+    #[arg(long, value_name = "N", default_value_t = 200,
+          value_parser = clap::value_parser!(u64).range(1..=5000))]
+    pub concurrency: u64,
+
+    /// Seconds to wait for each connection before calling it no answer
+    #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = seconds)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, powershell or elvish
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -155,6 +236,8 @@ pub enum ServiceName {
     Hello,
     /// Every byte back (RFC 862)
     Echo,
+    /// An HTTP/1.1 reply describing the request (text, or JSON on Accept: application/json)
+    Http,
 }
 
 #[derive(Debug, Args)]

@@ -7,20 +7,24 @@
 //! - `output`: table, plain and JSON printers; terminal escaping.
 //! - `sockets`: the live socket table and owners; `process`: names.
 //! - one module per command: `whatis`, `list`, `check` (and `free`),
-//!   `serve`, `talk`.
+//!   `serve`, `talk`, `kill`, `wait`, `probe`; `docs` (completions, man).
 
 pub mod check;
 pub mod cli;
+pub mod docs;
 pub mod exit;
+pub mod kill;
 pub mod list;
 pub mod model;
 pub mod output;
 pub mod parse;
+pub mod probe;
 pub mod process;
 pub mod registry;
 pub mod serve;
 pub mod sockets;
 pub mod talk;
+pub mod wait;
 pub mod whatis;
 
 use cli::{Cli, Command};
@@ -38,5 +42,10 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Free(args) => check::run_free(args, output),
         Command::Serve(args) => serve::run(args, output),
         Command::Talk(args) => talk::run(args, output),
+        Command::Kill(args) => kill::run(args, output),
+        Command::Wait(args) => wait::run(args, output),
+        Command::Probe(args) => probe::run(args, output),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man => docs::man(),
     }
 }

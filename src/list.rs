@@ -162,6 +162,12 @@ pub fn snapshot(args: &ListArgs) -> Result<Snapshot> {
 }
 
 pub fn run(args: &ListArgs, output: Output) -> Result<Exit> {
+    if args.summary {
+        return summary(args, output);
+    }
+    if let Some(every) = args.watch {
+        return watch(args, every, output);
+    }
     let snapshot = snapshot(args)?;
     if snapshot.owners.hidden && snapshot.unowned() > 0 {
         output::hint(&format!(
@@ -183,6 +189,166 @@ pub fn run(args: &ListArgs, output: Output) -> Result<Exit> {
         _ => write_text(out, output, &snapshot, &mut users)?,
     }
     Ok(Exit::Ok)
+}
+
+/// One row of `list --summary --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    pub proto: Proto,
+    /// `null` for UDP.
+    pub state: Option<TcpState>,
+    pub count: usize,
+}
+
+/// Counts by transport and state. Needs no owners unless `--pid` or
+/// `--process` asks for them, so it costs one netlink dump.
+fn summary(args: &ListArgs, output: Output) -> Result<Exit> {
+    let sockets = if args.pid.is_some() || args.process.is_some() {
+        snapshot(args)?.sockets
+    } else {
+        let mut sockets = sockets::read_table(&table_query(args))?.sockets;
+        sockets.retain(|s| keep_socket(args, s));
+        sockets
+    };
+    let mut counts: HashMap<(Proto, Option<TcpState>), usize> = HashMap::new();
+    for s in &sockets {
+        *counts.entry((s.proto, s.state)).or_default() += 1;
+    }
+    let mut rows: Vec<SummaryRow> = counts
+        .into_iter()
+        .map(|((proto, state), count)| SummaryRow {
+            proto,
+            state,
+            count,
+        })
+        .collect();
+    rows.sort_by(|a, b| (a.proto, b.count, a.state).cmp(&(b.proto, a.count, b.state)));
+    let stdout = io::stdout().lock();
+    if output.is_json() {
+        let mut array = JsonArray::new(stdout);
+        for row in &rows {
+            array.push(row)?;
+        }
+        array.finish()?;
+        return Ok(Exit::Ok);
+    }
+    const SUMMARY: [Column; 3] = [
+        Column::new("PROTO", 5),
+        Column::new("STATE", 11),
+        Column::new("COUNT", 0),
+    ];
+    let mut table = output.table(stdout, &SUMMARY);
+    for row in &rows {
+        table.push(vec![
+            Cell::new(row.proto.as_str()),
+            Cell::new(row.state.map_or("-", TcpState::as_str)),
+            Cell::new(row.count.to_string()),
+        ])?;
+    }
+    table.push(vec![
+        Cell::new("all"),
+        Cell::new("-"),
+        Cell::styled(sockets.len().to_string(), Style::Bold),
+    ])?;
+    table.finish()?;
+    Ok(Exit::Ok)
+}
+
+/// One line of `list --watch --json`: a socket that opened or closed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchEvent {
+    /// `open` or `close`.
+    pub event: String,
+    #[serde(flatten)]
+    pub socket: SocketRecord,
+}
+
+/// A socket's identity across scans.
+type SocketKey = (Proto, SocketAddr, SocketAddr, u64);
+
+fn key(s: &SocketRecord) -> SocketKey {
+    (
+        s.proto,
+        SocketAddr::new(s.local_addr, s.local_port),
+        SocketAddr::new(s.remote_addr, s.remote_port),
+        s.inode,
+    )
+}
+
+/// Redraws the table every `every` on a terminal; otherwise prints what
+/// opened and closed since the last scan (the first scan counts as opened).
+/// Runs until interrupted.
+fn watch(args: &ListArgs, every: std::time::Duration, output: Output) -> Result<Exit> {
+    let every = every.max(std::time::Duration::from_millis(100));
+    let mut users = Users::default();
+    let mut previous: HashMap<SocketKey, SocketRecord> = HashMap::new();
+    loop {
+        let snapshot = snapshot(args)?;
+        let current: HashMap<SocketKey, SocketRecord> = snapshot
+            .sockets
+            .iter()
+            .map(|s| {
+                let record = snapshot.record(s, &mut users);
+                (key(&record), record)
+            })
+            .collect();
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        if output.format == Format::Table {
+            // Home and clear, then the whole table again.
+            write!(out, "\x1b[H\x1b[2J")?;
+            writeln!(
+                out,
+                "every {:.1}s, {} sockets (Ctrl+C to stop)",
+                every.as_secs_f64(),
+                current.len()
+            )?;
+            write_text(&mut out, output, &snapshot, &mut users)?;
+        } else {
+            let mut closed: Vec<&SocketRecord> = previous
+                .iter()
+                .filter(|(k, _)| !current.contains_key(*k))
+                .map(|(_, r)| r)
+                .collect();
+            let mut opened: Vec<&SocketRecord> = current
+                .iter()
+                .filter(|(k, _)| !previous.contains_key(*k))
+                .map(|(_, r)| r)
+                .collect();
+            closed.sort_by_key(|r| key(r));
+            opened.sort_by_key(|r| key(r));
+            for (event, records) in [("close", closed), ("open", opened)] {
+                for record in records {
+                    if output.is_json() {
+                        output::write_line(
+                            &mut out,
+                            &WatchEvent {
+                                event: event.into(),
+                                socket: record.clone(),
+                            },
+                        )?;
+                    } else {
+                        writeln!(
+                            out,
+                            "{event:<5} {:<5} {:<21} {:<21} {:<11} {:<7} {}",
+                            record.proto,
+                            endpoint(SocketAddr::new(record.local_addr, record.local_port), false),
+                            endpoint(
+                                SocketAddr::new(record.remote_addr, record.remote_port),
+                                true
+                            ),
+                            record.state.map_or("-", TcpState::as_str),
+                            record.pid.map_or("-".to_string(), |p| p.to_string()),
+                            output::sanitize(record.process.as_deref().unwrap_or("-")),
+                        )?;
+                    }
+                }
+            }
+        }
+        out.flush()?;
+        drop(out);
+        previous = current;
+        std::thread::sleep(every);
+    }
 }
 
 const COLUMNS: [Column; 8] = [

@@ -336,3 +336,83 @@ fn without_root_hidden_owners_are_listed_not_dropped() {
     );
     assert!(err.contains("sudo"), "{err}");
 }
+
+#[test]
+fn summary_counts_by_transport_and_state() {
+    let holder = SocketHolder::start(
+        &[
+            ("tcp", "127.0.0.1", 0),
+            ("tcp", "::1", 0),
+            ("udp", "127.0.0.1", 0),
+        ],
+        false,
+    );
+    let out = run(&[
+        "list",
+        "--summary",
+        "--json",
+        "--pid",
+        &holder.pid().to_string(),
+    ]);
+    assert_exit(&out, 0);
+    let rows: Vec<portctl::list::SummaryRow> = serde_json::from_slice(&out.stdout).unwrap();
+    let get = |proto, state| {
+        rows.iter()
+            .find(|r| r.proto == proto && r.state == state)
+            .map(|r| r.count)
+    };
+    assert_eq!(get(Proto::Tcp, Some(TcpState::Listen)), Some(2));
+    assert_eq!(get(Proto::Udp, None), Some(1));
+    let text = stdout(&run(&["list", "-s", "--pid", &holder.pid().to_string()]));
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["all", "-", "3"]),
+        "{text}"
+    );
+}
+
+#[test]
+fn watch_reports_sockets_opening_and_closing() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut watcher = common::portctl()
+        .args([
+            "list",
+            "--watch",
+            "0.2",
+            "--json",
+            "--port",
+            &port.to_string(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines =
+        std::io::BufRead::lines(std::io::BufReader::new(watcher.stdout.take().unwrap()));
+    std::thread::sleep(Duration::from_millis(400));
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let opened: portctl::list::WatchEvent =
+        serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(
+        (opened.event.as_str(), opened.socket.local_port),
+        ("open", port)
+    );
+    assert_eq!(opened.socket.state, Some(TcpState::Listen));
+    drop(listener);
+    let closed: portctl::list::WatchEvent =
+        serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(
+        (closed.event.as_str(), closed.socket.local_port),
+        ("close", port)
+    );
+    // SIGINT ends it at once, and nothing is left behind.
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(watcher.id() as i32, libc::SIGINT) };
+    assert!(
+        common::wait_timeout(&mut watcher, Duration::from_secs(5)).is_none(),
+        "ended by SIGINT"
+    );
+    assert_usage_error(&run(&["list", "--watch", "soon"]), "soon");
+}

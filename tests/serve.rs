@@ -297,3 +297,50 @@ fn bad_input_is_exit_2() {
         common::assert_usage_error(&run(&args), args[args.len() - 1]);
     }
 }
+
+#[test]
+fn serve_http_describes_the_request() {
+    let server = Server::start(&["http", "--port", "0", "-q"], 1);
+    assert!(server.lines[0].starts_with("http server listening on 127.0.0.1:"));
+    let mut s = connect(server.port);
+    s.write_all(b"GET /probe?x=1 HTTP/1.1\r\nHost: test\r\nX-Custom: forty-two\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    assert!(reply.contains("path: /probe?x=1\n"), "{reply}");
+    assert!(reply.contains("  X-Custom: forty-two\n"), "{reply}");
+    assert!(
+        reply.contains(&format!("client: {}", s.local_addr().unwrap())),
+        "{reply}"
+    );
+
+    let mut s = connect(server.port);
+    s.write_all(b"POST /j HTTP/1.1\r\nAccept: application/json\r\nX-Custom: 7\r\n\r\n")
+        .unwrap();
+    let mut reply = Vec::new();
+    s.read_to_end(&mut reply).unwrap();
+    let at = reply.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let described: portctl::serve::http::RequestDescription =
+        serde_json::from_slice(&reply[at..]).unwrap();
+    assert_eq!(
+        (described.method.as_str(), described.path.as_str()),
+        ("POST", "/j")
+    );
+    assert!(described
+        .headers
+        .contains(&("X-Custom".to_string(), "7".to_string())));
+
+    let mut s = connect(server.port);
+    s.write_all(b"\x16\x03\x01garbage\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 400 "), "{reply}");
+    common::assert_usage_error(&run(&["serve", "http", "--udp"]), "--udp");
+    let (code, err) = server.stop();
+    assert_eq!(code, Some(0));
+    assert!(
+        err.contains("http server stopped: 3 connections, 3 messages"),
+        "{err}"
+    );
+}

@@ -5,6 +5,7 @@
 mod echo;
 pub mod framing;
 mod hello;
+pub mod http;
 mod server;
 
 use crate::check::{find_holders, Holder};
@@ -43,26 +44,29 @@ pub struct Stats {
 pub enum Handler {
     Hello { delay: Duration },
     Echo,
+    Http,
 }
 
 impl Handler {
     async fn serve_stream(
         &self,
         stream: TcpStream,
-        _peer: SocketAddr,
+        peer: SocketAddr,
         shutdown: &CancellationToken,
         stats: &Stats,
     ) -> io::Result<()> {
         match self {
             Handler::Hello { delay } => hello::serve(stream, *delay, shutdown, stats).await,
             Handler::Echo => echo::serve(stream, shutdown, stats).await,
+            Handler::Http => http::serve(stream, peer, shutdown, stats).await,
         }
     }
 
     fn datagram_reply(&self, body: &[u8]) -> Vec<u8> {
         match self {
             Handler::Hello { .. } => hello::datagram_reply(body),
-            Handler::Echo => body.to_vec(),
+            // Refused at start-up: HTTP is served over TCP only.
+            Handler::Echo | Handler::Http => body.to_vec(),
         }
     }
 
@@ -70,6 +74,7 @@ impl Handler {
         match self {
             Handler::Hello { .. } => "hello",
             Handler::Echo => "echo",
+            Handler::Http => "http",
         }
     }
 }
@@ -283,6 +288,12 @@ pub fn run(args: &ServeArgs, output: Output) -> Result<Exit> {
             delay: Duration::from_millis(args.delay),
         },
         ServiceName::Echo => Handler::Echo,
+        ServiceName::Http if args.udp => {
+            return Err(Error::usage(
+                "invalid transport '--udp' for http: HTTP/1.1 is served over TCP",
+            ))
+        }
+        ServiceName::Http => Handler::Http,
     });
     let fd_limit = raise_fd_limit();
     let mut max_conn = usize::try_from(args.max_conn).unwrap_or(usize::MAX);

@@ -1,0 +1,185 @@
+//! `portctl probe HOST:PORT|HOST:RANGE`: TCP connect tests, many at once,
+//! against the one host the user names.
+
+use crate::cli::ProbeArgs;
+use crate::exit::{Error, Exit, Result};
+use crate::model::Proto;
+use crate::output::{Cell, Column, JsonArray, Output, Style};
+use crate::parse::{parse_host_range, Host};
+use crate::registry;
+use serde::{Deserialize, Serialize};
+use std::io::{self, IsTerminal, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeStatus {
+    /// The connection was accepted.
+    Open,
+    /// Refused: nothing listens (or a firewall rejects).
+    Closed,
+    /// No answer before the timeout: filtered, or the host is down.
+    NoAnswer,
+    /// Any other error (no route, ...).
+    Error,
+}
+
+/// One port's result, as `probe --json` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeRecord {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub status: ProbeStatus,
+    /// Connect time for open and closed ports.
+    pub ms: Option<f64>,
+    pub service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+async fn probe_one(addr: SocketAddr, wait: Duration) -> ProbeRecord {
+    let started = Instant::now();
+    let result = tokio::time::timeout(wait, tokio::net::TcpStream::connect(addr)).await;
+    let ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+    let (status, ms, error) = match result {
+        Ok(Ok(_stream)) => (ProbeStatus::Open, ms, None),
+        Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            (ProbeStatus::Closed, ms, None)
+        }
+        Ok(Err(e)) => (ProbeStatus::Error, None, Some(e.to_string())),
+        Err(_) => (ProbeStatus::NoAnswer, None, None),
+    };
+    ProbeRecord {
+        addr: addr.ip(),
+        port: addr.port(),
+        status,
+        ms,
+        service: registry::service_name(addr.port(), Proto::Tcp.into()).map(str::to_string),
+        error,
+    }
+}
+
+pub fn run(args: &ProbeArgs, output: Output) -> Result<Exit> {
+    let (host, range) = parse_host_range(&args.target).map_err(|e| Error::usage(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::failure(format!("cannot start the runtime: {e}")))?;
+    let ip = match &host {
+        Host::Ip(ip) => *ip,
+        Host::Name(name) => runtime
+            .block_on(tokio::net::lookup_host((name.as_str(), 0)))
+            .map_err(|e| Error::failure(format!("cannot resolve '{name}': {e}")))?
+            .next()
+            .ok_or_else(|| Error::failure(format!("cannot resolve '{name}': no addresses")))?
+            .ip(),
+    };
+    let show_bar = range.port_count() > 100 && io::stderr().is_terminal() && !output.is_json();
+    let bar = show_bar.then(|| {
+        let bar = indicatif::ProgressBar::new(range.port_count() as u64);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} ports  {msg}")
+        {
+            bar.set_style(style);
+        }
+        bar
+    });
+    let permits = Arc::new(Semaphore::new(args.concurrency as usize));
+    let wait = args.timeout;
+    let mut records: Vec<ProbeRecord> = runtime.block_on(async {
+        let mut records = Vec::with_capacity(range.port_count());
+        let mut tasks = tokio::task::JoinSet::new();
+        for port in range.ports() {
+            let permit = permits.clone().acquire_owned().await;
+            tasks.spawn(async move {
+                let record = probe_one(SocketAddr::new(ip, port), wait).await;
+                drop(permit);
+                record
+            });
+            // Keep the finished ones moving so memory stays bounded.
+            while let Some(done) = tasks.try_join_next() {
+                records.extend(done.ok());
+                if let Some(bar) = &bar {
+                    bar.inc(1);
+                }
+            }
+        }
+        while let Some(done) = tasks.join_next().await {
+            records.extend(done.ok());
+            if let Some(bar) = &bar {
+                bar.inc(1);
+            }
+        }
+        records
+    });
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    records.sort_by_key(|r| r.port);
+    let open = records
+        .iter()
+        .filter(|r| r.status == ProbeStatus::Open)
+        .count();
+    let stdout = io::stdout().lock();
+    if output.is_json() {
+        let mut array = JsonArray::new(stdout);
+        for r in &records {
+            array.push(r)?;
+        }
+        array.finish()?;
+    } else {
+        // A long range lists what answered; a short one lists every port.
+        let everything = range.port_count() <= 32;
+        let mut table = output.table(stdout, &COLUMNS);
+        for r in records
+            .iter()
+            .filter(|r| everything || r.status == ProbeStatus::Open)
+        {
+            table.push(row(r))?;
+        }
+        table.finish()?;
+        if !everything {
+            let count = |s| records.iter().filter(|r| r.status == s).count();
+            let _ = writeln!(
+                io::stderr(),
+                "{}: {open} open, {} closed, {} no answer, {} errors",
+                host,
+                count(ProbeStatus::Closed),
+                count(ProbeStatus::NoAnswer),
+                count(ProbeStatus::Error)
+            );
+        }
+    }
+    Ok(if open > 0 { Exit::Ok } else { Exit::Negative })
+}
+
+const COLUMNS: [Column; 5] = [
+    Column::new("PORT", 5),
+    Column::new("STATUS", 9),
+    Column::new("TIME", 9),
+    Column::new("SERVICE", 14),
+    Column::new("ADDRESS", 0),
+];
+
+fn row(r: &ProbeRecord) -> Vec<Cell> {
+    let (status, style) = match r.status {
+        ProbeStatus::Open => ("open", Style::Good),
+        ProbeStatus::Closed => ("closed", Style::Dim),
+        ProbeStatus::NoAnswer => ("no-answer", Style::Warn),
+        ProbeStatus::Error => ("error", Style::Bad),
+    };
+    vec![
+        Cell::new(r.port.to_string()),
+        Cell::styled(status, style),
+        Cell::new(r.ms.map(|ms| format!("{ms:.2}ms")).unwrap_or_default()),
+        Cell::new(r.service.clone().unwrap_or_default()),
+        Cell::new(
+            r.error
+                .clone()
+                .unwrap_or_else(|| crate::list::endpoint(SocketAddr::new(r.addr, r.port), false)),
+        ),
+    ]
+}

@@ -1,0 +1,92 @@
+//! `portctl wait` and `portctl probe` against listeners on loopback.
+
+mod common;
+
+use common::{assert_exit, assert_usage_error, portctl, run, stdout};
+use portctl::probe::{ProbeRecord, ProbeStatus};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+fn unused_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn wait_returns_once_a_listener_appears() {
+    let port = unused_port();
+    let started = Instant::now();
+    let waiter = portctl()
+        .args(["wait", &format!("127.0.0.1:{port}"), "--timeout", "20"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let _listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let out = waiter.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("is accepting connections"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn wait_times_out_with_exit_1() {
+    let port = unused_port();
+    let started = Instant::now();
+    let out = run(&["wait", &format!("localhost:{port}"), "--timeout", "0.6"]);
+    assert_exit(&out, 1);
+    assert!(
+        started.elapsed() >= Duration::from_millis(600)
+            && started.elapsed() < Duration::from_secs(5)
+    );
+    for bad in ["localhost", "999.1.1.1:80", "[::1]:99999"] {
+        assert_usage_error(&run(&["wait", bad]), bad);
+    }
+}
+
+#[test]
+fn probe_tells_open_from_closed() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = listener.local_addr().unwrap().port();
+    let closed = unused_port();
+    let out = run(&["probe", &format!("127.0.0.1:{open}")]);
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("open"), "{}", stdout(&out));
+    let out = run(&["probe", &format!("127.0.0.1:{closed}")]);
+    assert_exit(&out, 1);
+    assert!(stdout(&out).contains("closed"));
+
+    let (low, high) = (open.saturating_sub(20), open.saturating_add(20));
+    let out = run(&[
+        "probe",
+        "--json",
+        "--concurrency",
+        "8",
+        &format!("127.0.0.1:{low}-{high}"),
+    ]);
+    assert_exit(&out, 0);
+    let records: Vec<ProbeRecord> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(records.len(), usize::from(high - low) + 1);
+    assert!(records.windows(2).all(|w| w[0].port < w[1].port));
+    let mine = records.iter().find(|r| r.port == open).unwrap();
+    assert_eq!(mine.status, ProbeStatus::Open);
+    assert!(mine.ms.is_some());
+    let over_ipv6 = run(&["probe", &format!("[::1]:{closed}")]);
+    assert_exit(&over_ipv6, 1);
+}
+
+#[test]
+fn probe_bad_input_is_exit_2() {
+    for (args, value) in [
+        (vec!["probe", "127.0.0.1"], "127.0.0.1"),
+        (vec!["probe", "127.0.0.1:9-1"], "9-1"),
+        (vec!["probe", "127.0.0.1:80", "--concurrency", "0"], "0"),
+        (vec!["probe", "127.0.0.1:80", "--timeout", "never"], "never"),
+    ] {
+        assert_usage_error(&run(&args), value);
+    }
+}
