@@ -169,19 +169,25 @@ pub fn parse_common(bytes: &[u8]) -> Result<Vec<Record>, String> {
     for (index, row) in reader.records().enumerate() {
         let row = row.map_err(|e| format!("common uses, row {}: {e}", index + 1))?;
         let bad = |what: &str| format!("common uses, row {}: {what}", index + 1);
-        let ports = parse_port_field(&row[0])
+        let [port, proto, name, description] = [0, 1, 2, 3].map(|i| row.get(i));
+        let (Some(port), Some(proto), Some(name), Some(description)) =
+            (port, proto, name, description)
+        else {
+            return Err(bad("expected port,proto,service,description"));
+        };
+        let ports = parse_port_field(port)
             .map_err(|e| bad(&e))?
             .ok_or_else(|| bad("no port"))?;
-        let transports: Vec<RecordTransport> = row[1]
+        let transports: Vec<RecordTransport> = proto
             .split('/')
             .map(|t| RecordTransport::parse(t).ok_or_else(|| bad("unknown transport")))
             .collect::<Result<_, _>>()?;
         for transport in transports {
             records.push(Record {
-                name: row[2].trim().to_string(),
+                name: name.trim().to_string(),
                 ports: Some(ports),
                 transport: Some(transport),
-                description: fold_whitespace(&row[3]),
+                description: fold_whitespace(description),
                 standing: Standing::Current,
                 updated: false,
                 common: true,
@@ -311,6 +317,15 @@ mod tests {
         assert_eq!(records[0].description, "Dev servers, Grafana");
         assert!(parse_common(b"port,proto,service,description\n70000,tcp,x,y\n").is_err());
         assert!(parse_common(b"port,proto,service,description\n1,icmp,x,y\n").is_err());
+    }
+
+    /// Found by `cargo fuzz run registry`: a one-column table indexed
+    /// past its end.
+    #[test]
+    fn short_rows_are_errors_not_panics() {
+        assert!(parse_common(b"\xff\r0").is_err());
+        assert!(parse_common(b"port,proto\n80,tcp\n").is_err());
+        assert!(parse_registry(b"a\r\nb").is_ok());
     }
 
     #[test]
