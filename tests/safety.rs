@@ -1,0 +1,196 @@
+//! Terminal safety, signals and pipes: hostile process names and peer
+//! bytes never reach a terminal raw; SIGINT, SIGTERM and closed pipes end
+//! every command cleanly.
+
+mod common;
+
+use common::{assert_exit, portctl, run, stdout, wait_timeout, Server};
+use std::io::{Read, Write};
+use std::net::{TcpListener, UdpSocket};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A python3 child renamed (prctl PR_SET_NAME) to `\e[31mevil\a`, holding a
+/// TCP listener; returns it and the port.
+fn evil_process() -> (std::process::Child, u16) {
+    let script = r#"
+import ctypes, socket, time
+ctypes.CDLL(None).prctl(15, b"\x1b[31mevil\x07", 0, 0, 0)
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+print(s.getsockname()[1], flush=True)
+time.sleep(60)
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    (child, line.trim().parse().unwrap())
+}
+
+/// Runs `portctl ARGS` under a pseudo-terminal (util-linux `script`), so
+/// portctl sees a terminal; returns what the terminal received.
+fn on_terminal(args: &str) -> String {
+    let out = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} {args}", env!("CARGO_BIN_EXE_portctl")),
+            "/dev/null",
+        ])
+        .env("COLUMNS", "160")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) runs portctl on a pseudo-terminal");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn hostile_process_names_are_escaped() {
+    let (mut child, port) = evil_process();
+    let pid = child.id().to_string();
+    let json = run(&["list", "--json", "--pid", &pid]);
+    let records: Vec<portctl::list::SocketRecord> = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        records[0].process.as_deref(),
+        Some("\x1b[31mevil\x07"),
+        "JSON keeps the name, escaped by JSON"
+    );
+    let plain = stdout(&run(&["list", "--pid", &pid]));
+    assert!(
+        !plain.contains('\x1b') && !plain.contains('\x07'),
+        "{plain:?}"
+    );
+    assert!(plain.contains("\\e[31mevil\\x07"), "{plain:?}");
+    let check = stdout(&run(&["check", "--tcp", &port.to_string()]));
+    assert!(
+        !check.contains('\x1b') && check.contains("\\e[31mevil"),
+        "{check:?}"
+    );
+    let screen = on_terminal(&format!("--color never list --pid {pid}"));
+    assert!(screen.contains("\\e[31mevil"), "{screen:?}");
+    assert!(!screen.contains('\x1b'), "{screen:?}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn peer_bytes_are_escaped_on_a_terminal_and_raw_in_a_pipe() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut s, _) = listener.accept().unwrap();
+            s.write_all(b"\x1b]0;pwned\x07\x1b[2Jhi").unwrap();
+            let mut sink = [0u8; 64];
+            let _ = s.read(&mut sink);
+        }
+    });
+    let screen = on_terminal(&format!("--color never talk 127.0.0.1:{port}"));
+    assert!(screen.contains("\\e]0;pwned\\x07\\e[2Jhi"), "{screen:?}");
+    assert!(!screen.contains('\x1b'), "{screen:?}");
+    let piped = run(&["talk", &format!("127.0.0.1:{port}")]);
+    assert_eq!(
+        piped.stdout, b"\x1b]0;pwned\x07\x1b[2Jhi\n",
+        "a pipe gets the bytes as sent"
+    );
+    server.join().unwrap();
+}
+
+#[test]
+fn list_into_a_closed_pipe_exits_quietly() {
+    // Enough sockets that the output outgrows the pipe buffer.
+    let held: Vec<UdpSocket> = (0..1500)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    for args in [vec!["list"], vec!["list", "--json"]] {
+        let mut child = portctl()
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 32];
+        child
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut first)
+            .unwrap();
+        drop(child.stdout.take()); // like `| head -1`
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("error") && !err.contains("panicked"), "{err}");
+    }
+    // And through a real shell pipeline, as people type it.
+    let out = Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "set -o pipefail; {} list | head -1",
+                env!("CARGO_BIN_EXE_portctl")
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out).lines().count(), 1);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(held);
+}
+
+fn interrupt(child: &std::process::Child) {
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+}
+
+#[test]
+fn sigint_ends_serve_cleanly_and_frees_the_port() {
+    let server = Server::start(&["echo", "--tcp", "--udp", "--port", "0"], 2);
+    let port = server.port;
+    interrupt(&server.child);
+    let mut server = server;
+    assert_eq!(
+        wait_timeout(&mut server.child, Duration::from_secs(5)),
+        Some(0)
+    );
+    TcpListener::bind(("127.0.0.1", port)).expect("TCP port released");
+    UdpSocket::bind(("127.0.0.1", port)).expect("UDP port released");
+}
+
+#[test]
+fn sigint_ends_check_wait_at_once() {
+    let held = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = held.local_addr().unwrap().port().to_string();
+    let mut child = portctl()
+        .args(["check", "--tcp", "--wait", "--timeout", "60", &port])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    interrupt(&child);
+    assert_eq!(
+        wait_timeout(&mut child, Duration::from_secs(5)),
+        None,
+        "ended by the signal"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
