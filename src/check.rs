@@ -54,14 +54,24 @@ pub fn try_bind(addr: SocketAddr, proto: Proto) -> BindOutcome {
     };
     match attempt() {
         Ok(()) => BindOutcome::Free,
-        Err(e) => match e.raw_os_error() {
-            Some(libc::EADDRINUSE) => BindOutcome::InUse,
-            Some(libc::EACCES) | Some(libc::EPERM) => BindOutcome::Denied,
-            Some(libc::EADDRNOTAVAIL) => BindOutcome::NotLocal,
-            Some(libc::EAFNOSUPPORT) => BindOutcome::NoFamily,
+        Err(e) => match e.kind() {
+            io::ErrorKind::AddrInUse => BindOutcome::InUse,
+            io::ErrorKind::PermissionDenied => BindOutcome::Denied,
+            io::ErrorKind::AddrNotAvailable => BindOutcome::NotLocal,
+            _ if family_unsupported(&e) => BindOutcome::NoFamily,
             _ => BindOutcome::Failed(e),
         },
     }
+}
+
+#[cfg(unix)]
+fn family_unsupported(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EAFNOSUPPORT)
+}
+
+#[cfg(not(unix))]
+fn family_unsupported(_: &io::Error) -> bool {
+    false
 }
 
 /// The addresses a check covers: the one asked for, or the IPv4 and IPv6

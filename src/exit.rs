@@ -19,23 +19,6 @@ impl Exit {
     pub fn code(self) -> u8 {
         self as u8
     }
-
-    /// The worse of two outcomes: `Failure` beats `Negative` beats `Ok`.
-    pub fn worst(self, other: Exit) -> Exit {
-        fn rank(e: Exit) -> u8 {
-            match e {
-                Exit::Ok => 0,
-                Exit::Negative => 1,
-                Exit::Failure => 2,
-                Exit::Usage => 3,
-            }
-        }
-        if rank(other) > rank(self) {
-            other
-        } else {
-            self
-        }
-    }
 }
 
 /// An error that ends the command: printed once as `error: ...`, then the
@@ -107,13 +90,6 @@ mod tests {
         assert_eq!(Exit::Negative.code(), 1);
         assert_eq!(Exit::Usage.code(), 2);
         assert_eq!(Exit::Failure.code(), 3);
-    }
-
-    #[test]
-    fn worst_prefers_failure_over_negative() {
-        assert_eq!(Exit::Ok.worst(Exit::Negative), Exit::Negative);
-        assert_eq!(Exit::Negative.worst(Exit::Failure), Exit::Failure);
-        assert_eq!(Exit::Failure.worst(Exit::Ok), Exit::Failure);
     }
 
     #[test]

@@ -59,8 +59,29 @@ fn port_free(port: u16, protos: &[Proto]) -> bool {
         .all(|p| probe(port, *p, &addresses) != Verdict::InUse)
 }
 
+/// The signals `kill` sends.
+#[derive(Debug, Clone, Copy)]
+enum Signal {
+    Term,
+    Kill,
+}
+
+impl Signal {
+    fn name(self) -> &'static str {
+        match self {
+            Signal::Term => "SIGTERM",
+            Signal::Kill => "SIGKILL",
+        }
+    }
+}
+
 /// Sends `signal`; a process already gone is not an error.
-fn send(pid: u32, signal: i32) -> io::Result<()> {
+#[cfg(unix)]
+fn send(pid: u32, signal: Signal) -> io::Result<()> {
+    let signal = match signal {
+        Signal::Term => libc::SIGTERM,
+        Signal::Kill => libc::SIGKILL,
+    };
     let pid = i32::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;
     // SAFETY: kill(2) with a checked pid and a valid signal number.
     if unsafe { libc::kill(pid, signal) } == 0 {
@@ -72,6 +93,26 @@ fn send(pid: u32, signal: i32) -> io::Result<()> {
     } else {
         Err(e)
     }
+}
+
+#[cfg(not(unix))]
+fn send(_pid: u32, _signal: Signal) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "signals are not supported on this platform yet",
+    ))
+}
+
+/// portctl's parent, which it never signals.
+#[cfg(unix)]
+fn parent_pid() -> u32 {
+    // SAFETY: getppid has no preconditions.
+    u32::try_from(unsafe { libc::getppid() }).unwrap_or(0)
+}
+
+#[cfg(not(unix))]
+fn parent_pid() -> u32 {
+    0
 }
 
 fn wait_free(port: u16, protos: &[Proto], limit: Duration) -> bool {
@@ -118,8 +159,7 @@ pub fn run(args: &KillArgs, output: Output) -> Result<Exit> {
         return Ok(if free { Exit::Ok } else { Exit::Negative });
     }
     let me = std::process::id();
-    // SAFETY: getppid has no preconditions.
-    let parent = u32::try_from(unsafe { libc::getppid() }).unwrap_or(0);
+    let parent = parent_pid();
     if let Some((pid, name)) = targets
         .iter()
         .find(|(pid, _)| *pid == 1 || *pid == me || *pid == parent)
@@ -151,27 +191,24 @@ pub fn run(args: &KillArgs, output: Output) -> Result<Exit> {
         }
     }
     let mut signals = Vec::new();
-    for (pid, name) in &targets {
-        send(*pid, libc::SIGTERM)
-            .map_err(|e| Error::negative(format!("cannot signal {}: {e}", who(*pid, name))))?;
+    let mut signal = |pid: u32, name: &Option<String>, signal: Signal| -> Result<()> {
+        send(pid, signal)
+            .map_err(|e| Error::negative(format!("cannot signal {}: {e}", who(pid, name))))?;
         signals.push(Signalled {
-            pid: *pid,
+            pid,
             process: name.clone(),
-            signal: "SIGTERM".into(),
+            signal: signal.name().into(),
         });
+        Ok(())
+    };
+    for (pid, name) in &targets {
+        signal(*pid, name, Signal::Term)?;
     }
     let mut free = wait_free(port, &protos, args.timeout);
     if !free && args.force {
         for (pid, name) in listeners(port, &protos)? {
             if targets.iter().any(|(p, _)| *p == pid) {
-                send(pid, libc::SIGKILL).map_err(|e| {
-                    Error::negative(format!("cannot signal {}: {e}", who(pid, &name)))
-                })?;
-                signals.push(Signalled {
-                    pid,
-                    process: name,
-                    signal: "SIGKILL".into(),
-                });
+                signal(pid, &name, Signal::Kill)?;
             }
         }
         free = wait_free(port, &protos, Duration::from_secs(2));

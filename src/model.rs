@@ -136,13 +136,6 @@ impl Socket {
     }
 }
 
-/// A process that holds a socket.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Process {
-    pub pid: u32,
-    pub name: String,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
