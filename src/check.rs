@@ -174,13 +174,7 @@ pub fn find_holders(
         keys.contains(&(s.local.port(), s.proto)) && host.is_none_or(|h| conflicts(s.local.ip(), h))
     });
     let owners = sockets::find_owners(&table, &held, scope);
-    let mut pids: Vec<u32> = held
-        .iter()
-        .flat_map(|s| owners.of(s).iter().copied())
-        .collect();
-    pids.sort_unstable();
-    pids.dedup();
-    let names = process::names(&pids);
+    let names = process::names(&owners.pids_of(&held));
     for key in keys {
         let on_port: Vec<&Socket> = held
             .iter()

@@ -124,13 +124,7 @@ pub fn snapshot(args: &ListArgs) -> Result<Snapshot> {
     let (mut table, owners) = sockets::read_table_with_owners(&table_query(args))?;
     let mut kept = std::mem::take(&mut table.sockets);
     kept.retain(|s| keep_socket(args, s));
-    let mut pids: Vec<u32> = kept
-        .iter()
-        .flat_map(|s| owners.of(s).iter().copied())
-        .collect();
-    pids.sort_unstable();
-    pids.dedup();
-    let names = process::names(&pids);
+    let names = process::names(&owners.pids_of(&kept));
     let process_filter = args.process.as_ref().map(|p| p.to_lowercase());
     if args.pid.is_some() || process_filter.is_some() {
         kept.retain(|s| {

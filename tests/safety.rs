@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_exit, portctl, run, stdout, wait_timeout, Server};
+use common::{assert_exit, on_terminal, portctl, run, stdout, wait_timeout, Server};
 use std::io::{Read, Write};
 use std::net::{TcpListener, UdpSocket};
 use std::process::{Command, Stdio};
@@ -34,22 +34,6 @@ time.sleep(60)
     (child, line.trim().parse().unwrap())
 }
 
-/// Runs `portctl ARGS` under a pseudo-terminal (util-linux `script`), so
-/// portctl sees a terminal; returns what the terminal received.
-fn on_terminal(args: &str) -> String {
-    let out = Command::new("script")
-        .args([
-            "-qec",
-            &format!("{} {args}", env!("CARGO_BIN_EXE_portctl")),
-            "/dev/null",
-        ])
-        .env("COLUMNS", "160")
-        .stdin(Stdio::null())
-        .output()
-        .expect("script (util-linux) runs portctl on a pseudo-terminal");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn hostile_process_names_are_escaped() {
     let (mut child, port) = evil_process();
@@ -72,7 +56,7 @@ fn hostile_process_names_are_escaped() {
         !check.contains('\x1b') && check.contains("\\e[31mevil"),
         "{check:?}"
     );
-    let screen = on_terminal(&format!("--color never list --pid {pid}"));
+    let screen = on_terminal(&format!("--color never list --pid {pid}"), &[]);
     assert!(screen.contains("\\e[31mevil"), "{screen:?}");
     assert!(!screen.contains('\x1b'), "{screen:?}");
     let _ = child.kill();
@@ -91,7 +75,7 @@ fn peer_bytes_are_escaped_on_a_terminal_and_raw_in_a_pipe() {
             let _ = s.read(&mut sink);
         }
     });
-    let screen = on_terminal(&format!("--color never talk 127.0.0.1:{port}"));
+    let screen = on_terminal(&format!("--color never talk 127.0.0.1:{port}"), &[]);
     assert!(screen.contains("\\e]0;pwned\\x07\\e[2Jhi"), "{screen:?}");
     assert!(!screen.contains('\x1b'), "{screen:?}");
     let piped = run(&["talk", &format!("127.0.0.1:{port}")]);
@@ -108,30 +92,9 @@ fn list_into_a_closed_pipe_exits_quietly() {
     let held: Vec<UdpSocket> = (0..1500)
         .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
         .collect();
-    for args in [vec!["list"], vec!["list", "--json"]] {
-        let mut child = portctl()
-            .args(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut first = [0u8; 32];
-        child
-            .stdout
-            .as_mut()
-            .unwrap()
-            .read_exact(&mut first)
-            .unwrap();
-        drop(child.stdout.take()); // like `| head -1`
-        let mut err = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
-        let status = child.wait().unwrap();
-        assert_eq!(status.code(), Some(0), "{args:?}: {err}");
+    for args in [&["list"][..], &["list", "--json"]] {
+        let (code, err) = common::into_closed_pipe(args);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
         assert!(!err.contains("error") && !err.contains("panicked"), "{err}");
     }
     // And through a real shell pipeline, as people type it.
@@ -193,4 +156,24 @@ fn sigint_ends_check_wait_at_once() {
         "ended by the signal"
     );
     assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    let coloured = on_terminal("whatis 443", &[]);
+    assert!(
+        coloured.contains("\x1b[") && coloured.contains('│'),
+        "{coloured:?}"
+    );
+    let no_color = on_terminal("whatis 443", &[("NO_COLOR", "1")]);
+    assert!(
+        !no_color.contains('\x1b') && no_color.contains('│'),
+        "{no_color:?}"
+    );
+    let never = on_terminal("--color never whatis 443", &[]);
+    assert!(!never.contains('\x1b'), "{never:?}");
+    let forced = on_terminal("--color always whatis 443", &[("NO_COLOR", "1")]);
+    assert!(forced.contains("\x1b["), "{forced:?}");
+    let piped = run(&["--color", "always", "whatis", "443"]);
+    assert!(!piped.stdout.contains(&0x1b), "a pipe never gets colour");
 }

@@ -5,8 +5,6 @@ mod common;
 use common::{assert_exit, assert_usage_error, run, stderr, stdout};
 use portctl::registry::Source;
 use portctl::whatis::ServiceRecord;
-use std::io::Read;
-use std::process::Stdio;
 
 fn json(args: &[&str]) -> (i32, Vec<ServiceRecord>) {
     let mut full = vec!["whatis", "--json"];
@@ -165,25 +163,8 @@ fn bad_input_is_exit_2_with_one_error_line() {
 
 #[test]
 fn a_closed_pipe_is_not_an_error() {
-    let mut child = common::portctl()
-        .args(["whatis", "0-65535"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut first = [0u8; 16];
-    stdout.read_exact(&mut first).unwrap();
-    drop(stdout);
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "{err}");
+    let (code, err) = common::into_closed_pipe(&["whatis", "0-65535"]);
+    assert_eq!(code, Some(0), "{err}");
     assert!(err.is_empty(), "{err}");
 }
 

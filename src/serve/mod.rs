@@ -308,10 +308,14 @@ pub fn run(args: &ServeArgs, output: Output) -> Result<Exit> {
         .enable_all()
         .build()
         .map_err(|e| Error::failure(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(serve(bound, handler, args, max_conn, output))
+    runtime.block_on(async {
+        let signals = Shutdown::install();
+        serve(signals, bound, handler, args, max_conn, output).await
+    })
 }
 
 async fn serve(
+    mut signals: Shutdown,
     bound: Bound,
     handler: Arc<Handler>,
     args: &ServeArgs,
@@ -352,7 +356,7 @@ async fn serve(
     }
     print_listening(&handler, args.bind, bound.port, &listening, output)?;
 
-    wait_for_signal().await;
+    signals.requested().await;
     shutdown.cancel();
     for l in loops {
         let _ = l.await; // the listeners close here: the port is free again
@@ -399,19 +403,49 @@ fn print_listening(
     Ok(())
 }
 
-/// Ctrl+C or SIGTERM.
-async fn wait_for_signal() {
+/// Ctrl+C and SIGTERM, caught from the moment this is created: a signal
+/// that arrives right after the listening line must not kill the process
+/// with the default action.
+struct Shutdown {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Shutdown {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Shutdown {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
+            }
         }
+        #[cfg(not(unix))]
+        Shutdown {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn requested(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = next(&mut self.interrupt) => {}
+                _ = next(&mut self.terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

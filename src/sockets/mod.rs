@@ -95,6 +95,17 @@ impl Owners {
         }
     }
 
+    /// Every PID holding any of `sockets`, sorted, each once.
+    pub fn pids_of<'a>(&self, sockets: impl IntoIterator<Item = &'a Socket>) -> Vec<u32> {
+        let mut pids: Vec<u32> = sockets
+            .into_iter()
+            .flat_map(|s| self.of(s).iter().copied())
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
     /// The PIDs holding `socket`, lowest first; empty when unknown.
     pub fn of(&self, socket: &Socket) -> &[u32] {
         let start = self.inodes.partition_point(|&i| i < socket.inode);

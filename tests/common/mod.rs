@@ -255,3 +255,51 @@ pub fn wait_timeout(child: &mut std::process::Child, limit: std::time::Duration)
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Runs portctl with `args`, reads the first bytes of its output and closes
+/// the pipe, like `| head -1`; returns its exit code and stderr.
+pub fn into_closed_pipe(args: &[&str]) -> (Option<i32>, String) {
+    use std::io::Read;
+    let mut child = portctl()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run portctl");
+    let mut first = [0u8; 16];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (child.wait().unwrap().code(), err)
+}
+
+/// Runs `portctl ARGS` under a pseudo-terminal (util-linux `script`), so
+/// portctl sees a terminal; returns what the terminal received.
+pub fn on_terminal(args: &str, env: &[(&str, &str)]) -> String {
+    let out = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} {args}", env!("CARGO_BIN_EXE_portctl")),
+            "/dev/null",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TERM", "xterm")
+        .env("COLUMNS", "160")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) runs portctl on a pseudo-terminal");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
