@@ -47,6 +47,30 @@ fn main() {
     let with_port = entries.iter().filter(|r| r.ports.is_some()).count();
     writeln!(code, "const WITH_PORT: usize = {with_port};").unwrap();
 
+    // The first entry of each port, so a lookup binary-searches 25 KiB
+    // instead of the whole table: listing thousands of sockets then reads
+    // only the pages of ports that have entries.
+    let mut first_of_port: Vec<(u16, usize)> = Vec::new();
+    for (i, r) in entries.iter().enumerate() {
+        if let Some((low, _)) = r.ports {
+            if first_of_port.last().is_none_or(|(port, _)| *port != low) {
+                first_of_port.push((low, i));
+            }
+        }
+    }
+    first_of_port.push((u16::MAX, with_port)); // the end of the last port's run
+    writeln!(
+        code,
+        "/// (port, index of its first entry in RAW), then an end marker."
+    )
+    .unwrap();
+    writeln!(
+        code,
+        "static PORT_INDEX: [(u16, u16); {}] = {first_of_port:?};",
+        first_of_port.len()
+    )
+    .unwrap();
+
     let mut by_name: Vec<usize> = (0..entries.len()).collect();
     by_name.sort_by_key(|&i| (entries[i].name.to_ascii_lowercase(), i));
     writeln!(code, "/// Indices into RAW, sorted by lowercase name.").unwrap();

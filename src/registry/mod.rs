@@ -214,11 +214,14 @@ fn ranges_over(low: u16, high: u16) -> impl Iterator<Item = &'static Raw> {
 /// Every entry covering `port`, single-port entries in registry order (the
 /// primary name first), then ranges.
 pub fn at_port(port: u16) -> impl Iterator<Item = Entry> {
-    let raw = with_port();
-    let start = raw.partition_point(|r| r.low < port);
-    let exact = raw[start..].iter().take_while(move |r| r.low == port);
+    // The last PORT_INDEX row only marks the end, never a port of its own.
+    let ports = &PORT_INDEX[..PORT_INDEX.len() - 1];
+    let exact = match ports.binary_search_by_key(&port, |&(p, _)| p) {
+        Ok(i) => &RAW[usize::from(PORT_INDEX[i].1)..usize::from(PORT_INDEX[i + 1].1)],
+        Err(_) => &RAW[..0],
+    };
     let ranges = ranges_over(port, port).filter(move |r| r.low < port);
-    exact.chain(ranges).map(Raw::entry)
+    exact.iter().chain(ranges).map(Raw::entry)
 }
 
 /// Every (port, entry) pair inside `range`, in port order.
