@@ -20,6 +20,13 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct GlobalArgs {
     /// Print JSON instead of text (for jq and scripts)
     #[arg(long, global = true)]
     pub json: bool,
@@ -27,6 +34,39 @@ pub struct Cli {
     /// When to use colour; NO_COLOR in the environment means never on auto
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
+}
+
+/// `portctl whatis ...` on its own. clap builds every subcommand before it
+/// parses; for the command scripts call in loops, building only this one
+/// keeps a lookup as fast as `getent services`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "portctl whatis",
+    bin_name = "portctl whatis",
+    max_term_width = 100,
+    allow_negative_numbers = true,
+    about = "What a port is for, or which port a service uses (IANA registry)"
+)]
+pub struct WhatisCli {
+    #[command(flatten)]
+    pub args: WhatisArgs,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+impl Cli {
+    /// Parses `portctl ARGS...`, taking the short road for `whatis`.
+    pub fn parse_args(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
+        if args.get(1).is_some_and(|a| a == "whatis") {
+            let whatis = WhatisCli::try_parse_from(&args[1..])?;
+            return Ok(Cli {
+                command: Command::Whatis(whatis.args),
+                global: whatis.global,
+            });
+        }
+        Cli::try_parse_from(args)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -387,6 +427,23 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_whatis_short_road_parses_like_the_full_cli() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        let short = Cli::parse_args(args(&[
+            "portctl", "whatis", "443", "--json", "--tcp", "--color", "never",
+        ]))
+        .unwrap();
+        let full = Cli::try_parse_from([
+            "portctl", "whatis", "443", "--json", "--tcp", "--color", "never",
+        ])
+        .unwrap();
+        assert_eq!(format!("{short:?}"), format!("{full:?}"));
+        let err = Cli::parse_args(args(&["portctl", "whatis", "--bogus"])).unwrap_err();
+        assert!(one_line_error(&err).contains("--bogus"));
+        WhatisCli::command().debug_assert();
     }
 
     #[test]

@@ -34,7 +34,7 @@ use output::Output;
 /// Runs one command; the returned `Exit` (or the error's) is the process's
 /// exit code.
 pub fn run(cli: Cli) -> Result<Exit> {
-    let output = Output::detect(cli.json, cli.color);
+    let output = Output::detect(cli.global.json, cli.global.color);
     match &cli.command {
         Command::Whatis(args) => whatis::run(args, output),
         Command::List(args) => list::run(args, output),

@@ -1,11 +1,10 @@
-use clap::Parser;
 use portctl::cli::{one_line_error, Cli};
 use portctl::exit::Exit;
 use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_args(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help and --version: print them as clap formats them.

@@ -75,7 +75,10 @@ fn classify(text: &str) -> Result<Query> {
         )));
     }
     let numeric = text.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+');
-    if numeric && registry::named(text).next().is_none() {
+    // Service names hold at least one letter (RFC 6335), so digits alone
+    // need no name lookup.
+    let may_be_name = text.chars().any(|c| c.is_ascii_alphabetic());
+    if numeric && !(may_be_name && registry::named(text).next().is_some()) {
         return parse_range(text)
             .map(Query::Ports)
             .map_err(|_| Error::usage(format!("invalid query '{text}': {RANGE_FORM}")));
