@@ -34,26 +34,8 @@ pub enum BindOutcome {
 /// judged separately. UDP gets no SO_REUSEADDR: two UDP sockets with it
 /// can share a port, and that port is not free.
 pub fn try_bind(addr: SocketAddr, proto: Proto) -> BindOutcome {
-    let attempt = || -> io::Result<()> {
-        let kind = match proto {
-            Proto::Tcp => Type::STREAM,
-            Proto::Udp => Type::DGRAM,
-        };
-        let socket = RawSocket::new(Domain::for_address(addr), kind, None)?;
-        if addr.is_ipv6() {
-            socket.set_only_v6(true)?;
-        }
-        if proto == Proto::Tcp {
-            socket.set_reuse_address(true)?;
-        }
-        socket.bind(&addr.into())?;
-        if proto == Proto::Tcp {
-            socket.listen(1)?;
-        }
-        Ok(())
-    };
-    match attempt() {
-        Ok(()) => BindOutcome::Free,
+    match bind_like_a_server(addr, proto) {
+        Ok(_) => BindOutcome::Free,
         Err(e) => match e.kind() {
             io::ErrorKind::AddrInUse => BindOutcome::InUse,
             io::ErrorKind::PermissionDenied => BindOutcome::Denied,
@@ -62,6 +44,27 @@ pub fn try_bind(addr: SocketAddr, proto: Proto) -> BindOutcome {
             _ => BindOutcome::Failed(e),
         },
     }
+}
+
+/// A socket bound the way servers bind: SO_REUSEADDR and listen for TCP,
+/// v6-only for IPv6.
+fn bind_like_a_server(addr: SocketAddr, proto: Proto) -> io::Result<RawSocket> {
+    let kind = match proto {
+        Proto::Tcp => Type::STREAM,
+        Proto::Udp => Type::DGRAM,
+    };
+    let socket = RawSocket::new(Domain::for_address(addr), kind, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    if proto == Proto::Tcp {
+        socket.set_reuse_address(true)?;
+    }
+    socket.bind(&addr.into())?;
+    if proto == Proto::Tcp {
+        socket.listen(1)?;
+    }
+    Ok(socket)
 }
 
 #[cfg(unix)]
@@ -245,20 +248,9 @@ pub struct CheckRecord {
     pub reason: Option<String>,
 }
 
-fn checked_protos(tcp: bool, udp: bool) -> Vec<Proto> {
-    let mut protos = Vec::new();
-    if tcp {
-        protos.push(Proto::Tcp);
-    }
-    if udp {
-        protos.push(Proto::Udp);
-    }
-    protos
-}
-
 /// Probes every (port, transport), in order.
 fn probe_all(args: &CheckArgs, addresses: &[IpAddr]) -> Vec<(u16, Proto, Verdict)> {
-    let protos = checked_protos(args.transport.wants_tcp(), args.transport.wants_udp());
+    let protos = args.transport.protos();
     let mut verdicts = Vec::new();
     for range in &args.ports {
         for port in range.ports() {
@@ -340,7 +332,8 @@ pub fn run_check(args: &CheckArgs, output: Output) -> Result<Exit> {
     Ok(exit)
 }
 
-fn in_use_reason(holders: &[Holder]) -> String {
+/// Says who holds a port, or why that cannot be said.
+pub fn in_use_reason(holders: &[Holder]) -> String {
     if holders.is_empty() {
         return "in use, but no socket holding it is visible here (another network namespace?)"
             .to_string();
@@ -446,19 +439,7 @@ fn pick_from_os(proto: Proto, addresses: &[IpAddr], wanted: usize) -> Result<Vec
         if found.len() == wanted {
             break;
         }
-        let kind = match proto {
-            Proto::Tcp => Type::STREAM,
-            Proto::Udp => Type::DGRAM,
-        };
-        let first = SocketAddr::new(addresses[0], 0);
-        let socket = RawSocket::new(Domain::for_address(first), kind, None)
-            .and_then(|s| {
-                if first.is_ipv6() {
-                    s.set_only_v6(true)?;
-                }
-                s.bind(&first.into())?;
-                Ok(s)
-            })
+        let socket = bind_like_a_server(SocketAddr::new(addresses[0], 0), proto)
             .map_err(|e| Error::failure(format!("cannot bind {}: {e}", addresses[0])))?;
         let port = socket
             .local_addr()

@@ -1,7 +1,7 @@
 //! The command line: clap derive types only. Parsing of ports, ranges and
 //! addresses lives in `parse`, so it can be tested without clap.
 
-use crate::model::TcpState;
+use crate::model::{Proto, TcpState};
 use crate::parse::{self, PortRange};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::IpAddr;
@@ -363,6 +363,18 @@ impl TransportFilter {
 
     pub fn wants_udp(&self) -> bool {
         self.udp || !self.tcp
+    }
+
+    /// The transports asked for, TCP first.
+    pub fn protos(&self) -> Vec<Proto> {
+        let mut protos = Vec::new();
+        if self.wants_tcp() {
+            protos.push(Proto::Tcp);
+        }
+        if self.wants_udp() {
+            protos.push(Proto::Udp);
+        }
+        protos
     }
 }
 

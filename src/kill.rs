@@ -136,13 +136,7 @@ fn who(pid: u32, name: &Option<String>) -> String {
 }
 
 pub fn run(args: &KillArgs, output: Output) -> Result<Exit> {
-    let mut protos = Vec::new();
-    if args.transport.wants_tcp() {
-        protos.push(Proto::Tcp);
-    }
-    if args.transport.wants_udp() {
-        protos.push(Proto::Udp);
-    }
+    let protos = args.transport.protos();
     let port = args.port;
     let targets = listeners(port, &protos)?;
     if targets.is_empty() {

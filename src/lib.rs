@@ -31,6 +31,20 @@ use cli::{Cli, Command};
 use exit::{Exit, Result};
 use output::Output;
 
+/// A tokio runtime for the commands that do network I/O: all cores for
+/// servers and probes, one thread for a single client.
+pub(crate) fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder
+        .enable_all()
+        .build()
+        .map_err(|e| exit::Error::failure(format!("cannot start the runtime: {e}")))
+}
+
 /// Runs one command; the returned `Exit` (or the error's) is the process's
 /// exit code.
 pub fn run(cli: Cli) -> Result<Exit> {

@@ -5,7 +5,7 @@ use crate::cli::ProbeArgs;
 use crate::exit::{Error, Exit, Result};
 use crate::model::Proto;
 use crate::output::{Cell, Column, JsonArray, Output, Style};
-use crate::parse::{parse_host_range, Host};
+use crate::parse::parse_host_range;
 use crate::registry;
 use serde::{Deserialize, Serialize};
 use std::io::{self, IsTerminal, Write};
@@ -64,19 +64,10 @@ async fn probe_one(addr: SocketAddr, wait: Duration) -> ProbeRecord {
 
 pub fn run(args: &ProbeArgs, output: Output) -> Result<Exit> {
     let (host, range) = parse_host_range(&args.target).map_err(|e| Error::usage(e.to_string()))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::failure(format!("cannot start the runtime: {e}")))?;
-    let ip = match &host {
-        Host::Ip(ip) => *ip,
-        Host::Name(name) => runtime
-            .block_on(tokio::net::lookup_host((name.as_str(), 0)))
-            .map_err(|e| Error::failure(format!("cannot resolve '{name}': {e}")))?
-            .next()
-            .ok_or_else(|| Error::failure(format!("cannot resolve '{name}': no addresses")))?
-            .ip(),
-    };
+    let runtime = crate::runtime(true)?;
+    // The resolver gets longer than one connection attempt.
+    let resolve_wait = args.timeout.max(Duration::from_secs(5));
+    let ip = runtime.block_on(crate::talk::resolve(&host, 0, resolve_wait))?[0].ip();
     let show_bar = range.port_count() > 100 && io::stderr().is_terminal() && !output.is_json();
     let bar = show_bar.then(|| {
         let bar = indicatif::ProgressBar::new(range.port_count() as u64);

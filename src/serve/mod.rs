@@ -8,7 +8,7 @@ mod hello;
 pub mod http;
 mod server;
 
-use crate::check::{find_holders, Holder};
+use crate::check::{find_holders, in_use_reason, Holder};
 use crate::cli::{ServeArgs, ServiceName};
 use crate::exit::{Error, Exit, Result};
 use crate::model::Proto;
@@ -170,14 +170,7 @@ fn holder_text(port: u16, protos: &[Proto], ip: IpAddr) -> String {
     let holders: Vec<Holder> = find_holders(&keys, Some(ip), Scope::Every)
         .map(|by_key| by_key.into_values().flatten().collect())
         .unwrap_or_default();
-    if holders.is_empty() {
-        "in use".to_string()
-    } else if holders.iter().all(|h| h.pid.is_none()) {
-        "held by a process you cannot see (run with sudo to name it)".to_string()
-    } else {
-        let named: Vec<String> = holders.iter().map(Holder::describe).collect();
-        format!("in use by {}", named.join("; "))
-    }
+    in_use_reason(&holders)
 }
 
 /// Binds as SPEC.md says: `--port N` exactly (naming the holder if taken),
@@ -304,11 +297,7 @@ pub fn run(args: &ServeArgs, output: Output) -> Result<Exit> {
         ));
     }
     let bound = bind_port(args, &protos)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::failure(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(async {
+    crate::runtime(true)?.block_on(async {
         let signals = Shutdown::install();
         serve(signals, bound, handler, args, max_conn, output).await
     })

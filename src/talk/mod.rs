@@ -76,11 +76,7 @@ impl Printer {
 
 pub fn run(args: &TalkArgs, output: Output) -> Result<Exit> {
     let (host, port) = parse_host_port(&args.target).map_err(|e| Error::usage(e.to_string()))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::failure(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(async {
+    crate::runtime(false)?.block_on(async {
         let addrs = resolve(&host, port, args.timeout).await?;
         if let Some(path) = &args.http {
             return http::run(&host, port, &addrs, path, args, output).await;
@@ -95,7 +91,7 @@ pub fn run(args: &TalkArgs, output: Output) -> Result<Exit> {
 
 /// An IP as given, or a name through the system resolver; a name that
 /// does not resolve is an operational failure (exit 3).
-async fn resolve(host: &Host, port: u16, wait: Duration) -> Result<Vec<SocketAddr>> {
+pub(crate) async fn resolve(host: &Host, port: u16, wait: Duration) -> Result<Vec<SocketAddr>> {
     match host {
         Host::Ip(ip) => Ok(vec![SocketAddr::new(*ip, port)]),
         Host::Name(name) => {
