@@ -8,6 +8,7 @@
 //! - `sockets`: the live socket table and owners; `process`: names.
 //! - one module per command: `whatis`, `list`, `check` (and `free`),
 //!   `serve`, `talk`, `kill`, `wait`, `probe`; `docs` (completions, man).
+//! - `nolibm`: keeps libm.so out of every process (glibc Linux).
 
 pub mod check;
 pub mod cli;
@@ -16,6 +17,8 @@ pub mod exit;
 pub mod kill;
 pub mod list;
 pub mod model;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod nolibm;
 pub mod output;
 pub mod parse;
 pub mod probe;

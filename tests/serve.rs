@@ -344,3 +344,20 @@ fn serve_http_describes_the_request() {
         "{err}"
     );
 }
+
+/// tokio's scheduler calls `pow`; portctl defines it (src/nolibm.rs) so that
+/// libm.so is never mapped — and the server's statistics still work.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn servers_answer_without_libm_loaded() {
+    let server = Server::start(&["echo", "--port", "0"], 1);
+    for i in 0..20 {
+        let mut s = connect(server.port);
+        let line = format!("message {i}\n");
+        s.write_all(line.as_bytes()).unwrap();
+        assert_eq!(read_exact(&mut s, line.len()), line.as_bytes());
+    }
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", server.pid())).unwrap();
+    assert!(maps.contains("/libc.so"), "{maps}");
+    assert!(!maps.contains("/libm.so"), "{maps}");
+}
