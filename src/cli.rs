@@ -76,7 +76,10 @@ pub enum ColorChoice {
     Never,
 }
 
+/// Deferred: clap builds the arguments of the subcommand being run, not of
+/// all of them, which keeps every command's start-up short.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// What a port is for, or which port a service uses (IANA registry)
     #[command(allow_negative_numbers = true)]
@@ -344,7 +347,8 @@ pub struct TalkArgs {
     pub output_file: Option<std::path::PathBuf>,
 }
 
-/// `--tcp` / `--udp`: neither or both means both.
+// `--tcp` / `--udp`: neither or both means both. (A plain comment: with
+// deferred subcommands, a doc comment here would become their about text.)
 #[derive(Debug, Clone, Copy, Default, Args)]
 pub struct TransportFilter {
     /// Only TCP

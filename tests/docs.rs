@@ -26,3 +26,31 @@ fn man_page_is_roff() {
     assert!(page.contains(".TH portctl"), "{page}");
     assert!(page.contains("whatis") && page.contains("serve"));
 }
+
+/// Each subcommand's help opens with the line `portctl --help` lists for it
+/// (clap builds subcommands lazily; a flattened doc comment must not take
+/// that place).
+#[test]
+fn every_subcommand_help_opens_with_its_summary() {
+    let top = stdout(&run(&["--help"]));
+    let commands = top
+        .split("Commands:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("a Commands section");
+    let mut seen = 0;
+    for line in commands.lines() {
+        let (name, summary) = line.trim().split_once(char::is_whitespace).unwrap();
+        if name == "help" {
+            continue;
+        }
+        let help = stdout(&run(&[name, "--help"]));
+        assert_eq!(
+            help.lines().next(),
+            Some(summary.trim()),
+            "portctl {name} --help"
+        );
+        seen += 1;
+    }
+    assert!(seen >= 10, "{top}");
+}
