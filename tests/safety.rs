@@ -177,3 +177,26 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     let piped = run(&["--color", "always", "whatis", "443"]);
     assert!(!piped.stdout.contains(&0x1b), "a pipe never gets colour");
 }
+
+/// Tables fit the terminal: its own width, or COLUMNS when the terminal
+/// reports none (as `script`'s pseudo-terminal does here).
+#[test]
+fn tables_wrap_to_the_terminal_width() {
+    let widest = |columns: &str| {
+        let screen = on_terminal("--color never whatis 443 ssh", &[("COLUMNS", columns)]);
+        assert!(screen.contains("https"), "{screen}");
+        screen
+            .lines()
+            .filter(|l| l.starts_with(['╭', '│', '╞', '╰']))
+            .map(|l| l.trim_end_matches('\r').chars().count())
+            .max()
+            .unwrap()
+    };
+    let narrow = widest("60");
+    let wide = widest("140");
+    assert!(narrow <= 60, "{narrow} columns on a 60-column terminal");
+    assert!(
+        wide <= 140 && wide > 60,
+        "{wide} columns on a 140-column terminal"
+    );
+}

@@ -89,11 +89,7 @@ impl<'a, W: Write> TextTable<'a, W> {
             if !color {
                 table.force_no_tty();
             }
-            // A pseudo-terminal may report no width (0 columns): wrap to a
-            // sensible width rather than one character per line.
-            if table.width().is_none_or(|w| w < 20) {
-                table.set_width(terminal_width_fallback());
-            }
+            table.set_width(terminal_width());
             let header: Vec<comfy_table::Cell> = columns
                 .iter()
                 .map(|c| {
@@ -139,11 +135,16 @@ impl<'a, W: Write> TextTable<'a, W> {
     }
 }
 
-fn terminal_width_fallback() -> u16 {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse::<u16>().ok())
-        .filter(|w| *w >= 20)
+/// The width to wrap a table to, asked of stdout here: comfy-table's own
+/// lookup opens /dev/tty and, failing that, runs `tput`, and portctl starts
+/// no programs. A pseudo-terminal may report no width (0 columns): then
+/// COLUMNS, then 100, rather than one character per line.
+fn terminal_width() -> u16 {
+    let usable = |w: &u16| *w >= 20;
+    terminal_size::terminal_size_of(io::stdout())
+        .map(|(width, _)| width.0)
+        .filter(usable)
+        .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok().filter(usable))
         .unwrap_or(100)
 }
 
