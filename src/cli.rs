@@ -36,9 +36,9 @@ pub struct GlobalArgs {
     pub color: ColorChoice,
 }
 
-/// `portctl whatis ...` on its own. clap builds every subcommand before it
-/// parses; for the command scripts call in loops, building only this one
-/// keeps a lookup as fast as `getent services`.
+/// `portctl whatis ...` on its own. Even with deferred subcommands clap
+/// builds the whole top level; for the command scripts call in loops,
+/// skipping it saves a tenth of a lookup (BENCHMARKS.md).
 #[derive(Debug, Parser)]
 #[command(
     name = "portctl whatis",
