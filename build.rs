@@ -29,6 +29,18 @@ fn main() {
     let entries = load::merge(records, overlay, common);
 
     let mut strings = Strings::default();
+    // Names go first, in the name index's order: a lookup by name then
+    // reads one compact run of STRINGS, not pages all over it.
+    let mut by_name: Vec<usize> = (0..entries.len()).collect();
+    by_name.sort_by_key(|&i| (entries[i].name.to_ascii_lowercase(), i));
+    let by_name: Vec<(usize, usize)> = by_name
+        .into_iter()
+        .map(|i| {
+            let (at, len) = strings.add(&entries[i].name);
+            assert!(len < 256 && at < 1 << 24, "a name too long or too far");
+            (at << 8 | len, i)
+        })
+        .collect();
     let raw: Vec<String> = entries
         .iter()
         .map(|r| raw_literal(r, &mut strings))
@@ -74,12 +86,15 @@ fn main() {
     )
     .unwrap();
 
-    let mut by_name: Vec<usize> = (0..entries.len()).collect();
-    by_name.sort_by_key(|&i| (entries[i].name.to_ascii_lowercase(), i));
-    writeln!(code, "/// Indices into RAW, sorted by lowercase name.").unwrap();
     writeln!(
         code,
-        "static BY_NAME: [u16; {}] = {by_name:?};",
+        "/// (offset << 8 | length of the name in STRINGS, index into RAW),\n\
+         /// sorted by lowercase name."
+    )
+    .unwrap();
+    writeln!(
+        code,
+        "static BY_NAME: [(u32, u16); {}] = {by_name:?};",
         by_name.len()
     )
     .unwrap();

@@ -256,12 +256,14 @@ fn cmp_name(name: &str, lowercase_key: &str) -> std::cmp::Ordering {
 /// Every entry with this service name, case-insensitively.
 pub fn named(name: &str) -> impl Iterator<Item = Entry> {
     let key = name.to_ascii_lowercase();
-    let name_of = |i: u16| RAW[usize::from(i)].str(0);
-    let start = BY_NAME.partition_point(|&i| cmp_name(name_of(i), &key).is_lt());
+    // The index holds each name's place in STRINGS, so the search reads
+    // only the index and the names, not RAW.
+    let name_of = |&(at, _): &(u32, u16)| &STRINGS[(at >> 8) as usize..][..(at & 0xff) as usize];
+    let start = BY_NAME.partition_point(|e| cmp_name(name_of(e), &key).is_lt());
     BY_NAME[start..]
         .iter()
-        .take_while(move |&&i| cmp_name(name_of(i), &key).is_eq())
-        .map(|&i| RAW[usize::from(i)].entry())
+        .take_while(move |e| cmp_name(name_of(e), &key).is_eq())
+        .map(|&(_, i)| RAW[usize::from(i)].entry())
 }
 
 /// The current service name for a port and transport, for labelling
