@@ -19,7 +19,10 @@ sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(1000 10000 30000)
 runs=${RUNS:-20}
 
-peak_kb() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
+# The median of five runs' peak RSS.
+peak_kb() {
+    for _ in 1 2 3 4 5; do /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; done | sort -n | sed -n 3p
+}
 
 for n in "${sizes[@]}"; do
     # One process may hold at most `ulimit -n` descriptors: spread them.
