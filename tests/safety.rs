@@ -178,25 +178,48 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     assert!(!piped.stdout.contains(&0x1b), "a pipe never gets colour");
 }
 
+/// The widest line of the tables on a screen.
+fn widest_table_line(screen: &str) -> usize {
+    assert!(screen.contains("https"), "{screen}");
+    screen
+        .lines()
+        .filter(|l| l.starts_with(['╭', '│', '╞', '╰']))
+        .map(|l| l.trim_end_matches('\r').chars().count())
+        .max()
+        .unwrap()
+}
+
 /// Tables fit the terminal: its own width, or COLUMNS when the terminal
-/// reports none (as `script`'s pseudo-terminal does here).
+/// reports none (as `script`'s pseudo-terminal does unless told).
 #[test]
 fn tables_wrap_to_the_terminal_width() {
-    let widest = |columns: &str| {
-        let screen = on_terminal("--color never whatis 443 ssh", &[("COLUMNS", columns)]);
-        assert!(screen.contains("https"), "{screen}");
-        screen
-            .lines()
-            .filter(|l| l.starts_with(['╭', '│', '╞', '╰']))
-            .map(|l| l.trim_end_matches('\r').chars().count())
-            .max()
-            .unwrap()
-    };
-    let narrow = widest("60");
-    let wide = widest("140");
+    let args = "--color never whatis 443 ssh";
+    let narrow = widest_table_line(&on_terminal(args, &[("COLUMNS", "60")]));
+    let wide = widest_table_line(&on_terminal(args, &[("COLUMNS", "140")]));
     assert!(narrow <= 60, "{narrow} columns on a 60-column terminal");
     assert!(
         wide <= 140 && wide > 60,
         "{wide} columns on a 140-column terminal"
+    );
+
+    // A terminal that knows its size wins over COLUMNS (160 here).
+    let sized = Command::new("script")
+        .args([
+            "-qec",
+            &format!(
+                "stty rows 30 cols 72; {} {args}",
+                env!("CARGO_BIN_EXE_portctl")
+            ),
+            "/dev/null",
+        ])
+        .env("COLUMNS", "160")
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let sized = widest_table_line(&String::from_utf8_lossy(&sized.stdout));
+    assert!(
+        sized <= 72 && sized > 60,
+        "{sized} columns on a 72-column terminal"
     );
 }
