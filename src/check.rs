@@ -4,7 +4,7 @@
 use crate::cli::{CheckArgs, FreeArgs};
 use crate::exit::{Error, Exit, Result};
 use crate::model::{Proto, Socket, TcpState};
-use crate::output::{self, Cell, Column, Format, JsonArray, Output, Style};
+use crate::output::{self, write_array, Cell, Column, Format, Output, Style};
 use crate::parse::PortRange;
 use crate::process;
 use crate::sockets::{self, Scope, TableQuery};
@@ -321,11 +321,7 @@ pub fn run_check(args: &CheckArgs, output: Output) -> Result<Exit> {
     };
     let stdout = io::stdout().lock();
     if output.format == Format::Json {
-        let mut array = JsonArray::new(stdout);
-        for record in &records {
-            array.push(record)?;
-        }
-        array.finish()?;
+        write_array(stdout, &records)?;
     } else {
         write_check_text(stdout, output, &records)?;
     }
@@ -396,11 +392,10 @@ pub fn run_free(args: &FreeArgs, output: Output) -> Result<Exit> {
     }
     let mut stdout = io::stdout().lock();
     if output.format == Format::Json {
-        let mut array = JsonArray::new(&mut stdout);
-        for port in &ports {
-            array.push(&FreeRecord { port: *port, proto })?;
-        }
-        array.finish()?;
+        write_array(
+            &mut stdout,
+            ports.iter().map(|&port| FreeRecord { port, proto }),
+        )?;
     } else {
         for port in &ports {
             writeln!(stdout, "{port}")?;

@@ -3,7 +3,7 @@
 use crate::cli::ListArgs;
 use crate::exit::{Exit, Result};
 use crate::model::{Family, Proto, Socket, TcpState};
-use crate::output::{self, Cell, Column, Format, JsonArray, Output, Style};
+use crate::output::{self, write_array, Cell, Column, Format, Output, Style};
 use crate::process::{self, Users};
 use crate::registry;
 use crate::sockets::{self, Owners, TableQuery};
@@ -173,13 +173,13 @@ pub fn run(args: &ListArgs, output: Output) -> Result<Exit> {
     let stdout = io::stdout().lock();
     let out = io::BufWriter::with_capacity(64 * 1024, stdout);
     match output.format {
-        Format::Json => {
-            let mut array = JsonArray::new(out);
-            for socket in &snapshot.sockets {
-                array.push(&snapshot.record(socket, &mut users))?;
-            }
-            array.finish()?;
-        }
+        Format::Json => write_array(
+            out,
+            snapshot
+                .sockets
+                .iter()
+                .map(|socket| snapshot.record(socket, &mut users)),
+        )?,
         _ => write_text(out, output, &snapshot, &mut users)?,
     }
     Ok(Exit::Ok)
@@ -219,11 +219,7 @@ fn summary(args: &ListArgs, output: Output) -> Result<Exit> {
     rows.sort_by(|a, b| (a.proto, b.count, a.state).cmp(&(b.proto, a.count, b.state)));
     let stdout = io::stdout().lock();
     if output.is_json() {
-        let mut array = JsonArray::new(stdout);
-        for row in &rows {
-            array.push(row)?;
-        }
-        array.finish()?;
+        write_array(stdout, &rows)?;
         return Ok(Exit::Ok);
     }
     const SUMMARY: [Column; 3] = [

@@ -4,7 +4,7 @@
 use crate::cli::ProbeArgs;
 use crate::exit::{Error, Exit, Result};
 use crate::model::Proto;
-use crate::output::{Cell, Column, JsonArray, Output, Style};
+use crate::output::{write_array, Cell, Column, Output, Style};
 use crate::parse::parse_host_range;
 use crate::registry;
 use serde::{Deserialize, Serialize};
@@ -116,11 +116,7 @@ pub fn run(args: &ProbeArgs, output: Output) -> Result<Exit> {
         .count();
     let stdout = io::stdout().lock();
     if output.is_json() {
-        let mut array = JsonArray::new(stdout);
-        for r in &records {
-            array.push(r)?;
-        }
-        array.finish()?;
+        write_array(stdout, &records)?;
     } else {
         // A long range lists what answered; a short one lists every port.
         let everything = range.port_count() <= 32;

@@ -3,7 +3,7 @@
 
 use crate::cli::WhatisArgs;
 use crate::exit::{Error, Exit, Result};
-use crate::output::{Cell, Column, Format, JsonArray, Output, Style};
+use crate::output::{write_array, Cell, Column, Format, Output, Style};
 use crate::parse::{parse_range, PortRange, RANGE_FORM};
 use crate::registry::{self, Entry, PortClass, Source, Standing, Transport};
 use serde::{Deserialize, Serialize};
@@ -167,13 +167,7 @@ pub fn run(args: &WhatisArgs, output: Output) -> Result<Exit> {
     };
     let stdout = io::stdout().lock();
     match output.format {
-        Format::Json => {
-            let mut array = JsonArray::new(stdout);
-            for record in answers.iter().flat_map(|a| &a.records) {
-                array.push(record)?;
-            }
-            array.finish()?;
-        }
+        Format::Json => write_array(stdout, answers.iter().flat_map(|a| &a.records))?,
         _ => write_text(stdout, output, &queries, &answers)?,
     }
     Ok(exit)

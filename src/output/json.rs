@@ -29,6 +29,18 @@ impl<W: Write> JsonArray<W> {
     }
 }
 
+/// Every item as one streamed array: the whole output of a command.
+pub fn write_array<W: Write, T: Serialize>(
+    out: W,
+    items: impl IntoIterator<Item = T>,
+) -> io::Result<()> {
+    let mut array = JsonArray::new(out);
+    for item in items {
+        array.push(&item)?;
+    }
+    array.finish()
+}
+
 /// One JSON value on its own line (events, single results).
 pub fn write_line<W: Write, T: Serialize>(mut out: W, item: &T) -> io::Result<()> {
     serde_json::to_writer(&mut out, item).map_err(io::Error::from)?;

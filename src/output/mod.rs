@@ -6,7 +6,7 @@ mod json;
 mod sanitize;
 mod table;
 
-pub use json::{write_line, JsonArray};
+pub use json::{write_array, write_line, JsonArray};
 pub use sanitize::{sanitize, sanitize_bytes};
 pub use table::{Cell, Column, Style, TextTable};
 
