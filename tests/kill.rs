@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::{assert_exit, assert_usage_error, run, stderr, stdout, wait_timeout, SocketHolder};
+use common::{
+    assert_exit, assert_usage_error, python, run, stderr, stdout, wait_timeout, SocketHolder,
+};
 use portctl::kill::KillReport;
 use std::net::TcpListener;
 use std::time::Duration;
@@ -16,17 +18,10 @@ fn stops_the_listener_and_not_its_clients() {
     let mut server = SocketHolder::start(&[("tcp", "127.0.0.1", 0)], false);
     let port = server.ports[0];
     // A client process connected to the port: it must survive.
-    let mut client = std::process::Command::new("python3")
-        .args(["-c", &format!("import socket,time; s=socket.create_connection(('127.0.0.1',{port})); print('ok', flush=True); time.sleep(60)")])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(client.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let (mut client, _) = python(
+        &format!("import socket,time; s=socket.create_connection(('127.0.0.1',{port})); print('ok', flush=True); time.sleep(60)"),
+        &[],
+    );
     let out = run(&["kill", &port.to_string(), "--yes"]);
     assert_exit(&out, 0);
     let text = stdout(&out);

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_exit, on_terminal, portctl, run, stdout, wait_timeout, Server};
+use common::{assert_exit, on_terminal, portctl, python, run, stdout, wait_timeout, Server};
 use std::io::{Read, Write};
 use std::net::{TcpListener, UdpSocket};
 use std::process::{Command, Stdio};
@@ -20,17 +20,7 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
 print(s.getsockname()[1], flush=True)
 time.sleep(60)
 "#;
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let (child, line) = python(script, &[]);
     (child, line.trim().parse().unwrap())
 }
 

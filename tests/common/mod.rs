@@ -53,6 +53,26 @@ pub fn assert_usage_error(out: &Output, value: &str) {
 }
 
 /// A child process (python3) that holds sockets until dropped.
+/// Starts `python3 -c SCRIPT ARGS...` and returns it with the first line it
+/// prints (scripts print once their sockets are open).
+pub fn python(script: &str, args: &[String]) -> (std::process::Child, String) {
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start python3 (install it: apt-get install python3)");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    (child, line)
+}
+
 pub struct SocketHolder {
     pub child: std::process::Child,
     /// The local ports it bound, in the order of its specs.
@@ -83,24 +103,13 @@ for spec in sys.argv[2:]:
 print(" ".join(str(s.getsockname()[1]) for s in held), flush=True)
 time.sleep(120)
 "#;
-        let mut cmd = std::process::Command::new("python3");
-        cmd.arg("-c")
-            .arg(script)
-            .arg(if ignore_term { "1" } else { "0" });
-        for (proto, host, port) in specs {
-            cmd.arg(format!("{proto},{host},{port}"));
-        }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start python3 (install it: apt-get install python3)");
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
+        let mut args = vec![String::from(if ignore_term { "1" } else { "0" })];
+        args.extend(
+            specs
+                .iter()
+                .map(|(proto, host, port)| format!("{proto},{host},{port}")),
+        );
+        let (child, line) = python(script, &args);
         let ports = line
             .split_whitespace()
             .map(|p| p.parse().unwrap())
