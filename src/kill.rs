@@ -1,11 +1,14 @@
 //! `portctl kill PORT`: stop what listens on a port — never the clients
 //! that merely connect to it.
 
-use crate::check::{check_addresses, find_holders, probe, Holder, Verdict};
+use crate::bind::{check_addresses, probe, Verdict};
 use crate::cli::KillArgs;
 use crate::exit::{Error, Exit, Result};
-use crate::model::Proto;
+use crate::holders::{find_holders, HiddenOwner};
+use crate::model::{Proto, Signal};
 use crate::output::{self, Output};
+use crate::platform;
+use crate::record::SocketRecord;
 use crate::sockets::Scope;
 use serde::{Deserialize, Serialize};
 use std::io::{self, BufRead, IsTerminal, Write};
@@ -25,31 +28,69 @@ pub struct KillReport {
 pub struct Signalled {
     pub pid: u32,
     pub process: Option<String>,
-    /// `SIGTERM` or `SIGKILL`.
-    pub signal: String,
+    pub signal: Signal,
 }
 
-/// The processes listening on `port`: (pid, name). Hidden owners are an
-/// error, since nothing can be done about them without privileges.
-fn listeners(port: u16, protos: &[Proto]) -> Result<Vec<(u32, Option<String>)>> {
+/// A process listening on the port.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Target {
+    pid: u32,
+    name: Option<String>,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "{} (pid {})", output::sanitize(name), self.pid),
+            None => write!(f, "pid {}", self.pid),
+        }
+    }
+}
+
+/// The processes listening on `port`. Hidden owners are an error, since
+/// nothing can be done about them from here.
+fn listeners(port: u16, protos: &[Proto]) -> Result<Vec<Target>> {
     let keys: Vec<(u16, Proto)> = protos.iter().map(|p| (port, *p)).collect();
-    let holders: Vec<Holder> = find_holders(&keys, None, Scope::Every)?
+    let holders: Vec<SocketRecord> = find_holders(&keys, None, Scope::Every)?
         .into_values()
         .flatten()
-        .filter(|h| h.listening)
+        .filter(SocketRecord::is_listening)
         .collect();
     if holders.iter().any(|h| h.pid.is_none()) {
         return Err(Error::negative(format!(
-            "port {port} is held by a process you cannot see; run with sudo to stop it"
+            "port {port} is held by {}",
+            HiddenOwner::of(&holders, "stop it")
         )));
     }
-    let mut pids: Vec<(u32, Option<String>)> = holders
-        .into_iter()
-        .filter_map(|h| Some((h.pid?, h.process)))
+    let mut targets: Vec<Target> = holders
+        .iter()
+        .flat_map(|h| {
+            let pids = if h.pids.is_empty() {
+                h.pid.into_iter().collect()
+            } else {
+                h.pids.clone()
+            };
+            pids.into_iter().map(|pid| Target {
+                pid,
+                // Names are known for the first owner; others are looked up.
+                name: (Some(pid) == h.pid).then(|| h.process.clone()).flatten(),
+            })
+        })
         .collect();
-    pids.sort();
-    pids.dedup_by_key(|(pid, _)| *pid);
-    Ok(pids)
+    let unnamed: Vec<u32> = targets
+        .iter()
+        .filter(|t| t.name.is_none())
+        .map(|t| t.pid)
+        .collect();
+    let names = crate::process::names(&unnamed);
+    for target in &mut targets {
+        if target.name.is_none() {
+            target.name = names.get(&target.pid).cloned();
+        }
+    }
+    targets.sort();
+    targets.dedup_by_key(|t| t.pid);
+    Ok(targets)
 }
 
 fn port_free(port: u16, protos: &[Proto]) -> bool {
@@ -57,62 +98,6 @@ fn port_free(port: u16, protos: &[Proto]) -> bool {
     protos
         .iter()
         .all(|p| probe(port, *p, &addresses) != Verdict::InUse)
-}
-
-/// The signals `kill` sends.
-#[derive(Debug, Clone, Copy)]
-enum Signal {
-    Term,
-    Kill,
-}
-
-impl Signal {
-    fn name(self) -> &'static str {
-        match self {
-            Signal::Term => "SIGTERM",
-            Signal::Kill => "SIGKILL",
-        }
-    }
-}
-
-/// Sends `signal`; a process already gone is not an error.
-#[cfg(unix)]
-fn send(pid: u32, signal: Signal) -> io::Result<()> {
-    let signal = match signal {
-        Signal::Term => libc::SIGTERM,
-        Signal::Kill => libc::SIGKILL,
-    };
-    let pid = i32::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;
-    // SAFETY: kill(2) with a checked pid and a valid signal number.
-    if unsafe { libc::kill(pid, signal) } == 0 {
-        return Ok(());
-    }
-    let e = io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::ESRCH) {
-        Ok(())
-    } else {
-        Err(e)
-    }
-}
-
-#[cfg(not(unix))]
-fn send(_pid: u32, _signal: Signal) -> io::Result<()> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "signals are not supported on this platform yet",
-    ))
-}
-
-/// portctl's parent, which it never signals.
-#[cfg(unix)]
-fn parent_pid() -> u32 {
-    // SAFETY: getppid has no preconditions.
-    u32::try_from(unsafe { libc::getppid() }).unwrap_or(0)
-}
-
-#[cfg(not(unix))]
-fn parent_pid() -> u32 {
-    0
 }
 
 fn wait_free(port: u16, protos: &[Proto], limit: Duration) -> bool {
@@ -128,81 +113,88 @@ fn wait_free(port: u16, protos: &[Proto], limit: Duration) -> bool {
     }
 }
 
-fn who(pid: u32, name: &Option<String>) -> String {
-    match name {
-        Some(name) => format!("{} (pid {pid})", output::sanitize(name)),
-        None => format!("pid {pid}"),
+/// Refuses PID 1, portctl itself and its parent.
+fn refuse_protected(targets: &[Target]) -> Result<()> {
+    let me = std::process::id();
+    let parent = platform::parent_pid();
+    match targets
+        .iter()
+        .find(|t| t.pid == 1 || t.pid == me || Some(t.pid) == parent)
+    {
+        Some(target) => Err(Error::negative(format!(
+            "refusing to signal {target}: portctl never stops PID 1, itself or its parent"
+        ))),
+        None => Ok(()),
     }
+}
+
+/// Asks on the terminal; false when the answer is not yes.
+fn confirm(targets: &[Target], port: u16) -> Result<bool> {
+    let names: Vec<String> = targets.iter().map(Target::to_string).collect();
+    if !io::stdin().is_terminal() {
+        return Err(Error::usage(format!(
+            "not on a terminal: add --yes to stop {} listening on port {port}",
+            names.join(", ")
+        )));
+    }
+    let _ = write!(
+        io::stderr(),
+        "Stop {} listening on port {port}? [y/N] ",
+        names.join(", ")
+    );
+    let _ = io::stderr().flush();
+    let mut answer = String::new();
+    let _ = io::stdin().lock().read_line(&mut answer);
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
 pub fn run(args: &KillArgs, output: Output) -> Result<Exit> {
     let protos = args.transport.protos();
     let port = args.port;
-    let targets = listeners(port, &protos)?;
+    let mut targets = listeners(port, &protos)?;
     if targets.is_empty() {
         let free = port_free(port, &protos);
-        report(
-            output,
-            &KillReport {
-                port,
-                signals: Vec::new(),
-                free,
-            },
-            "nothing listens on this port",
-        )?;
-        return Ok(if free { Exit::Ok } else { Exit::Negative });
-    }
-    let me = std::process::id();
-    let parent = parent_pid();
-    if let Some((pid, name)) = targets
-        .iter()
-        .find(|(pid, _)| *pid == 1 || *pid == me || *pid == parent)
-    {
-        return Err(Error::negative(format!(
-            "refusing to signal {}: portctl never stops PID 1, itself or its parent",
-            who(*pid, name)
-        )));
-    }
-    let names: Vec<String> = targets.iter().map(|(pid, name)| who(*pid, name)).collect();
-    if !args.yes {
-        if !io::stdin().is_terminal() {
-            return Err(Error::usage(format!(
-                "not on a terminal: add --yes to stop {} listening on port {port}",
-                names.join(", ")
-            )));
-        }
-        let _ = write!(
-            io::stderr(),
-            "Stop {} listening on port {port}? [y/N] ",
-            names.join(", ")
+        let answer = if free { Exit::Ok } else { Exit::Negative };
+        let report = KillReport {
+            port,
+            signals: Vec::new(),
+            free,
+        };
+        return output::deliver(
+            answer,
+            print(output, &report, "nothing listens on this port"),
         );
-        let _ = io::stderr().flush();
-        let mut answer = String::new();
-        let _ = io::stdin().lock().read_line(&mut answer);
-        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+    }
+    refuse_protected(&targets)?;
+    if !args.yes {
+        if !confirm(&targets, port)? {
             let _ = writeln!(io::stderr(), "nothing done");
             return Ok(Exit::Negative);
         }
+        // The prompt may have waited long: signal only what still listens
+        // now and was agreed to, never a PID reused in the meantime.
+        let now = listeners(port, &protos)?;
+        targets.retain(|t| now.contains(t));
     }
     let mut signals = Vec::new();
-    let mut signal = |pid: u32, name: &Option<String>, signal: Signal| -> Result<()> {
-        send(pid, signal)
-            .map_err(|e| Error::negative(format!("cannot signal {}: {e}", who(pid, name))))?;
+    let mut signal = |target: &Target, signal: Signal| -> Result<()> {
+        platform::send_signal(target.pid, signal)
+            .map_err(|e| Error::negative(format!("cannot signal {target}: {e}")))?;
         signals.push(Signalled {
-            pid,
-            process: name.clone(),
-            signal: signal.name().into(),
+            pid: target.pid,
+            process: target.name.clone(),
+            signal,
         });
         Ok(())
     };
-    for (pid, name) in &targets {
-        signal(*pid, name, Signal::Term)?;
+    for target in &targets {
+        signal(target, Signal::Term)?;
     }
     let mut free = wait_free(port, &protos, args.timeout);
     if !free && args.force {
-        for (pid, name) in listeners(port, &protos)? {
-            if targets.iter().any(|(p, _)| *p == pid) {
-                signal(pid, &name, Signal::Kill)?;
+        for target in listeners(port, &protos)? {
+            if targets.contains(&target) {
+                signal(&target, Signal::Kill)?;
             }
         }
         free = wait_free(port, &protos, Duration::from_secs(2));
@@ -217,25 +209,26 @@ pub fn run(args: &KillArgs, output: Output) -> Result<Exit> {
             args.timeout.as_secs_f64()
         )
     };
-    report(
-        output,
-        &KillReport {
-            port,
-            signals,
-            free,
-        },
-        &note,
-    )?;
-    Ok(if free { Exit::Ok } else { Exit::Negative })
+    let report = KillReport {
+        port,
+        signals,
+        free,
+    };
+    let answer = if free { Exit::Ok } else { Exit::Negative };
+    output::deliver(answer, print(output, &report, &note))
 }
 
-fn report(output: Output, report: &KillReport, note: &str) -> io::Result<()> {
+fn print(output: Output, report: &KillReport, note: &str) -> io::Result<()> {
     let mut out = io::stdout().lock();
     if output.is_json() {
         return output::write_line(&mut out, report);
     }
     for s in &report.signals {
-        writeln!(out, "sent {} to {}", s.signal, who(s.pid, &s.process))?;
+        let target = Target {
+            pid: s.pid,
+            name: s.process.clone(),
+        };
+        writeln!(out, "sent {} to {target}", s.signal)?;
     }
     writeln!(out, "port {}: {note}", report.port)?;
     out.flush()

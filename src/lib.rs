@@ -1,19 +1,24 @@
-//! portctl: ports and connections on one machine.
+//! portctl: ports and connections on one machine. ARCHITECTURE.md is the
+//! map; in short, two floors with arrows pointing down:
 //!
-//! - `cli`: the clap types; `parse`: ports, ranges, addresses.
-//! - `exit`: the exit codes of SPEC.md and the error that carries one.
-//! - `model`: sockets, protocols, states — plain data.
-//! - `registry`: the IANA registry embedded at build time.
-//! - `output`: table, plain and JSON printers; terminal escaping.
-//! - `sockets`: the live socket table and owners; `process`: names.
-//! - one module per command: `whatis`, `list`, `check` (and `free`),
+//! - commands, each a leaf: `whatis`, `list`, `check` (and `free`),
 //!   `serve`, `talk`, `kill`, `wait`, `probe`; `docs` (completions, man).
-//! - `nolibm`: keeps libm.so out of every process (glibc Linux).
+//! - facts, shared: `sockets` (the table and owners), `record` (a socket
+//!   as reported), `holders` (who holds a port, and the wording),
+//!   `bind` (binding as servers do), `resolve` (names), `hello` (the
+//!   protocol's bytes), `http` (HTTP/1.1 pieces), `registry` (IANA),
+//!   `process` (names and users), `platform` (the one door to the OS).
+//! - below both: `cli`, `parse`, `exit`, `model` (plain data), `output`
+//!   (table, plain, JSON; escaping); `nolibm` keeps libm.so out (glibc).
 
+pub mod bind;
 pub mod check;
 pub mod cli;
 pub mod docs;
 pub mod exit;
+pub mod hello;
+pub mod holders;
+pub mod http;
 pub mod kill;
 pub mod list;
 pub mod model;
@@ -21,9 +26,12 @@ pub mod model;
 mod nolibm;
 pub mod output;
 pub mod parse;
+pub mod platform;
 pub mod probe;
 pub mod process;
+pub mod record;
 pub mod registry;
+pub mod resolve;
 pub mod serve;
 pub mod sockets;
 pub mod talk;

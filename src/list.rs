@@ -2,95 +2,16 @@
 
 use crate::cli::ListArgs;
 use crate::exit::{Exit, Result};
+use crate::holders::unowned_hint;
 use crate::model::{Family, Proto, Socket, TcpState};
-use crate::output::{self, write_array, Cell, Column, Format, Output, Style};
+use crate::output::{self, endpoint, write_array, Cell, Column, Format, Output, Style};
 use crate::process::{self, Users};
-use crate::registry;
-use crate::sockets::{self, Owners, TableQuery};
+use crate::record::{Snapshot, SocketRecord};
+use crate::sockets::{self, TableQuery};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr};
-
-/// One socket as `list --json` prints it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SocketRecord {
-    pub proto: Proto,
-    pub family: Family,
-    pub local_addr: IpAddr,
-    pub local_port: u16,
-    pub remote_addr: IpAddr,
-    pub remote_port: u16,
-    /// `null` for UDP.
-    pub state: Option<TcpState>,
-    /// `null` where the owner cannot be seen.
-    pub pid: Option<u32>,
-    pub process: Option<String>,
-    pub user: Option<String>,
-    pub inode: u64,
-    /// The registered service of the socket's server-side port.
-    pub service: Option<String>,
-    /// Every process sharing the socket, when more than one does.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pids: Vec<u32>,
-}
-
-/// Everything known about the sockets of one scan.
-pub struct Snapshot {
-    pub sockets: Vec<Socket>,
-    pub owners: Owners,
-    pub names: HashMap<u32, String>,
-}
-
-impl Snapshot {
-    pub fn record(&self, socket: &Socket, users: &mut Users) -> SocketRecord {
-        let pids = self.owners.of(socket);
-        let pid = pids.first().copied();
-        SocketRecord {
-            proto: socket.proto,
-            family: socket.family(),
-            local_addr: socket.local.ip(),
-            local_port: socket.local.port(),
-            remote_addr: socket.remote.ip(),
-            remote_port: socket.remote.port(),
-            state: socket.state,
-            pid,
-            process: pid.and_then(|p| self.names.get(&p).cloned()),
-            // TIME_WAIT and request sockets report uid 0 but belong to no one.
-            user: socket
-                .uid
-                .filter(|_| socket.inode != 0)
-                .and_then(|uid| users.name(uid).map(str::to_string)),
-            inode: socket.inode,
-            service: service_of(socket).map(str::to_string),
-            pids: if pids.len() > 1 {
-                pids.to_vec()
-            } else {
-                Vec::new()
-            },
-        }
-    }
-
-    /// Sockets that have an inode but no visible owner.
-    pub fn unowned(&self) -> usize {
-        self.sockets
-            .iter()
-            .filter(|s| s.inode != 0 && self.owners.of(s).is_empty())
-            .count()
-    }
-}
-
-/// The service a socket serves or talks to: the local port for a
-/// listener, otherwise the lower registered port of the two ends.
-fn service_of(socket: &Socket) -> Option<&'static str> {
-    let transport = socket.proto.into();
-    if socket.is_listening() {
-        return registry::service_name(socket.local.port(), transport);
-    }
-    let (a, b) = (socket.local.port(), socket.remote.port());
-    let (low, high) = (a.min(b), a.max(b));
-    registry::service_name(low, transport).or_else(|| registry::service_name(high, transport))
-}
+use std::net::SocketAddr;
 
 /// The table query the flags allow the kernel to filter by.
 pub fn table_query(args: &ListArgs) -> TableQuery {
@@ -108,6 +29,7 @@ pub fn table_query(args: &ListArgs) -> TableQuery {
         } else {
             Some(args.state.clone())
         },
+        bound_inactive: false,
     }
 }
 
@@ -164,10 +86,7 @@ pub fn run(args: &ListArgs, output: Output) -> Result<Exit> {
     }
     let snapshot = snapshot(args)?;
     if snapshot.owners.hidden && snapshot.unowned() > 0 {
-        output::hint(&format!(
-            "{} sockets belong to processes you cannot inspect; run with sudo to see their owners",
-            snapshot.unowned()
-        ));
+        output::hint(&unowned_hint(snapshot.unowned()));
     }
     let mut users = Users::default();
     let stdout = io::stdout().lock();
@@ -244,44 +163,81 @@ fn summary(args: &ListArgs, output: Output) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// One line of `list --watch --json`: a socket that opened or closed.
+/// What happened to a socket between two scans of `list --watch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchEventKind {
+    /// Gone since the last scan.
+    Close,
+    /// New since the last scan (the first scan counts as new).
+    Open,
+    /// Still there, in another TCP state (ESTABLISHED → CLOSE_WAIT).
+    Change,
+}
+
+impl WatchEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WatchEventKind::Close => "close",
+            WatchEventKind::Open => "open",
+            WatchEventKind::Change => "change",
+        }
+    }
+}
+
+/// One line of `list --watch --json`: a socket that opened, closed or
+/// changed state, with its fields as they are now (as they were, for a
+/// close).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatchEvent {
-    /// `open` or `close`.
-    pub event: String,
+    pub event: WatchEventKind,
     #[serde(flatten)]
     pub socket: SocketRecord,
 }
 
-/// A socket's identity across scans.
+/// A socket's identity across scans; its state may change, it stays the
+/// same socket.
 type SocketKey = (Proto, SocketAddr, SocketAddr, u64);
 
 fn key(s: &SocketRecord) -> SocketKey {
-    (
-        s.proto,
-        SocketAddr::new(s.local_addr, s.local_port),
-        SocketAddr::new(s.remote_addr, s.remote_port),
-        s.inode,
-    )
+    (s.proto, s.local(), s.remote(), s.inode)
+}
+
+/// What changed from `previous` to `current`, closes first, each kind in
+/// socket order.
+fn changes(
+    previous: &HashMap<SocketKey, SocketRecord>,
+    current: &HashMap<SocketKey, SocketRecord>,
+) -> Vec<WatchEvent> {
+    let closed = previous
+        .iter()
+        .filter(|(k, _)| !current.contains_key(*k))
+        .map(|(_, r)| (WatchEventKind::Close, r));
+    let opened_or_changed = current.iter().filter_map(|(k, r)| match previous.get(k) {
+        None => Some((WatchEventKind::Open, r)),
+        Some(before) if before.state != r.state => Some((WatchEventKind::Change, r)),
+        Some(_) => None,
+    });
+    let mut events: Vec<WatchEvent> = closed
+        .chain(opened_or_changed)
+        .map(|(event, r)| WatchEvent {
+            event,
+            socket: r.clone(),
+        })
+        .collect();
+    events.sort_by_key(|e| (e.event, key(&e.socket)));
+    events
 }
 
 /// Redraws the table every `every` on a terminal; otherwise prints what
-/// opened and closed since the last scan (the first scan counts as opened).
-/// Runs until interrupted.
+/// opened, closed or changed state since the last scan. Runs until
+/// interrupted.
 fn watch(args: &ListArgs, every: std::time::Duration, output: Output) -> Result<Exit> {
     let every = every.max(std::time::Duration::from_millis(100));
     let mut users = Users::default();
     let mut previous: HashMap<SocketKey, SocketRecord> = HashMap::new();
     loop {
         let snapshot = snapshot(args)?;
-        let current: HashMap<SocketKey, SocketRecord> = snapshot
-            .sockets
-            .iter()
-            .map(|s| {
-                let record = snapshot.record(s, &mut users);
-                (key(&record), record)
-            })
-            .collect();
         let mut out = io::BufWriter::new(io::stdout().lock());
         if output.format == Format::Table {
             // Home and clear, then the whole table again.
@@ -290,56 +246,55 @@ fn watch(args: &ListArgs, every: std::time::Duration, output: Output) -> Result<
                 out,
                 "every {:.1}s, {} sockets (Ctrl+C to stop)",
                 every.as_secs_f64(),
-                current.len()
+                snapshot.sockets.len()
             )?;
             write_text(&mut out, output, &snapshot, &mut users)?;
         } else {
-            let mut closed: Vec<&SocketRecord> = previous
+            let current: HashMap<SocketKey, SocketRecord> = snapshot
+                .sockets
                 .iter()
-                .filter(|(k, _)| !current.contains_key(*k))
-                .map(|(_, r)| r)
+                .map(|s| {
+                    let record = snapshot.record(s, &mut users);
+                    (key(&record), record)
+                })
                 .collect();
-            let mut opened: Vec<&SocketRecord> = current
-                .iter()
-                .filter(|(k, _)| !previous.contains_key(*k))
-                .map(|(_, r)| r)
-                .collect();
-            closed.sort_by_key(|r| key(r));
-            opened.sort_by_key(|r| key(r));
-            for (event, records) in [("close", closed), ("open", opened)] {
-                for record in records {
-                    if output.is_json() {
-                        output::write_line(
-                            &mut out,
-                            &WatchEvent {
-                                event: event.into(),
-                                socket: record.clone(),
-                            },
-                        )?;
-                    } else {
-                        writeln!(
-                            out,
-                            "{event:<5} {:<5} {:<21} {:<21} {:<11} {:<7} {}",
-                            record.proto,
-                            endpoint(SocketAddr::new(record.local_addr, record.local_port), false),
-                            endpoint(
-                                SocketAddr::new(record.remote_addr, record.remote_port),
-                                true
-                            ),
-                            record.state.map_or("-", TcpState::as_str),
-                            record.pid.map_or("-".to_string(), |p| p.to_string()),
-                            output::sanitize(record.process.as_deref().unwrap_or("-")),
-                        )?;
-                    }
-                }
-            }
+            write_events(&mut out, output, &changes(&previous, &current))?;
+            previous = current;
         }
         out.flush()?;
         drop(out);
-        previous = current;
         std::thread::sleep(every);
     }
 }
+
+/// Events as JSON lines, or as plain rows: the event, then the columns
+/// `list` prints.
+fn write_events<W: Write>(out: &mut W, output: Output, events: &[WatchEvent]) -> io::Result<()> {
+    if output.is_json() {
+        return events
+            .iter()
+            .try_for_each(|event| output::write_line(&mut *out, event));
+    }
+    let mut table = output.table(out, &EVENT_COLUMNS);
+    for event in events {
+        let mut cells = vec![Cell::new(event.event.as_str())];
+        cells.extend(row(&event.socket));
+        table.push(cells)?;
+    }
+    table.finish()
+}
+
+const EVENT_COLUMNS: [Column; 9] = [
+    Column::new("EVENT", 6),
+    COLUMNS[0],
+    COLUMNS[1],
+    COLUMNS[2],
+    COLUMNS[3],
+    COLUMNS[4],
+    COLUMNS[5],
+    COLUMNS[6],
+    COLUMNS[7],
+];
 
 const COLUMNS: [Column; 8] = [
     Column::new("PROTO", 5),
@@ -360,80 +315,36 @@ fn write_text<W: Write>(
 ) -> io::Result<()> {
     let mut table = output.table(out, &COLUMNS);
     for socket in &snapshot.sockets {
-        let record = snapshot.record(socket, users);
-        let proto = match record.family {
-            Family::Ipv4 => record.proto.as_str().to_string(),
-            Family::Ipv6 => format!("{}6", record.proto),
-        };
-        let state_style = match record.state {
-            Some(TcpState::Listen) => Style::Good,
-            Some(TcpState::Established) => Style::Normal,
-            Some(_) => Style::Dim,
-            None => Style::Normal,
-        };
-        let pid = match (&record.pid, record.pids.len()) {
-            (Some(pid), n) if n > 1 => format!("{pid}+{}", n - 1),
-            (Some(pid), _) => pid.to_string(),
-            (None, _) => String::new(),
-        };
-        table.push(vec![
-            Cell::new(proto),
-            Cell::new(endpoint(socket.local, false)),
-            Cell::new(endpoint(socket.remote, true)),
-            Cell::styled(record.state.map_or("", TcpState::as_str), state_style),
-            Cell::new(record.service.unwrap_or_default()),
-            Cell::new(record.user.unwrap_or_default()),
-            Cell::new(pid),
-            Cell::styled(record.process.unwrap_or_default(), Style::Bold),
-        ])?;
+        table.push(row(&snapshot.record(socket, users)))?;
     }
     table.finish()
 }
 
-/// `127.0.0.1:80`, `[::1]:80`; a wildcard peer is `*` as in `ss`.
-pub fn endpoint(addr: SocketAddr, peer: bool) -> String {
-    let ip = match addr.ip() {
-        IpAddr::V6(ip) => format!("[{ip}]"),
-        ip => ip.to_string(),
+/// A socket as a row of `list`'s columns.
+fn row(record: &SocketRecord) -> Vec<Cell> {
+    let proto = match record.family {
+        Family::Ipv4 => record.proto.as_str().to_string(),
+        Family::Ipv6 => format!("{}6", record.proto),
     };
-    if peer && addr.port() == 0 {
-        format!("{ip}:*")
-    } else {
-        format!("{ip}:{}", addr.port())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoints_bracket_ipv6_and_star_wildcard_peers() {
-        assert_eq!(
-            endpoint("127.0.0.1:80".parse().unwrap(), false),
-            "127.0.0.1:80"
-        );
-        assert_eq!(endpoint("[::1]:80".parse().unwrap(), false), "[::1]:80");
-        assert_eq!(endpoint("0.0.0.0:0".parse().unwrap(), true), "0.0.0.0:*");
-    }
-
-    #[test]
-    fn services_come_from_the_server_side_port() {
-        let socket = |local: &str, remote: &str, state| Socket {
-            proto: Proto::Tcp,
-            local: local.parse().unwrap(),
-            remote: remote.parse().unwrap(),
-            state,
-            inode: 1,
-            uid: None,
-        };
-        let listener = socket("0.0.0.0:22", "0.0.0.0:0", Some(TcpState::Listen));
-        assert_eq!(service_of(&listener), Some("ssh"));
-        let client = socket(
-            "10.0.0.1:51234",
-            "10.0.0.2:443",
-            Some(TcpState::Established),
-        );
-        assert_eq!(service_of(&client), Some("https"));
-    }
+    let state_style = match record.state {
+        Some(TcpState::Listen) => Style::Good,
+        Some(TcpState::Established) => Style::Normal,
+        Some(_) => Style::Dim,
+        None => Style::Normal,
+    };
+    let pid = match (&record.pid, record.pids.len()) {
+        (Some(pid), n) if n > 1 => format!("{pid}+{}", n - 1),
+        (Some(pid), _) => pid.to_string(),
+        (None, _) => String::new(),
+    };
+    vec![
+        Cell::new(proto),
+        Cell::new(endpoint(record.local(), false)),
+        Cell::new(endpoint(record.remote(), true)),
+        Cell::styled(record.state.map_or("", TcpState::as_str), state_style),
+        Cell::new(record.service.clone().unwrap_or_default()),
+        Cell::new(record.user.clone().unwrap_or_default()),
+        Cell::new(pid),
+        Cell::styled(record.process.clone().unwrap_or_default(), Style::Bold),
+    ]
 }

@@ -117,6 +117,9 @@ pub struct Socket {
     /// owners; 0 where the kernel has none (TIME_WAIT, SYN_RECV).
     pub inode: u64,
     pub uid: Option<u32>,
+    /// For IPv6: whether the socket takes IPv6 only (`IPV6_V6ONLY`), where
+    /// the OS says; a dual-stack `[::]` socket holds the IPv4 port too.
+    pub v6only: Option<bool>,
 }
 
 impl Socket {
@@ -133,6 +136,30 @@ impl Socket {
             Proto::Tcp => self.state == Some(TcpState::Listen),
             Proto::Udp => self.remote.port() == 0,
         }
+    }
+}
+
+/// The signals `kill` sends, named as `kill -l` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Signal {
+    #[serde(rename = "SIGTERM")]
+    Term,
+    #[serde(rename = "SIGKILL")]
+    Kill,
+}
+
+impl Signal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Term => "SIGTERM",
+            Signal::Kill => "SIGKILL",
+        }
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -4,9 +4,10 @@
 use crate::cli::ProbeArgs;
 use crate::exit::{Error, Exit, Result};
 use crate::model::Proto;
-use crate::output::{write_array, Cell, Column, Output, Style};
+use crate::output::{self, endpoint, write_array, Cell, Column, Output, Style};
 use crate::parse::parse_host_range;
 use crate::registry;
+use crate::resolve::resolve;
 use serde::{Deserialize, Serialize};
 use std::io::{self, IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -40,6 +41,36 @@ pub struct ProbeRecord {
     pub error: Option<String>,
 }
 
+/// Probes `port` on each address in turn until one accepts: a name with
+/// an IPv6 and an IPv4 address is open if either answers.
+async fn probe_port(ips: &[IpAddr], port: u16, wait: Duration) -> ProbeRecord {
+    let mut best: Option<ProbeRecord> = None;
+    for &ip in ips {
+        let record = probe_one(SocketAddr::new(ip, port), wait).await;
+        if record.status == ProbeStatus::Open {
+            return record;
+        }
+        // Closed says more than silence, silence more than an error.
+        let rank = |r: &ProbeRecord| match r.status {
+            ProbeStatus::Open => 0,
+            ProbeStatus::Closed => 1,
+            ProbeStatus::NoAnswer => 2,
+            ProbeStatus::Error => 3,
+        };
+        if best.as_ref().is_none_or(|b| rank(&record) < rank(b)) {
+            best = Some(record);
+        }
+    }
+    best.unwrap_or_else(|| ProbeRecord {
+        addr: IpAddr::from([0, 0, 0, 0]),
+        port,
+        status: ProbeStatus::Error,
+        ms: None,
+        service: None,
+        error: Some("no address to probe".into()),
+    })
+}
+
 async fn probe_one(addr: SocketAddr, wait: Duration) -> ProbeRecord {
     let started = Instant::now();
     let result = tokio::time::timeout(wait, tokio::net::TcpStream::connect(addr)).await;
@@ -67,7 +98,13 @@ pub fn run(args: &ProbeArgs, output: Output) -> Result<Exit> {
     let runtime = crate::runtime(true)?;
     // The resolver gets longer than one connection attempt.
     let resolve_wait = args.timeout.max(Duration::from_secs(5));
-    let ip = runtime.block_on(crate::talk::resolve(&host, 0, resolve_wait))?[0].ip();
+    let mut ips: Vec<IpAddr> = runtime
+        .block_on(resolve(&host, 0, resolve_wait))?
+        .iter()
+        .map(SocketAddr::ip)
+        .collect();
+    ips.dedup();
+    let ips = Arc::new(ips);
     let show_bar = range.port_count() > 100 && io::stderr().is_terminal() && !output.is_json();
     let bar = show_bar.then(|| {
         let bar = indicatif::ProgressBar::new(range.port_count() as u64);
@@ -85,8 +122,9 @@ pub fn run(args: &ProbeArgs, output: Output) -> Result<Exit> {
         let mut tasks = tokio::task::JoinSet::new();
         for port in range.ports() {
             let permit = permits.clone().acquire_owned().await;
+            let ips = ips.clone();
             tasks.spawn(async move {
-                let record = probe_one(SocketAddr::new(ip, port), wait).await;
+                let record = probe_port(&ips, port, wait).await;
                 drop(permit);
                 record
             });
@@ -114,33 +152,41 @@ pub fn run(args: &ProbeArgs, output: Output) -> Result<Exit> {
         .iter()
         .filter(|r| r.status == ProbeStatus::Open)
         .count();
+    let answer = if open > 0 { Exit::Ok } else { Exit::Negative };
+    let everything = range.port_count() <= 32;
+    output::deliver(
+        answer,
+        print(output, &records, everything, &host.to_string()),
+    )
+}
+
+/// The records: all of them for a short range, what answered for a long
+/// one (with counts on stderr).
+fn print(output: Output, records: &[ProbeRecord], everything: bool, host: &str) -> io::Result<()> {
     let stdout = io::stdout().lock();
     if output.is_json() {
-        write_array(stdout, &records)?;
-    } else {
-        // A long range lists what answered; a short one lists every port.
-        let everything = range.port_count() <= 32;
-        let mut table = output.table(stdout, &COLUMNS);
-        for r in records
-            .iter()
-            .filter(|r| everything || r.status == ProbeStatus::Open)
-        {
-            table.push(row(r))?;
-        }
-        table.finish()?;
-        if !everything {
-            let count = |s| records.iter().filter(|r| r.status == s).count();
-            let _ = writeln!(
-                io::stderr(),
-                "{}: {open} open, {} closed, {} no answer, {} errors",
-                host,
-                count(ProbeStatus::Closed),
-                count(ProbeStatus::NoAnswer),
-                count(ProbeStatus::Error)
-            );
-        }
+        return write_array(stdout, records);
     }
-    Ok(if open > 0 { Exit::Ok } else { Exit::Negative })
+    let mut table = output.table(stdout, &COLUMNS);
+    for r in records
+        .iter()
+        .filter(|r| everything || r.status == ProbeStatus::Open)
+    {
+        table.push(row(r))?;
+    }
+    table.finish()?;
+    if !everything {
+        let count = |s| records.iter().filter(|r| r.status == s).count();
+        let _ = writeln!(
+            io::stderr(),
+            "{host}: {} open, {} closed, {} no answer, {} errors",
+            count(ProbeStatus::Open),
+            count(ProbeStatus::Closed),
+            count(ProbeStatus::NoAnswer),
+            count(ProbeStatus::Error)
+        );
+    }
+    Ok(())
 }
 
 const COLUMNS: [Column; 5] = [
@@ -166,7 +212,7 @@ fn row(r: &ProbeRecord) -> Vec<Cell> {
         Cell::new(
             r.error
                 .clone()
-                .unwrap_or_else(|| crate::list::endpoint(SocketAddr::new(r.addr, r.port), false)),
+                .unwrap_or_else(|| endpoint(SocketAddr::new(r.addr, r.port), false)),
         ),
     ]
 }

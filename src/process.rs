@@ -36,47 +36,9 @@ impl Users {
     pub fn name(&mut self, uid: u32) -> Option<&str> {
         self.cache
             .entry(uid)
-            .or_insert_with(|| lookup_user(uid))
+            .or_insert_with(|| crate::platform::user_name(uid))
             .as_deref()
     }
-}
-
-/// `getpwuid_r`, which asks NSS (files, LDAP, systemd-userdb) like `ls -l`
-/// does, rather than parsing /etc/passwd.
-#[cfg(unix)]
-fn lookup_user(uid: u32) -> Option<String> {
-    let mut buffer = vec![0u8; 1024];
-    loop {
-        // SAFETY: zeroed `passwd` is a valid out-parameter; the buffer
-        // outlives the call and its length is passed with it.
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let rc = unsafe {
-            libc::getpwuid_r(
-                uid,
-                &mut pwd,
-                buffer.as_mut_ptr().cast(),
-                buffer.len(),
-                &mut result,
-            )
-        };
-        if rc == libc::ERANGE && buffer.len() < 1 << 20 {
-            buffer.resize(buffer.len() * 4, 0);
-            continue;
-        }
-        if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
-            return None;
-        }
-        // SAFETY: on success pw_name points to a NUL-terminated string in
-        // `buffer`, which is still alive.
-        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
-        return Some(name.to_string_lossy().into_owned());
-    }
-}
-
-#[cfg(not(unix))]
-fn lookup_user(_uid: u32) -> Option<String> {
-    None
 }
 
 #[cfg(test)]
@@ -95,7 +57,7 @@ mod tests {
         assert!(names(&[u32::MAX - 1]).is_empty());
     }
 
-    #[cfg(unix)]
+    #[cfg(unix)] // user names come from NSS on Unix only
     #[test]
     fn root_is_uid_0() {
         assert_eq!(Users::default().name(0), Some("root"));

@@ -4,10 +4,11 @@
 use crate::cli::WaitArgs;
 use crate::exit::{Error, Exit, Result};
 use crate::output::{self, Output};
-use crate::parse::{parse_host_port, Host};
+use crate::parse::parse_host_port;
+use crate::resolve::resolve_now;
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// What `wait --json` prints.
@@ -16,18 +17,6 @@ pub struct WaitReport {
     pub target: String,
     pub open: bool,
     pub waited_ms: u64,
-}
-
-/// Addresses for HOST:PORT; a name is looked up again on every try, since
-/// it may only appear once the service starts.
-fn addresses(host: &Host, port: u16) -> Vec<SocketAddr> {
-    match host {
-        Host::Ip(ip) => vec![SocketAddr::new(*ip, port)],
-        Host::Name(name) => (name.as_str(), port)
-            .to_socket_addrs()
-            .map(Iterator::collect)
-            .unwrap_or_default(),
-    }
 }
 
 pub fn run(args: &WaitArgs, output: Output) -> Result<Exit> {
@@ -39,7 +28,9 @@ pub fn run(args: &WaitArgs, output: Output) -> Result<Exit> {
         let attempt = left
             .min(Duration::from_secs(1))
             .max(Duration::from_millis(10));
-        if addresses(&host, port)
+        // A name is looked up again on every try: it may only appear once
+        // the service starts.
+        if resolve_now(&host, port)
             .iter()
             .any(|addr| TcpStream::connect_timeout(addr, attempt).is_ok())
         {
@@ -57,16 +48,17 @@ pub fn run(args: &WaitArgs, output: Output) -> Result<Exit> {
         open,
         waited_ms: started.elapsed().as_millis() as u64,
     };
+    let answer = if open { Exit::Ok } else { Exit::Negative };
     let mut out = io::stdout().lock();
-    if output.is_json() {
-        output::write_line(&mut out, &report)?;
+    let printed = if output.is_json() {
+        output::write_line(&mut out, &report)
     } else if open {
         writeln!(
             out,
             "{} is accepting connections (after {:.1}s)",
             report.target,
             started.elapsed().as_secs_f64()
-        )?;
+        )
     } else {
         let _ = writeln!(
             io::stderr(),
@@ -74,6 +66,7 @@ pub fn run(args: &WaitArgs, output: Output) -> Result<Exit> {
             report.target,
             args.timeout.as_secs_f64()
         );
-    }
-    Ok(if open { Exit::Ok } else { Exit::Negative })
+        Ok(())
+    };
+    output::deliver(answer, printed)
 }

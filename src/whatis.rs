@@ -166,11 +166,11 @@ pub fn run(args: &WhatisArgs, output: Output) -> Result<Exit> {
         Exit::Ok
     };
     let stdout = io::stdout().lock();
-    match output.format {
-        Format::Json => write_array(stdout, answers.iter().flat_map(|a| &a.records))?,
-        _ => write_text(stdout, output, &queries, &answers)?,
-    }
-    Ok(exit)
+    let printed = match output.format {
+        Format::Json => write_array(stdout, answers.iter().flat_map(|a| &a.records)),
+        _ => write_text(stdout, output, &queries, &answers),
+    };
+    crate::output::deliver(exit, printed)
 }
 
 const COLUMNS: [Column; 5] = [

@@ -7,8 +7,8 @@ use common::{
     assert_exit, assert_usage_error, is_root, run, run_as_nobody, stderr, stdout, SocketHolder,
 };
 use portctl::check::{CheckRecord, FreeRecord, Status};
-use portctl::list::SocketRecord;
 use portctl::model::{Proto, TcpState};
+use portctl::record::SocketRecord;
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};

@@ -6,8 +6,8 @@ mod common;
 use common::{
     assert_exit, assert_usage_error, is_root, run, run_as_nobody, stderr, stdout, SocketHolder,
 };
-use portctl::list::SocketRecord;
 use portctl::model::{Family, Proto, TcpState};
+use portctl::record::SocketRecord;
 use std::net::{IpAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 

@@ -29,7 +29,7 @@ fn hostile_process_names_are_escaped() {
     let (mut child, port) = evil_process();
     let pid = child.id().to_string();
     let json = run(&["list", "--json", "--pid", &pid]);
-    let records: Vec<portctl::list::SocketRecord> = serde_json::from_slice(&json.stdout).unwrap();
+    let records: Vec<portctl::record::SocketRecord> = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(
         records[0].process.as_deref(),
         Some("\x1b[31mevil\x07"),

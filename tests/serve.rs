@@ -3,7 +3,7 @@
 mod common;
 
 use common::{assert_exit, run, stderr, stdout, Server, SocketHolder};
-use portctl::list::SocketRecord;
+use portctl::record::SocketRecord;
 use portctl::serve::ListeningEvent;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};

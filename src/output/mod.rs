@@ -7,11 +7,15 @@ mod sanitize;
 mod table;
 
 pub use json::{write_array, write_line, JsonArray};
-pub use sanitize::{sanitize, sanitize_bytes};
+pub use sanitize::{
+    incomplete_utf8_tail, sanitize, sanitize_bytes, sanitize_bytes_lines, sanitize_lines,
+};
 pub use table::{Cell, Column, Style, TextTable};
 
 use crate::cli::ColorChoice;
+use crate::exit::{Exit, Result};
 use std::io::{self, IsTerminal, Write};
+use std::net::{IpAddr, SocketAddr};
 
 /// The three ways output can look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,4 +74,52 @@ pub fn hint(message: &str) {
 /// A non-fatal problem, on stderr.
 pub fn warn(message: &str) {
     let _ = writeln!(io::stderr(), "warning: {message}");
+}
+
+/// `127.0.0.1:80`, `[::1]:80`; a wildcard peer is `*` as in `ss`.
+pub fn endpoint(addr: SocketAddr, peer: bool) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    if peer && addr.port() == 0 {
+        format!("{ip}:*")
+    } else {
+        format!("{ip}:{}", addr.port())
+    }
+}
+
+/// The answer a command computed, whatever became of printing it: a
+/// reader that went away (`check P | true`) must not turn "in use" into
+/// success. Other output errors are failures.
+pub fn deliver(answer: Exit, printed: io::Result<()>) -> Result<Exit> {
+    match printed {
+        Ok(()) => Ok(answer),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(answer),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_bracket_ipv6_and_star_wildcard_peers() {
+        assert_eq!(
+            endpoint("127.0.0.1:80".parse().unwrap(), false),
+            "127.0.0.1:80"
+        );
+        assert_eq!(endpoint("[::1]:80".parse().unwrap(), false), "[::1]:80");
+        assert_eq!(endpoint("0.0.0.0:0".parse().unwrap(), true), "0.0.0.0:*");
+    }
+
+    #[test]
+    fn a_closed_pipe_keeps_the_answer() {
+        let closed = || Err(io::Error::from(io::ErrorKind::BrokenPipe));
+        assert_eq!(deliver(Exit::Negative, closed()).unwrap(), Exit::Negative);
+        assert_eq!(deliver(Exit::Ok, closed()).unwrap(), Exit::Ok);
+        let full = Err(io::Error::other("disk full"));
+        assert_eq!(deliver(Exit::Ok, full).unwrap_err().exit, Exit::Failure);
+    }
 }

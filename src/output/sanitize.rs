@@ -1,17 +1,42 @@
 //! Escaping untrusted text (process names, peer bytes) before it reaches a
-//! terminal, so a name like `\x1b]0;pwned\x07` cannot drive the terminal.
+//! terminal, so a name like `\x1b]0;pwned\x07` cannot drive the terminal,
+//! and bidirectional overrides cannot reorder what a person reads.
 
 use std::borrow::Cow;
 
-/// Replaces control characters (C0, DEL, C1) with visible escapes:
-/// `\n`, `\t`, `\r`, `\e` for ESC, and `\xNN` / `\u{NN}` for the rest.
+/// Characters that reorder text (bidirectional embeddings, overrides and
+/// isolates, U+202A–202E and U+2066–2069, and the marks U+200E, U+200F,
+/// U+061C): shown escaped like control characters.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control() || is_bidi_control(c)
+}
+
+/// Replaces control characters (C0, DEL, C1) and bidirectional controls
+/// with visible escapes: `\n`, `\t`, `\r`, `\e` for ESC, and `\xNN` /
+/// `\u{NN}` for the rest.
 pub fn sanitize(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    escape(text, false)
+}
+
+/// As [`sanitize`], but text that runs over several lines keeps its line
+/// breaks (`\n`) and tabs: for bodies shown as pages, not as one field.
+pub fn sanitize_lines(text: &str) -> Cow<'_, str> {
+    escape(text, true)
+}
+
+fn escape(text: &str, keep_lines: bool) -> Cow<'_, str> {
+    let kept = |c: char| keep_lines && (c == '\n' || c == '\t');
+    if !text.chars().any(|c| needs_escape(c) && !kept(c)) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         match c {
+            c if kept(c) => out.push(c),
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
@@ -19,7 +44,7 @@ pub fn sanitize(text: &str) -> Cow<'_, str> {
             c if c.is_control() && (c as u32) < 0x80 => {
                 out.push_str(&format!("\\x{:02x}", c as u32))
             }
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
             c => out.push(c),
         }
     }
@@ -29,14 +54,40 @@ pub fn sanitize(text: &str) -> Cow<'_, str> {
 /// Bytes from a peer, shown as text: valid UTF-8 passes (escaped), invalid
 /// bytes become `\xNN`.
 pub fn sanitize_bytes(bytes: &[u8]) -> String {
+    escape_bytes(bytes, false)
+}
+
+/// As [`sanitize_bytes`], keeping line breaks and tabs.
+pub fn sanitize_bytes_lines(bytes: &[u8]) -> String {
+    escape_bytes(bytes, true)
+}
+
+fn escape_bytes(bytes: &[u8], keep_lines: bool) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
-        out.push_str(&sanitize(chunk.valid()));
+        out.push_str(&escape(chunk.valid(), keep_lines));
         for b in chunk.invalid() {
             out.push_str(&format!("\\x{b:02x}"));
         }
     }
     out
+}
+
+/// How many bytes at the end of `bytes` begin a UTF-8 character that the
+/// next piece of a stream may complete: hold them back rather than show
+/// half a character as `\xNN`.
+pub fn incomplete_utf8_tail(bytes: &[u8]) -> usize {
+    for back in 1..=bytes.len().min(3) {
+        let need = match bytes[bytes.len() - back] {
+            0x80..=0xbf => continue, // inside a character
+            0xc0..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf7 => 4,
+            _ => return 0,
+        };
+        return if need > back { back } else { 0 };
+    }
+    0
 }
 
 #[cfg(test)]
@@ -56,6 +107,33 @@ mod tests {
         assert_eq!(sanitize("a\x07b\x7f"), "a\\x07b\\x7f");
         assert_eq!(sanitize("x\u{9b}y"), "x\\u{9b}y");
         assert_eq!(sanitize("l1\nl2"), "l1\\nl2");
+    }
+
+    #[test]
+    fn bidirectional_overrides_are_defused() {
+        assert_eq!(sanitize("evil\u{202e}txt.exe"), "evil\\u{202e}txt.exe");
+        for c in ['\u{202a}', '\u{202d}', '\u{2066}', '\u{2069}', '\u{200f}'] {
+            let escaped = sanitize(&format!("a{c}b")).into_owned();
+            assert_eq!(escaped, format!("a\\u{{{:x}}}b", c as u32));
+        }
+        // Letters of right-to-left scripts are text, not controls.
+        assert_eq!(sanitize("שלום"), "שלום");
+    }
+
+    #[test]
+    fn pages_keep_their_lines() {
+        assert_eq!(sanitize_lines("a\nb\tc\x1b"), "a\nb\tc\\e");
+        assert_eq!(sanitize_bytes_lines(b"l1\r\nl2\xff"), "l1\\r\nl2\\xff");
+    }
+
+    #[test]
+    fn incomplete_characters_at_the_end_are_held() {
+        let e_acute = "é".as_bytes();
+        assert_eq!(incomplete_utf8_tail(&[b'a', e_acute[0]]), 1);
+        assert_eq!(incomplete_utf8_tail("aé".as_bytes()), 0);
+        assert_eq!(incomplete_utf8_tail(b"a\xff"), 0);
+        assert_eq!(incomplete_utf8_tail(&"€".as_bytes()[..2]), 2);
+        assert_eq!(incomplete_utf8_tail(&"é€".as_bytes()[..4]), 2);
     }
 
     #[test]

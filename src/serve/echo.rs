@@ -1,6 +1,8 @@
-//! The echo protocol (RFC 862): every byte back, in order.
+//! The echo protocol (RFC 862): every byte back, in order. What one read
+//! brings is written back before the next read, so a client that never
+//! reads costs at most one read buffer.
 
-use super::{read_available, Stats};
+use super::conn::{read_available, Stats};
 use std::io;
 use std::sync::atomic::Ordering;
 use tokio::io::AsyncWriteExt;
@@ -21,7 +23,9 @@ pub async fn serve(
             _ = &mut cancelled => return Ok(()),
             ready = stream.readable() => ready?,
         }
-        let read = read_available(&stream, |bytes| pending.extend_from_slice(bytes))?;
+        let read = read_available(&stream, usize::MAX, |bytes| {
+            pending.extend_from_slice(bytes)
+        })?;
         if !pending.is_empty() {
             stats.messages.fetch_add(1, Ordering::Relaxed);
             stream.write_all(&pending).await?;

@@ -1,8 +1,11 @@
-//! The hello protocol: `welcome!` on connect, `hello,M!` for each message,
-//! `exit` to leave; over UDP, `Hello, M!` for each datagram.
+//! `serve hello` over TCP: answers each message as it is framed, with
+//! backpressure. Input is read only while fewer than one message's worth
+//! waits, and replies are written before more is read, so a client that
+//! never reads its replies costs at most one message and one small write
+//! buffer, however much it sends.
 
-use super::framing::{Framer, Message, TooLong};
-use super::{read_available, Stats};
+use super::conn::{read_available, Stats};
+use crate::hello::{self, Framer, Message, TooLong, QUIET, TOO_LONG, WELCOME};
 use std::io;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -10,10 +13,12 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-/// How long a client must be quiet before bytes it sent without a newline
-/// count as a message. Long enough that a line split across packets stays
-/// one line, short enough that the classic client gets its reply at once.
-pub const QUIET: Duration = Duration::from_millis(25);
+/// Replies are gathered up to this many bytes per write; a longer reply is
+/// written from where its message lies instead of being copied.
+const WRITE_BATCH: usize = 8 * 1024;
+
+/// How long a refused client gets to read the refusal before the close.
+const REFUSAL_GRACE: Duration = Duration::from_secs(2);
 
 pub async fn serve(
     mut stream: TcpStream,
@@ -21,74 +26,126 @@ pub async fn serve(
     shutdown: &CancellationToken,
     stats: &Stats,
 ) -> io::Result<()> {
-    stream.write_all(b"welcome!").await?;
+    stream.write_all(WELCOME).await?;
     let mut framer = Framer::default();
-    let mut messages: Vec<Message> = Vec::new();
+    let mut replier = Replier {
+        out: Vec::new(),
+        delay,
+        stats,
+    };
     // Registered once: a fresh `cancelled()` per message would take the
     // token's lock on every exchange.
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
     loop {
+        loop {
+            match framer.next_line() {
+                Ok(Some(message)) => {
+                    if replier.answer(&mut stream, &framer, message).await? {
+                        return replier.flush(&mut stream).await;
+                    }
+                }
+                Ok(None) => break,
+                Err(TooLong) => {
+                    replier.flush(&mut stream).await?;
+                    let _ = tokio::time::timeout(REFUSAL_GRACE, refuse(&mut stream)).await;
+                    return Ok(());
+                }
+            }
+        }
+        replier.flush(&mut stream).await?;
+        framer.release();
         let readable = tokio::select! {
             biased;
             _ = &mut cancelled => return Ok(()),
             r = stream.readable() => Some(r),
             _ = tokio::time::sleep(QUIET), if framer.has_partial() => None,
         };
-        match readable {
+        let quiet = readable.is_none();
+        let closed = match readable {
             Some(ready) => {
                 ready?;
-                let pushed = read_available(&stream, |bytes| framer.push(bytes, &mut messages))?;
-                match pushed {
-                    None => {
-                        // The client closed its side: answer what it left
-                        // without a newline, then close.
-                        messages.extend(framer.flush());
-                        reply_all(&mut stream, &mut messages, delay, stats).await?;
-                        return Ok(());
-                    }
-                    Some(Err(TooLong)) => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "sent over 64 KiB without a newline; closing",
-                        ))
-                    }
-                    Some(Ok(())) => {}
-                }
+                read_available(&stream, framer.room(), |bytes| framer.push(bytes))?.is_none()
             }
-            None => messages.extend(framer.flush()),
+            None => false,
+        };
+        // Quiet, or closed: what came without a newline is a message.
+        if closed || quiet {
+            if let Some(message) = framer.flush() {
+                if replier.answer(&mut stream, &framer, message).await? || closed {
+                    return replier.flush(&mut stream).await;
+                }
+            } else if closed {
+                return replier.flush(&mut stream).await;
+            }
         }
-        if reply_all(&mut stream, &mut messages, delay, stats).await? {
+    }
+}
+
+/// Writes replies, gathering small ones.
+struct Replier<'a> {
+    out: Vec<u8>,
+    delay: Duration,
+    stats: &'a Stats,
+}
+
+impl Replier<'_> {
+    /// Answers one message; true when it was `exit`.
+    async fn answer(
+        &mut self,
+        stream: &mut TcpStream,
+        framer: &Framer,
+        message: Message,
+    ) -> io::Result<bool> {
+        let body = framer.body(message);
+        if hello::is_exit(body) {
+            return Ok(true);
+        }
+        self.stats.messages.fetch_add(1, Ordering::Relaxed);
+        if !self.delay.is_zero() {
+            self.flush(stream).await?;
+            tokio::time::sleep(self.delay).await;
+        }
+        let parts = hello::reply_parts(body, message.line);
+        if body.len() > WRITE_BATCH {
+            self.flush(stream).await?;
+            for part in parts {
+                stream.write_all(part).await?;
+            }
+        } else {
+            for part in parts {
+                self.out.extend_from_slice(part);
+            }
+            if self.out.len() >= WRITE_BATCH || !self.delay.is_zero() {
+                self.flush(stream).await?;
+            }
+        }
+        Ok(false)
+    }
+
+    /// Writes what is gathered; a large buffer is given back.
+    async fn flush(&mut self, stream: &mut TcpStream) -> io::Result<()> {
+        if !self.out.is_empty() {
+            stream.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        if self.out.capacity() > WRITE_BATCH * 2 {
+            self.out = Vec::new();
+        }
+        Ok(())
+    }
+}
+
+/// Says why the connection ends, then closes it with a FIN: what the client
+/// still sends is read and dropped, so the close does not turn into a
+/// reset that would lose the explanation.
+async fn refuse(stream: &mut TcpStream) -> io::Result<()> {
+    stream.write_all(TOO_LONG).await?;
+    stream.shutdown().await?;
+    loop {
+        stream.readable().await?;
+        if read_available(stream, usize::MAX, |_| ())?.is_none() {
             return Ok(());
         }
     }
-}
-
-/// Replies to each message in order; true when one was `exit`.
-async fn reply_all(
-    stream: &mut TcpStream,
-    messages: &mut Vec<Message>,
-    delay: Duration,
-    stats: &Stats,
-) -> io::Result<bool> {
-    for message in messages.drain(..) {
-        if message.is_exit() {
-            return Ok(true);
-        }
-        stats.messages.fetch_add(1, Ordering::Relaxed);
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        stream.write_all(&message.hello_reply()).await?;
-    }
-    Ok(false)
-}
-
-/// `Hello, M!` for a datagram M.
-pub fn datagram_reply(body: &[u8]) -> Vec<u8> {
-    let mut reply = Vec::with_capacity(body.len() + 8);
-    reply.extend_from_slice(b"Hello, ");
-    reply.extend_from_slice(body);
-    reply.push(b'!');
-    reply
 }

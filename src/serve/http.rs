@@ -1,7 +1,7 @@
 //! `serve http`: a tiny HTTP/1.1 responder whose reply describes the
 //! request — for testing proxies, firewalls and port mappings.
 
-use super::{read_available, Stats};
+use super::conn::{read_available, Stats};
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::net::SocketAddr;
@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 /// The largest request head read; anything longer gets 431.
 const MAX_HEAD: usize = 16 * 1024;
+/// The most header lines a request may carry; more gets 431.
+const MAX_HEADERS: usize = 64;
 /// A client that sends no complete head in this time is dropped.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -28,6 +30,17 @@ pub struct RequestDescription {
 }
 
 impl RequestDescription {
+    fn new(request: Request, client: SocketAddr, server: SocketAddr) -> Self {
+        RequestDescription {
+            method: request.method,
+            path: request.path,
+            version: request.version,
+            client,
+            server,
+            headers: request.headers,
+        }
+    }
+
     fn text(&self) -> String {
         let mut text = format!(
             "method: {}\npath: {}\nversion: {}\nclient: {}\nserver: {}\nheaders:\n",
@@ -40,44 +53,58 @@ impl RequestDescription {
     }
 }
 
-enum Parsed {
+/// What a request head read so far amounts to.
+#[derive(Debug)]
+pub enum Head {
+    /// More bytes are needed.
     Partial,
-    Done(RequestDescription, bool),
-    Bad,
+    /// A whole head: the request, and whether the client asked for JSON.
+    Complete(Request, bool),
+    /// Over the limits (too long, or too many header lines): 431.
+    TooLarge,
+    /// Not HTTP/1.x: 400.
+    Malformed,
 }
 
-fn parse(head: &[u8], client: SocketAddr, server: SocketAddr) -> Parsed {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
+/// The parts of a request the reply describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub version: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Reads a request head from the bytes received so far. A pure function,
+/// fuzzed: any bytes give one of the four answers.
+pub fn read_head(bytes: &[u8]) -> Head {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
-    match request.parse(head) {
-        Ok(httparse::Status::Partial) => Parsed::Partial,
+    let parsed = request.parse(bytes);
+    if bytes.len() > MAX_HEAD
+        && !matches!(parsed, Ok(httparse::Status::Complete(n)) if n <= MAX_HEAD)
+    {
+        return Head::TooLarge;
+    }
+    match parsed {
+        Ok(httparse::Status::Partial) => Head::Partial,
         Ok(httparse::Status::Complete(_)) => {
-            let headers: Vec<(String, String)> = request
-                .headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_string(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
-                .collect();
+            let headers = crate::http::header_pairs(request.headers);
             let json = headers
                 .iter()
                 .any(|(n, v)| n.eq_ignore_ascii_case("accept") && v.contains("application/json"));
-            Parsed::Done(
-                RequestDescription {
+            Head::Complete(
+                Request {
                     method: request.method.unwrap_or("").to_string(),
                     path: request.path.unwrap_or("").to_string(),
                     version: format!("HTTP/1.{}", request.version.unwrap_or(1)),
-                    client,
-                    server,
                     headers,
                 },
                 json,
             )
         }
-        Err(_) => Parsed::Bad,
+        Err(httparse::Error::TooManyHeaders) => Head::TooLarge,
+        Err(_) => Head::Malformed,
     }
 }
 
@@ -108,34 +135,37 @@ pub async fn serve(
             _ = tokio::time::sleep_until(deadline) => return Ok(()),
             ready = stream.readable() => ready?,
         }
-        let read = read_available(&stream, |bytes| head.extend_from_slice(bytes))?;
-        if head.len() > MAX_HEAD {
-            break response(
-                "431 Request Header Fields Too Large",
-                "text/plain",
-                b"request head too large\n",
-            );
-        }
-        match parse(&head, client, server) {
-            Parsed::Partial if read.is_none() => return Ok(()),
-            Parsed::Partial => continue,
-            Parsed::Bad => {
+        // One byte past the limit is enough to know the head is too long.
+        let room = (MAX_HEAD + 1).saturating_sub(head.len());
+        let read = read_available(&stream, room, |bytes| head.extend_from_slice(bytes))?;
+        match read_head(&head) {
+            Head::Partial if read.is_none() => return Ok(()),
+            Head::Partial => continue,
+            Head::TooLarge => {
+                break response(
+                    "431 Request Header Fields Too Large",
+                    "text/plain",
+                    b"request head too large\n",
+                )
+            }
+            Head::Malformed => {
                 break response(
                     "400 Bad Request",
                     "text/plain",
                     b"not an HTTP/1.x request\n",
                 )
             }
-            Parsed::Done(description, true) => {
-                let body = serde_json::to_vec_pretty(&description).map_err(io::Error::other)?;
-                break response("200 OK", "application/json", &body);
-            }
-            Parsed::Done(description, false) => {
+            Head::Complete(request, json) => {
+                let description = RequestDescription::new(request, client, server);
+                if json {
+                    let body = serde_json::to_vec_pretty(&description).map_err(io::Error::other)?;
+                    break response("200 OK", "application/json", &body);
+                }
                 break response(
                     "200 OK",
                     "text/plain; charset=utf-8",
                     description.text().as_bytes(),
-                )
+                );
             }
         }
     };
@@ -150,30 +180,43 @@ mod tests {
 
     #[test]
     fn describes_requests_and_rejects_garbage() {
-        let (c, s) = (
-            "127.0.0.1:5000".parse().unwrap(),
-            "127.0.0.1:80".parse().unwrap(),
-        );
         assert!(matches!(
-            parse(b"GET / HTTP/1.1\r\nHost: x\r\n", c, s),
-            Parsed::Partial
+            read_head(b"GET / HTTP/1.1\r\nHost: x\r\n"),
+            Head::Partial
         ));
         assert!(matches!(
-            parse(b"\x16\x03\x01 TLS hello", c, s),
-            Parsed::Bad
+            read_head(b"\x16\x03\x01 TLS hello"),
+            Head::Malformed
         ));
-        let Parsed::Done(d, json) = parse(
-            b"POST /a?b HTTP/1.0\r\nAccept: application/json\r\nX-Test: 1\r\n\r\n",
-            c,
-            s,
-        ) else {
+        let Head::Complete(request, json) =
+            read_head(b"POST /a?b HTTP/1.0\r\nAccept: application/json\r\nX-Test: 1\r\n\r\n")
+        else {
             panic!("complete request not parsed");
         };
         assert!(json);
+        let d = RequestDescription::new(
+            request,
+            "127.0.0.1:5000".parse().unwrap(),
+            "127.0.0.1:80".parse().unwrap(),
+        );
         assert_eq!(
             (d.method.as_str(), d.path.as_str(), d.version.as_str()),
             ("POST", "/a?b", "HTTP/1.0")
         );
         assert!(d.text().contains("  X-Test: 1\n"));
+    }
+
+    #[test]
+    fn heads_over_the_limits_are_too_large() {
+        let many: String = (0..MAX_HEADERS + 1)
+            .map(|i| format!("X-{i}: v\r\n"))
+            .collect();
+        let head = format!("GET / HTTP/1.1\r\n{many}\r\n");
+        assert!(matches!(read_head(head.as_bytes()), Head::TooLarge));
+        let long = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(MAX_HEAD));
+        assert!(matches!(read_head(long.as_bytes()), Head::TooLarge));
+        let fits: String = (0..MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
+        let head = format!("GET / HTTP/1.1\r\n{fits}\r\n");
+        assert!(matches!(read_head(head.as_bytes()), Head::Complete(..)));
     }
 }

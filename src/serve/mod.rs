@@ -1,30 +1,34 @@
 //! `portctl serve`: test servers on a free port. The accept loops live in
-//! `server`, the protocols in `hello` and `echo`; this module picks the
-//! port, binds, prints where it listens and shuts down on a signal.
+//! `server`, what handlers share in `conn`, the protocols in `hello`,
+//! `echo` and `http`; this module picks the port, binds, prints where it
+//! listens and shuts down on a signal.
 
+mod conn;
 mod echo;
-pub mod framing;
 mod hello;
 pub mod http;
-mod server;
+pub mod server;
 
-use crate::check::{find_holders, in_use_reason, Holder};
+pub use conn::Stats;
+
+use crate::bind::bind_server;
 use crate::cli::{ServeArgs, ServiceName};
 use crate::exit::{Error, Exit, Result};
+use crate::holders::{find_holders, Held};
 use crate::model::Proto;
-use crate::output::{self, Output};
+use crate::output::{self, endpoint, Output};
+use crate::platform::{self, Shutdown};
+use crate::record::SocketRecord;
 use crate::sockets::Scope;
 use serde::{Deserialize, Serialize};
-use server::{log_line, Limits};
-use socket2::{Domain, Socket as RawSocket, Type};
+use server::{log_line, Handler, Limits};
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// The port tried first when none is given.
 pub const DEFAULT_PORT: u16 = 9999;
@@ -32,77 +36,26 @@ pub const DEFAULT_PORT: u16 = 9999;
 /// How long in-flight replies may take once a shutdown is asked for.
 const GRACE: Duration = Duration::from_millis(500);
 
-/// What a server counts, for the summary line.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub connections: AtomicU64,
-    pub messages: AtomicU64,
+/// What a `serve --json` line announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServeEvent {
+    /// The server is bound and accepting.
+    Listening,
 }
 
-/// The protocol a server speaks.
-#[derive(Debug, Clone)]
-pub enum Handler {
-    Hello { delay: Duration },
-    Echo,
-    Http,
-}
-
-impl Handler {
-    async fn serve_stream(
-        &self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        shutdown: &CancellationToken,
-        stats: &Stats,
-    ) -> io::Result<()> {
+impl ServeEvent {
+    pub fn as_str(self) -> &'static str {
         match self {
-            Handler::Hello { delay } => hello::serve(stream, *delay, shutdown, stats).await,
-            Handler::Echo => echo::serve(stream, shutdown, stats).await,
-            Handler::Http => http::serve(stream, peer, shutdown, stats).await,
+            ServeEvent::Listening => "listening",
         }
     }
-
-    fn datagram_reply(&self, body: &[u8]) -> Vec<u8> {
-        match self {
-            Handler::Hello { .. } => hello::datagram_reply(body),
-            // Refused at start-up: HTTP is served over TCP only.
-            Handler::Echo | Handler::Http => body.to_vec(),
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Handler::Hello { .. } => "hello",
-            Handler::Echo => "echo",
-            Handler::Http => "http",
-        }
-    }
-}
-
-thread_local! {
-    /// One read buffer per runtime thread, shared by all its connections.
-    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 16 * 1024]);
-}
-
-/// Reads what the socket holds right now into the thread's buffer and
-/// hands it to `sink`; `None` at end of stream. No connection owns a read
-/// buffer, so an idle one costs only its socket and task.
-pub(crate) fn read_available<T>(
-    stream: &TcpStream,
-    mut sink: impl FnMut(&[u8]) -> T,
-) -> io::Result<Option<T>> {
-    READ_BUFFER.with_borrow_mut(|buffer| match stream.try_read(buffer) {
-        Ok(0) => Ok(None),
-        Ok(n) => Ok(Some(sink(&buffer[..n]))),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Some(sink(&[]))),
-        Err(e) => Err(e),
-    })
 }
 
 /// The line `serve --json` prints once per transport when listening.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListeningEvent {
-    pub event: String,
+    pub event: ServeEvent,
     pub service: String,
     pub proto: Proto,
     pub addr: IpAddr,
@@ -116,26 +69,15 @@ struct Bound {
     udp: Option<std::net::UdpSocket>,
 }
 
-fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    let socket = RawSocket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket.into())
-}
-
-fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
-    let socket = RawSocket::new(Domain::for_address(addr), Type::DGRAM, None)?;
-    socket.bind(&addr.into())?;
-    socket.set_nonblocking(true)?;
-    Ok(socket.into())
-}
-
 /// Binds every transport on one port number.
 fn bind_all(ip: IpAddr, port: u16, tcp: bool, udp: bool) -> io::Result<Bound> {
-    let tcp_socket = if tcp {
-        Some(bind_tcp(SocketAddr::new(ip, port))?)
+    let bind = |proto, port| {
+        let socket = bind_server(SocketAddr::new(ip, port), proto, 1024)?;
+        socket.set_nonblocking(true)?;
+        io::Result::Ok(socket)
+    };
+    let tcp_socket: Option<std::net::TcpListener> = if tcp {
+        Some(bind(Proto::Tcp, port)?.into())
     } else {
         None
     };
@@ -144,8 +86,8 @@ fn bind_all(ip: IpAddr, port: u16, tcp: bool, udp: bool) -> io::Result<Bound> {
         Some(l) => l.local_addr()?.port(),
         None => port,
     };
-    let udp_socket = if udp {
-        Some(bind_udp(SocketAddr::new(ip, port))?)
+    let udp_socket: Option<std::net::UdpSocket> = if udp {
+        Some(bind(Proto::Udp, port)?.into())
     } else {
         None
     };
@@ -167,10 +109,10 @@ fn in_use(e: &io::Error) -> bool {
 /// `in use by python3 (pid 1234) on 0.0.0.0:9999 LISTEN`, or why not known.
 fn holder_text(port: u16, protos: &[Proto], ip: IpAddr) -> String {
     let keys: Vec<(u16, Proto)> = protos.iter().map(|p| (port, *p)).collect();
-    let holders: Vec<Holder> = find_holders(&keys, Some(ip), Scope::Every)
+    let holders: Vec<SocketRecord> = find_holders(&keys, Some(ip), Scope::Every)
         .map(|by_key| by_key.into_values().flatten().collect())
         .unwrap_or_default();
-    in_use_reason(&holders)
+    Held(&holders).to_string()
 }
 
 /// Binds as SPEC.md says: `--port N` exactly (naming the holder if taken),
@@ -186,7 +128,7 @@ fn bind_port(args: &ServeArgs, protos: &[Proto]) -> Result<Bound> {
         };
         Error::failure(format!(
             "cannot bind {}: {e}{hint}",
-            crate::list::endpoint(SocketAddr::new(ip, port), false)
+            endpoint(SocketAddr::new(ip, port), false)
         ))
     };
     match args.port {
@@ -235,39 +177,6 @@ fn bind_port(args: &ServeArgs, protos: &[Proto]) -> Result<Bound> {
     }
 }
 
-/// Raises the soft limit on open files to the hard limit: thousands of
-/// clients need thousands of descriptors. Returns the limit in force.
-#[cfg(unix)]
-fn raise_fd_limit() -> u64 {
-    {
-        // SAFETY: getrlimit/setrlimit only read and write the struct given.
-        unsafe {
-            let mut limit = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-                return 1024;
-            }
-            if limit.rlim_cur < limit.rlim_max {
-                let raised = libc::rlimit {
-                    rlim_cur: limit.rlim_max,
-                    rlim_max: limit.rlim_max,
-                };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                    limit = raised;
-                }
-            }
-            limit.rlim_cur
-        }
-    }
-}
-
-#[cfg(not(unix))]
-fn raise_fd_limit() -> u64 {
-    u64::MAX
-}
-
 pub fn run(args: &ServeArgs, output: Output) -> Result<Exit> {
     let mut protos = Vec::new();
     if args.tcp || !args.udp {
@@ -288,10 +197,10 @@ pub fn run(args: &ServeArgs, output: Output) -> Result<Exit> {
         }
         ServiceName::Http => Handler::Http,
     });
-    let fd_limit = raise_fd_limit();
+    let fd_limit = platform::raise_fd_limit();
     let mut max_conn = usize::try_from(args.max_conn).unwrap_or(usize::MAX);
-    if args.max_conn + 64 > fd_limit {
-        max_conn = fd_limit.saturating_sub(64).max(1) as usize;
+    if args.max_conn.saturating_add(64) > fd_limit {
+        max_conn = usize::try_from(fd_limit.saturating_sub(64).max(1)).unwrap_or(usize::MAX);
         output::warn(&format!(
             "open-file limit is {fd_limit}: serving at most {max_conn} connections at once"
         ));
@@ -299,7 +208,11 @@ pub fn run(args: &ServeArgs, output: Output) -> Result<Exit> {
     let bound = bind_port(args, &protos)?;
     crate::runtime(true)?.block_on(async {
         let signals = Shutdown::install();
-        serve(signals, bound, handler, args, max_conn, output).await
+        let limits = Limits {
+            max_conn,
+            log: !args.quiet,
+        };
+        serve(signals, bound, handler, args.bind, limits, output).await
     })
 }
 
@@ -307,56 +220,58 @@ async fn serve(
     mut signals: Shutdown,
     bound: Bound,
     handler: Arc<Handler>,
-    args: &ServeArgs,
-    max_conn: usize,
+    ip: IpAddr,
+    limits: Limits,
     output: Output,
 ) -> Result<Exit> {
     let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let stats = Arc::new(Stats::default());
-    let limits = Limits {
-        max_conn,
-        log: !args.quiet,
-    };
-    let mut loops = Vec::new();
+    let udp_stats = Arc::new(Stats::default());
     let mut listening = Vec::new();
-    if let Some(listener) = bound.tcp {
-        let listener =
-            TcpListener::from_std(listener).map_err(|e| Error::failure(e.to_string()))?;
-        listening.push(Proto::Tcp);
-        loops.push(tokio::spawn(server::serve_tcp(
-            listener,
-            handler.clone(),
-            shutdown.clone(),
-            tracker.clone(),
-            limits,
-            stats.clone(),
-        )));
-    }
-    if let Some(socket) = bound.udp {
-        let socket = UdpSocket::from_std(socket).map_err(|e| Error::failure(e.to_string()))?;
-        listening.push(Proto::Udp);
-        loops.push(tokio::spawn(server::serve_udp(
-            socket,
-            handler.clone(),
-            shutdown.clone(),
-            stats.clone(),
-        )));
-    }
-    print_listening(&handler, args.bind, bound.port, &listening, output)?;
+    let tcp = match bound.tcp {
+        Some(listener) => {
+            let listener =
+                TcpListener::from_std(listener).map_err(|e| Error::failure(e.to_string()))?;
+            listening.push(Proto::Tcp);
+            Some(tokio::spawn(server::run_tcp(
+                listener,
+                handler.clone(),
+                shutdown.clone(),
+                limits,
+                GRACE,
+            )))
+        }
+        None => None,
+    };
+    let udp = match bound.udp {
+        Some(socket) => {
+            let socket = UdpSocket::from_std(socket).map_err(|e| Error::failure(e.to_string()))?;
+            listening.push(Proto::Udp);
+            Some(tokio::spawn(server::serve_udp(
+                socket,
+                handler.clone(),
+                shutdown.clone(),
+                udp_stats.clone(),
+            )))
+        }
+        None => None,
+    };
+    print_listening(&handler, ip, bound.port, &listening, output)?;
 
     signals.requested().await;
     shutdown.cancel();
-    for l in loops {
-        let _ = l.await; // the listeners close here: the port is free again
+    let mut stats = vec![udp_stats];
+    if let Some(tcp) = tcp {
+        stats.extend(tcp.await.ok());
     }
-    tracker.close();
-    let _ = tokio::time::timeout(GRACE, tracker.wait()).await;
+    if let Some(udp) = udp {
+        let _ = udp.await; // the sockets close here: the port is free again
+    }
+    let total = |count: fn(&Stats) -> u64| stats.iter().map(|s| count(s)).sum::<u64>();
     log_line(format_args!(
         "{} server stopped: {} connections, {} messages",
         handler.name(),
-        stats.connections.load(Ordering::Relaxed),
-        stats.messages.load(Ordering::Relaxed)
+        total(|s| s.connections.load(Ordering::Relaxed)),
+        total(|s| s.messages.load(Ordering::Relaxed))
     ));
     Ok(Exit::Ok)
 }
@@ -372,7 +287,7 @@ fn print_listening(
     for proto in protos {
         if output.is_json() {
             let event = ListeningEvent {
-                event: "listening".into(),
+                event: ServeEvent::Listening,
                 service: handler.name().into(),
                 proto: *proto,
                 addr: ip,
@@ -380,7 +295,7 @@ fn print_listening(
             };
             output::write_line(&mut stdout, &event)?;
         } else {
-            let at = crate::list::endpoint(SocketAddr::new(ip, port), false);
+            let at = endpoint(SocketAddr::new(ip, port), false);
             writeln!(
                 stdout,
                 "{} server listening on {at} ({proto})",
@@ -390,51 +305,4 @@ fn print_listening(
     }
     stdout.flush()?;
     Ok(())
-}
-
-/// Ctrl+C and SIGTERM, caught from the moment this is created: a signal
-/// that arrives right after the listening line must not kill the process
-/// with the default action.
-struct Shutdown {
-    #[cfg(unix)]
-    interrupt: Option<tokio::signal::unix::Signal>,
-    #[cfg(unix)]
-    terminate: Option<tokio::signal::unix::Signal>,
-}
-
-impl Shutdown {
-    fn install() -> Self {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            Shutdown {
-                interrupt: signal(SignalKind::interrupt()).ok(),
-                terminate: signal(SignalKind::terminate()).ok(),
-            }
-        }
-        #[cfg(not(unix))]
-        Shutdown {}
-    }
-
-    async fn requested(&mut self) {
-        #[cfg(unix)]
-        {
-            async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
-                match signal {
-                    Some(s) => {
-                        s.recv().await;
-                    }
-                    None => std::future::pending().await,
-                }
-            }
-            tokio::select! {
-                _ = next(&mut self.interrupt) => {}
-                _ = next(&mut self.terminate) => {}
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -1,18 +1,60 @@
 //! The accept loops every service shares: a connection cap, connection
 //! logs, counters and a graceful shutdown. Handlers know only their
-//! protocol.
+//! protocol. Like mini-redis's `server::run`, a loop takes a bound
+//! listener and a shutdown token, so tests can run one in-process.
 
-use super::{Handler, Stats};
+use super::conn::Stats;
+use super::{echo, hello, http};
 use crate::output::sanitize;
-use std::io::Write;
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// The protocol a server speaks.
+#[derive(Debug, Clone)]
+pub enum Handler {
+    Hello { delay: Duration },
+    Echo,
+    Http,
+}
+
+impl Handler {
+    async fn serve_stream(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        shutdown: &CancellationToken,
+        stats: &Stats,
+    ) -> io::Result<()> {
+        match self {
+            Handler::Hello { delay } => hello::serve(stream, *delay, shutdown, stats).await,
+            Handler::Echo => echo::serve(stream, shutdown, stats).await,
+            Handler::Http => http::serve(stream, peer, shutdown, stats).await,
+        }
+    }
+
+    fn datagram_reply(&self, body: &[u8]) -> Vec<u8> {
+        match self {
+            Handler::Hello { .. } => crate::hello::datagram_reply(body),
+            // Refused at start-up: HTTP is served over TCP only.
+            Handler::Echo | Handler::Http => body.to_vec(),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Handler::Hello { .. } => "hello",
+            Handler::Echo => "echo",
+            Handler::Http => "http",
+        }
+    }
+}
 
 /// How the accept loop behaves.
 #[derive(Debug, Clone)]
@@ -28,10 +70,35 @@ pub fn log_line(line: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
+/// Serves `listener` until `shutdown`, then gives connections still open
+/// `grace` to finish; returns what it counted.
+pub async fn run_tcp(
+    listener: TcpListener,
+    handler: Arc<Handler>,
+    shutdown: CancellationToken,
+    limits: Limits,
+    grace: Duration,
+) -> Arc<Stats> {
+    let tracker = TaskTracker::new();
+    let stats = Arc::new(Stats::default());
+    serve_tcp(
+        listener,
+        handler,
+        shutdown,
+        tracker.clone(),
+        limits,
+        stats.clone(),
+    )
+    .await;
+    tracker.close();
+    let _ = tokio::time::timeout(grace, tracker.wait()).await;
+    stats
+}
+
 /// Accepts until `shutdown`, serving each connection in its own task.
 /// Returns once the listener is closed; in-flight connections are left to
 /// `tracker`.
-pub async fn serve_tcp(
+async fn serve_tcp(
     listener: TcpListener,
     handler: Arc<Handler>,
     shutdown: CancellationToken,

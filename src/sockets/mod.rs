@@ -1,24 +1,12 @@
-//! The live socket table and the processes that own its sockets.
-//!
-//! One door for every OS: `read_table` and `find_owners` have the same
-//! signature in each platform module, chosen in the `cfg` block below.
-//! Linux is the fully tested platform; macOS and Windows use netstat2.
-
-#[cfg(target_os = "linux")]
-mod linux;
-#[cfg(target_os = "linux")]
-use linux as platform;
-
-#[cfg(any(target_os = "macos", target_os = "windows"))]
-mod netstat2;
-#[cfg(any(target_os = "macos", target_os = "windows"))]
-use self::netstat2 as platform;
+//! The live socket table and the processes that own its sockets, in the
+//! terms every OS shares. How each OS reads them lives in `platform`.
 
 use crate::exit::{Error, Result};
 use crate::model::{Proto, Socket, TcpState};
-#[cfg(not(target_os = "linux"))]
-use std::collections::HashMap;
+use crate::platform;
 use std::collections::HashSet;
+use std::fmt;
+use std::io;
 
 /// Which parts of the table to read. The kernel filters by transport,
 /// family and TCP state, so `check` and `list -l` read less.
@@ -30,6 +18,9 @@ pub struct TableQuery {
     pub ipv6: bool,
     /// Only these TCP states; `None` is every state.
     pub tcp_states: Option<Vec<TcpState>>,
+    /// Also TCP sockets bound to a port without listening (`ss -B`), where
+    /// the OS can report them.
+    pub bound_inactive: bool,
 }
 
 impl TableQuery {
@@ -40,6 +31,7 @@ impl TableQuery {
             ipv4: true,
             ipv6: true,
             tcp_states: None,
+            bound_inactive: false,
         }
     }
 
@@ -60,16 +52,60 @@ impl TableQuery {
             by_proto && if *ipv6 { self.ipv6 } else { self.ipv4 }
         })
     }
+
+    /// Whether a TCP socket in `state` was asked for.
+    pub fn wants_state(&self, state: Option<TcpState>) -> bool {
+        match (&self.tcp_states, state) {
+            (Some(states), Some(state)) => states.contains(&state),
+            _ => true,
+        }
+    }
 }
 
-/// The sockets read, and any owners the platform learnt with them.
+/// Why the table could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// Neither the primary source nor the fallback answered for one table.
+    Unreadable {
+        table: String,
+        primary: io::Error,
+        fallback: io::Error,
+    },
+    /// The one source there is failed.
+    Os(io::Error),
+    /// This OS has no socket table portctl can read.
+    Unsupported,
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Unreadable {
+                table,
+                primary,
+                fallback,
+            } => write!(
+                f,
+                "cannot read the {table} socket table: netlink sock_diag: {primary}; /proc/net: {fallback}"
+            ),
+            ReadError::Os(e) => write!(f, "cannot read the socket table: {e}"),
+            ReadError::Unsupported => f.write_str(
+                "reading the socket table is not supported on this operating system",
+            ),
+        }
+    }
+}
+
+impl From<ReadError> for Error {
+    fn from(e: ReadError) -> Self {
+        Error::failure(e.to_string())
+    }
+}
+
+/// The sockets read.
 #[derive(Debug, Default)]
 pub struct Table {
     pub sockets: Vec<Socket>,
-    /// Owners reported together with the table by netstat2, keyed by the
-    /// synthetic inode it gave each socket; Linux scans `/proc` instead.
-    #[cfg(not(target_os = "linux"))]
-    known: HashMap<u64, Vec<u32>>,
 }
 
 /// Which processes hold which sockets: two parallel columns sorted by
@@ -117,13 +153,13 @@ impl Owners {
 /// Reads the socket table. Never comes back silently empty: if neither the
 /// primary source nor the fallback can be read, it is an exit-3 failure.
 pub fn read_table(query: &TableQuery) -> Result<Table> {
-    platform::read_table(query).map_err(Error::failure)
+    Ok(platform::read_table(query)?)
 }
 
 /// Reads the table and the owners of all its sockets, concurrently where
 /// the platform allows.
 pub fn read_table_with_owners(query: &TableQuery) -> Result<(Table, Owners)> {
-    platform::read_table_with_owners(query).map_err(Error::failure)
+    Ok(platform::read_table_with_owners(query)?)
 }
 
 /// How thoroughly to look for owners.
@@ -135,17 +171,27 @@ pub enum Scope {
     FirstOwner,
 }
 
+/// The owners a platform is asked to find.
+#[derive(Debug)]
+pub struct OwnerQuery {
+    /// Only these socket inodes; `None` is every socket.
+    pub inodes: Option<HashSet<u64>>,
+    pub scope: Scope,
+}
+
 /// Finds the owners of `sockets` (those with an inode; TIME_WAIT and
 /// request sockets have none).
-pub fn find_owners<'a>(
-    table: &Table,
-    sockets: impl IntoIterator<Item = &'a Socket>,
-    scope: Scope,
-) -> Owners {
+pub fn find_owners<'a>(sockets: impl IntoIterator<Item = &'a Socket>, scope: Scope) -> Owners {
     let inodes: HashSet<u64> = sockets
         .into_iter()
         .map(|s| s.inode)
         .filter(|&inode| inode != 0)
         .collect();
-    platform::find_owners(table, &inodes, scope)
+    if inodes.is_empty() {
+        return Owners::default();
+    }
+    platform::find_owners(&OwnerQuery {
+        inodes: Some(inodes),
+        scope,
+    })
 }

@@ -1,16 +1,26 @@
 //! `talk --http`: one raw HTTP/1.1 GET, as the tutorial does it by hand —
-//! the status line and headers shown, the body written byte for byte.
+//! the status line and headers shown, the body written byte for byte as it
+//! arrives (to a file with `-o`), and the response over when its length
+//! says so, whether or not the server closes.
 
 use super::connect;
 use crate::cli::TalkArgs;
 use crate::exit::{Error, Exit, Result};
-use crate::output::{sanitize, sanitize_bytes, Output};
+use crate::http::{read_response_head, BodyDecoder, ResponseHead};
+use crate::output::{self, incomplete_utf8_tail, sanitize, sanitize_bytes_lines, Output};
 use crate::parse::Host;
 use serde::{Deserialize, Serialize};
-use std::io::{self, IsTerminal, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::time::timeout;
+
+/// The most of a body `--json` carries in its `body` field.
+const JSON_BODY: usize = 1024 * 1024;
+/// Interim (1xx) heads skipped before the final one, at most.
+const MAX_INTERIM: usize = 8;
 
 /// The response as `talk --http --json` prints it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,100 +28,14 @@ pub struct HttpResponse {
     pub status: u16,
     pub reason: String,
     pub headers: Vec<(String, String)>,
-    pub body_bytes: usize,
-    /// The body as text when it went nowhere else (no `-o`).
+    pub body_bytes: u64,
+    /// The body as text when it went nowhere else (no `-o`); at most
+    /// 1 MiB of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
-}
-
-/// A parsed response head, and where its body starts.
-#[derive(Debug, PartialEq, Eq)]
-struct Head {
-    status: u16,
-    reason: String,
-    headers: Vec<(String, String)>,
-    body_at: usize,
-}
-
-impl Head {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Parses the head; `Ok(None)` while it is incomplete.
-fn parse_head(bytes: &[u8]) -> std::result::Result<Option<Head>, String> {
-    let mut headers = [httparse::EMPTY_HEADER; 128];
-    let mut response = httparse::Response::new(&mut headers);
-    match response.parse(bytes) {
-        Ok(httparse::Status::Partial) => Ok(None),
-        Ok(httparse::Status::Complete(body_at)) => Ok(Some(Head {
-            status: response.code.unwrap_or(0),
-            reason: response.reason.unwrap_or("").to_string(),
-            headers: response
-                .headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_string(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
-                .collect(),
-            body_at,
-        })),
-        Err(e) => Err(format!("not an HTTP response: {e}")),
-    }
-}
-
-/// Decodes a complete `Transfer-Encoding: chunked` body.
-fn decode_chunked(mut data: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    loop {
-        let line_end = data
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("chunked body ends inside a chunk size")?;
-        let size_text = std::str::from_utf8(&data[..line_end]).map_err(|_| "bad chunk size")?;
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| format!("bad chunk size '{size_text}'"))?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Ok(body);
-        }
-        if data.len() < size + 2 {
-            return Err("chunked body ends inside a chunk".into());
-        }
-        body.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
-    }
-}
-
-/// The body out of everything read until the server closed.
-fn body_of(head: &Head, rest: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    let chunked = head
-        .header("transfer-encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    if chunked {
-        return decode_chunked(rest);
-    }
-    match head.header("content-length") {
-        Some(len) => {
-            let len: usize = len
-                .trim()
-                .parse()
-                .map_err(|_| format!("bad Content-Length '{len}'"))?;
-            if rest.len() < len {
-                return Err(format!("body cut short: {} of {len} bytes", rest.len()));
-            }
-            Ok(rest[..len].to_vec())
-        }
-        None => Ok(rest.to_vec()),
-    }
+    /// The body was longer than `body` holds.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub body_truncated: bool,
 }
 
 pub async fn run(
@@ -129,6 +53,46 @@ pub async fn run(
         )));
     }
     let mut stream = connect(addrs, args.timeout).await?;
+    send_request(&mut stream, host, port, path).await?;
+    let mut chunk = vec![0u8; 64 * 1024];
+    let (head, rest) = read_head(&mut stream, &mut chunk, args).await?;
+    let mut decoder = BodyDecoder::new(head.framing().map_err(|e| Error::failure(e.0))?);
+    let mut body = Body::open(args, output, &head)?;
+    decoder
+        .feed(&rest, &mut |bytes| body.write(bytes))
+        .map_err(|e| Error::failure(e.0))?;
+    drop(rest);
+    let answer = if head.status >= 400 {
+        Exit::Negative
+    } else {
+        Exit::Ok
+    };
+    while !decoder.is_done() {
+        match timeout(args.timeout, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) => {
+                decoder.finish().map_err(|e| Error::failure(e.0))?;
+                break;
+            }
+            Ok(Ok(n)) => decoder
+                .feed(&chunk[..n], &mut |bytes| body.write(bytes))
+                .map_err(|e| Error::failure(e.0))?,
+            Ok(Err(e)) => return Err(Error::failure(format!("reading the response: {e}"))),
+            Err(_) => {
+                return Err(Error::failure(format!(
+                    "the response stalled: nothing for {:.1}s",
+                    args.timeout.as_secs_f64()
+                )))
+            }
+        }
+        if let Some(e) = body.error.take() {
+            // A full disk stops the download; a closed stdout ends it quietly.
+            return output::deliver(answer, Err(e));
+        }
+    }
+    output::deliver(answer, body.finish(&head))
+}
+
+async fn send_request(stream: &mut TcpStream, host: &Host, port: u16, path: &str) -> Result<()> {
     let host_header = match (host, port) {
         (_, 80) => host.to_string(),
         _ => format!("{host}:{port}"),
@@ -140,112 +104,168 @@ pub async fn run(
     stream
         .write_all(request.as_bytes())
         .await
-        .map_err(|e| Error::failure(format!("cannot send the request: {e}")))?;
-    // Connection: close — the response ends when the server closes.
-    let mut response = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
+        .map_err(|e| Error::failure(format!("cannot send the request: {e}")))
+}
+
+/// Reads up to the final response head (interim 1xx heads skipped); returns
+/// it and the bytes read past it.
+async fn read_head(
+    stream: &mut TcpStream,
+    chunk: &mut [u8],
+    args: &TalkArgs,
+) -> Result<(ResponseHead, Vec<u8>)> {
+    let mut buffer = Vec::new();
+    let mut interim = 0;
     loop {
-        match timeout(args.timeout, stream.read(&mut chunk)).await {
-            Ok(Ok(0)) => break,
-            Ok(Ok(n)) => response.extend_from_slice(&chunk[..n]),
+        if let Some(head) = read_response_head(&buffer).map_err(|e| Error::failure(e.0))? {
+            let rest = buffer.split_off(head.len);
+            if (100..200).contains(&head.status) && head.status != 101 && interim < MAX_INTERIM {
+                interim += 1;
+                buffer = rest;
+                continue;
+            }
+            return Ok((head, rest));
+        }
+        match timeout(args.timeout, stream.read(chunk)).await {
+            Ok(Ok(0)) => {
+                return Err(Error::failure(
+                    "the server closed before a full response head",
+                ))
+            }
+            Ok(Ok(n)) => buffer.extend_from_slice(&chunk[..n]),
             Ok(Err(e)) => return Err(Error::failure(format!("reading the response: {e}"))),
             Err(_) => {
                 return Err(Error::failure(format!(
-                    "no complete response in {:.1}s",
+                    "no complete response head in {:.1}s",
                     args.timeout.as_secs_f64()
                 )))
             }
         }
     }
-    let head = parse_head(&response)
-        .map_err(Error::failure)?
-        .ok_or_else(|| Error::failure("the server closed before a full response head"))?;
-    let body = body_of(&head, &response[head.body_at..]).map_err(Error::failure)?;
-    let exit = if head.status >= 400 {
-        Exit::Negative
-    } else {
-        Exit::Ok
-    };
+}
 
-    if let Some(file) = &args.output_file {
-        std::fs::write(file, &body)
-            .map_err(|e| Error::failure(format!("cannot write {}: {e}", file.display())))?;
+/// The status line and headers as text, each field escaped.
+fn head_text(head: &ResponseHead) -> String {
+    let mut text = format!("HTTP/1.1 {} {}\n", head.status, sanitize(&head.reason));
+    for (name, value) in &head.headers {
+        text.push_str(&format!("{}: {}\n", sanitize(name), sanitize(value)));
     }
-    if output.is_json() {
+    text
+}
+
+/// Where the body goes, written as it is decoded.
+struct Body {
+    sink: Sink,
+    json: bool,
+    bytes: u64,
+    /// The first write error; reported after the decoder returns.
+    error: Option<io::Error>,
+}
+
+enum Sink {
+    File(BufWriter<File>),
+    /// Raw bytes to a pipe, or escaped text to a terminal (holding back
+    /// half a character until the rest arrives).
+    Stdout {
+        terminal: bool,
+        held: Vec<u8>,
+    },
+    /// Kept for the JSON object, up to [`JSON_BODY`].
+    Json {
+        kept: Vec<u8>,
+    },
+}
+
+impl Body {
+    /// Opens the destination and, in text mode, prints the head: on stdout
+    /// when the body goes to a file, else on stderr so the body stays
+    /// byte-exact for a pipe.
+    fn open(args: &TalkArgs, output: Output, head: &ResponseHead) -> Result<Body> {
+        let sink =
+            match &args.output_file {
+                Some(file) => Sink::File(BufWriter::new(File::create(file).map_err(|e| {
+                    Error::failure(format!("cannot write {}: {e}", file.display()))
+                })?)),
+                None if output.is_json() => Sink::Json { kept: Vec::new() },
+                None => Sink::Stdout {
+                    terminal: io::stdout().is_terminal(),
+                    held: Vec::new(),
+                },
+            };
+        if !output.is_json() {
+            let text = head_text(head);
+            if matches!(sink, Sink::File(_)) {
+                let mut out = io::stdout().lock();
+                out.write_all(text.as_bytes())?;
+                out.flush()?;
+            } else {
+                let _ = io::stderr().write_all(text.as_bytes());
+            }
+        }
+        Ok(Body {
+            sink,
+            json: output.is_json(),
+            bytes: 0,
+            error: None,
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.bytes = self.bytes.saturating_add(bytes.len() as u64);
+        if self.error.is_some() {
+            return;
+        }
+        let written = match &mut self.sink {
+            Sink::File(file) => file.write_all(bytes),
+            Sink::Stdout {
+                terminal: false, ..
+            } => io::stdout().lock().write_all(bytes),
+            Sink::Stdout {
+                terminal: true,
+                held,
+            } => {
+                held.extend_from_slice(bytes);
+                let show = held.len() - incomplete_utf8_tail(held);
+                let text = sanitize_bytes_lines(&held[..show]);
+                held.drain(..show);
+                io::stdout().lock().write_all(text.as_bytes())
+            }
+            Sink::Json { kept } => {
+                let room = JSON_BODY.saturating_sub(kept.len());
+                kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                Ok(())
+            }
+        };
+        self.error = written.err();
+    }
+
+    fn finish(mut self, head: &ResponseHead) -> io::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let mut out = io::stdout().lock();
+        let kept = match self.sink {
+            Sink::File(mut file) => {
+                file.flush()?;
+                None
+            }
+            Sink::Stdout { held, .. } => {
+                out.write_all(sanitize_bytes_lines(&held).as_bytes())?;
+                None
+            }
+            Sink::Json { kept } => Some(kept),
+        };
+        if !self.json {
+            return out.flush();
+        }
         let record = HttpResponse {
             status: head.status,
             reason: head.reason.clone(),
             headers: head.headers.clone(),
-            body_bytes: body.len(),
-            body: args
-                .output_file
-                .is_none()
-                .then(|| String::from_utf8_lossy(&body).into_owned()),
+            body_bytes: self.bytes,
+            body_truncated: kept.as_ref().is_some_and(|k| self.bytes > k.len() as u64),
+            body: kept.map(|k| String::from_utf8_lossy(&k).into_owned()),
         };
-        crate::output::write_line(io::stdout().lock(), &record)?;
-        return Ok(exit);
-    }
-    // With the body on stdout, the head goes to stderr so the body stays
-    // byte-exact for a pipe.
-    let mut head_text = format!("HTTP/1.1 {} {}\n", head.status, head.reason);
-    for (name, value) in &head.headers {
-        head_text.push_str(&format!("{name}: {value}\n"));
-    }
-    let head_text = sanitize(&head_text).replace("\\n", "\n");
-    if args.output_file.is_some() {
-        let mut out = io::stdout().lock();
-        out.write_all(head_text.as_bytes())?;
-        out.flush()?;
-    } else {
-        let _ = io::stderr().write_all(head_text.as_bytes());
-        let mut out = io::stdout().lock();
-        if out.is_terminal() {
-            out.write_all(sanitize_bytes(&body).replace("\\n", "\n").as_bytes())?;
-        } else {
-            out.write_all(&body)?;
-        }
-        out.flush()?;
-    }
-    Ok(exit)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn heads_parse_and_wait_for_more() {
-        assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Len"), Ok(None));
-        let head = parse_head(b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nabc")
-            .unwrap()
-            .unwrap();
-        assert_eq!((head.status, head.reason.as_str()), (404, "Not Found"));
-        assert_eq!(head.header("content-length"), Some("3"));
-        assert!(parse_head(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
-    }
-
-    #[test]
-    fn bodies_by_length_chunks_and_close() {
-        let head = |h: &str| {
-            parse_head(format!("HTTP/1.1 200 OK\r\n{h}\r\n").as_bytes())
-                .unwrap()
-                .unwrap()
-        };
-        assert_eq!(
-            body_of(&head("Content-Length: 3\r\n"), b"abcdef").unwrap(),
-            b"abc"
-        );
-        assert!(body_of(&head("Content-Length: 9\r\n"), b"abc").is_err());
-        assert_eq!(
-            body_of(
-                &head("Transfer-Encoding: chunked\r\n"),
-                b"3\r\nabc\r\n2;x=y\r\n\x00\xff\r\n0\r\n\r\n"
-            )
-            .unwrap(),
-            b"abc\x00\xff"
-        );
-        assert!(decode_chunked(b"zz\r\n").is_err());
-        assert!(decode_chunked(b"5\r\nab").is_err());
-        assert_eq!(body_of(&head(""), b"until close").unwrap(), b"until close");
+        output::write_line(out, &record)
     }
 }

@@ -1,78 +1,33 @@
 //! `portctl talk`: the client side — a line client for hello/echo-style
 //! servers, datagrams with `--udp`, and a raw HTTP/1.1 GET with `--http`.
+//! Replies are printed as they arrive: nothing a server sends is held
+//! beyond a fixed amount, however long it keeps sending.
 
 mod http;
+mod print;
 
 use crate::cli::TalkArgs;
 use crate::exit::{Error, Exit, Result};
-use crate::output::{sanitize_bytes, JsonArray, Output};
-use crate::parse::{parse_host_port, Host};
-use serde::{Deserialize, Serialize};
-use std::io::{self, IsTerminal, Write};
+use crate::hello::EXIT;
+use crate::output::Output;
+use crate::parse::parse_host_port;
+use crate::resolve::resolve;
+use print::{ExchangeKind, Printer};
+use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
 
+pub use print::Exchange;
+
 /// How long to wait for a greeting the server may never send.
 const GREETING_WAIT: Duration = Duration::from_millis(300);
 /// Once a reply has started, the pause that ends it.
 const REPLY_QUIET: Duration = Duration::from_millis(40);
-
-/// One thing the server said, as `talk --json` prints it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Exchange {
-    /// `greeting` or `reply`.
-    pub kind: String,
-    /// The message this answers; `null` for a greeting.
-    pub sent: Option<String>,
-    /// What came back (invalid UTF-8 replaced).
-    pub data: String,
-}
-
-/// Where replies go: raw bytes to a pipe, escaped text to a terminal,
-/// objects in a JSON array.
-struct Printer {
-    json: Option<JsonArray<io::Stdout>>,
-    terminal: bool,
-}
-
-impl Printer {
-    fn new(output: Output) -> Self {
-        Printer {
-            json: output.is_json().then(|| JsonArray::new(io::stdout())),
-            terminal: io::stdout().is_terminal(),
-        }
-    }
-
-    fn print(&mut self, kind: &str, sent: Option<&[u8]>, data: &[u8]) -> io::Result<()> {
-        let data = data.strip_suffix(b"\n").unwrap_or(data);
-        let data = data.strip_suffix(b"\r").unwrap_or(data);
-        if let Some(json) = &mut self.json {
-            return json.push(&Exchange {
-                kind: kind.to_string(),
-                sent: sent.map(|s| String::from_utf8_lossy(s).into_owned()),
-                data: String::from_utf8_lossy(data).into_owned(),
-            });
-        }
-        let mut out = io::stdout().lock();
-        if self.terminal {
-            writeln!(out, "{}", sanitize_bytes(data))?;
-        } else {
-            out.write_all(data)?;
-            out.write_all(b"\n")?;
-        }
-        out.flush()
-    }
-
-    fn finish(self) -> io::Result<()> {
-        match self.json {
-            Some(json) => json.finish(),
-            None => Ok(()),
-        }
-    }
-}
+/// The longest line read from stdin; a longer one is sent in pieces.
+const MAX_INPUT_LINE: usize = 64 * 1024;
 
 pub fn run(args: &TalkArgs, output: Output) -> Result<Exit> {
     let (host, port) = parse_host_port(&args.target).map_err(|e| Error::usage(e.to_string()))?;
@@ -89,33 +44,10 @@ pub fn run(args: &TalkArgs, output: Output) -> Result<Exit> {
     })
 }
 
-/// An IP as given, or a name through the system resolver; a name that
-/// does not resolve is an operational failure (exit 3).
-pub(crate) async fn resolve(host: &Host, port: u16, wait: Duration) -> Result<Vec<SocketAddr>> {
-    match host {
-        Host::Ip(ip) => Ok(vec![SocketAddr::new(*ip, port)]),
-        Host::Name(name) => {
-            let found = timeout(wait, tokio::net::lookup_host((name.as_str(), port)))
-                .await
-                .map_err(|_| {
-                    Error::failure(format!("cannot resolve '{name}': no answer in {wait:?}"))
-                })?
-                .map_err(|e| Error::failure(format!("cannot resolve '{name}': {e}")))?;
-            let addrs: Vec<SocketAddr> = found.collect();
-            if addrs.is_empty() {
-                return Err(Error::failure(format!(
-                    "cannot resolve '{name}': no addresses"
-                )));
-            }
-            Ok(addrs)
-        }
-    }
-}
-
 /// Connects to the first address that answers. A refusal is reported at
 /// once; silence after `wait`.
-pub(crate) async fn connect(addrs: &[SocketAddr], wait: Duration) -> Result<TcpStream> {
-    let mut last = String::new();
+async fn connect(addrs: &[SocketAddr], wait: Duration) -> Result<TcpStream> {
+    let mut last = String::from("no address to connect to");
     for addr in addrs {
         match timeout(wait, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => {
@@ -134,21 +66,35 @@ pub(crate) async fn connect(addrs: &[SocketAddr], wait: Duration) -> Result<TcpS
     Err(Error::failure(last))
 }
 
+/// How a reply ended.
+#[derive(Debug, PartialEq, Eq)]
+enum ReplyEnd {
+    /// The server paused after sending something.
+    Quiet,
+    /// Nothing came in time.
+    Silent,
+    /// The server closed (after `bytes` bytes of this reply).
+    Closed { bytes: u64 },
+}
+
 /// Reads one reply: waits up to `first` for it to start, then takes what
-/// follows until a pause. `None` when the peer closed without a word.
-async fn read_reply(stream: &mut TcpStream, first: Duration) -> io::Result<Option<Vec<u8>>> {
-    let mut reply = Vec::new();
+/// follows until a pause, handing each read to `printer` as it arrives.
+async fn read_reply(
+    stream: &mut TcpStream,
+    first: Duration,
+    printer: &mut Printer,
+) -> io::Result<ReplyEnd> {
     let mut chunk = vec![0u8; 16 * 1024];
     let mut wait = first;
+    let mut bytes = 0u64;
     loop {
         match timeout(wait, stream.read(&mut chunk)).await {
-            Err(_) if reply.is_empty() => {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "no reply"))
-            }
-            Err(_) => return Ok(Some(reply)),
-            Ok(Ok(0)) => return Ok((!reply.is_empty()).then_some(reply)),
+            Err(_) if bytes == 0 => return Ok(ReplyEnd::Silent),
+            Err(_) => return Ok(ReplyEnd::Quiet),
+            Ok(Ok(0)) => return Ok(ReplyEnd::Closed { bytes }),
             Ok(Ok(n)) => {
-                reply.extend_from_slice(&chunk[..n]);
+                printer.piece(&chunk[..n])?;
+                bytes = bytes.saturating_add(n as u64);
                 wait = REPLY_QUIET;
             }
             Ok(Err(e)) => return Err(e),
@@ -163,72 +109,112 @@ async fn talk_tcp(addrs: &[SocketAddr], args: &TalkArgs, output: Output) -> Resu
         .map(|a| a.to_string())
         .unwrap_or_default();
     let mut printer = Printer::new(output);
-    match read_reply(&mut stream, GREETING_WAIT.min(args.timeout)).await {
-        Ok(Some(greeting)) => printer.print("greeting", None, &greeting)?,
-        Ok(None) => return Err(Error::failure(format!("{peer} closed the connection"))),
-        Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
+    printer.begin(ExchangeKind::Greeting, None);
+    match read_reply(&mut stream, GREETING_WAIT.min(args.timeout), &mut printer).await {
+        Ok(ReplyEnd::Closed { .. }) => {
+            printer.end()?;
+            return Err(Error::failure(format!("{peer} closed the connection")));
+        }
+        Ok(_) => printer.end()?,
         Err(e) => return Err(Error::failure(format!("{peer}: {e}"))),
     }
+    let mut said_exit = false;
     if args.messages.is_empty() {
-        let mut lines = BufReader::new(tokio::io::stdin()).split(b'\n');
-        while let Some(mut line) = lines
-            .next_segment()
-            .await
-            .map_err(|e| Error::failure(format!("cannot read stdin: {e}")))?
-        {
-            if line.last() == Some(&b'\r') {
-                line.pop();
+        let mut stdin = BufReader::new(tokio::io::stdin());
+        let mut line = Vec::new();
+        while read_line(&mut stdin, &mut line).await? {
+            said_exit = exchange(&mut stream, &line, args.timeout, &peer, &mut printer).await?;
+            if said_exit {
+                break;
             }
-            let reply = exchange(&mut stream, &line, args.timeout, &peer).await?;
-            printer.print("reply", Some(&line), &reply)?;
         }
     } else {
         for message in &args.messages {
-            let reply = exchange(&mut stream, message.as_bytes(), args.timeout, &peer).await?;
-            printer.print("reply", Some(message.as_bytes()), &reply)?;
+            said_exit = exchange(
+                &mut stream,
+                message.as_bytes(),
+                args.timeout,
+                &peer,
+                &mut printer,
+            )
+            .await?;
+            if said_exit {
+                break;
+            }
         }
     }
     // Say goodbye the way the hello protocol expects, then close.
-    let _ = stream.write_all(b"exit\n").await;
+    if !said_exit {
+        let _ = stream.write_all(&[EXIT, b"\n"].concat()).await;
+    }
     let _ = stream.shutdown().await;
     printer.finish()?;
     Ok(Exit::Ok)
 }
 
-/// Sends one message as a line and reads its reply.
+/// Reads one line of stdin (without its newline) into `line`, at most
+/// [`MAX_INPUT_LINE`] bytes of it; false at the end of input.
+async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
+    input: &mut R,
+    line: &mut Vec<u8>,
+) -> Result<bool> {
+    line.clear();
+    let mut limited = input.take(MAX_INPUT_LINE as u64);
+    let n = limited
+        .read_until(b'\n', line)
+        .await
+        .map_err(|e| Error::failure(format!("cannot read stdin: {e}")))?;
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    Ok(n > 0)
+}
+
+/// Sends one message as a line and prints its reply; true when the
+/// message was `exit`, which the server answers by closing.
 async fn exchange(
     stream: &mut TcpStream,
     message: &[u8],
     wait: Duration,
     peer: &str,
-) -> Result<Vec<u8>> {
-    let mut line = Vec::with_capacity(message.len() + 1);
-    line.extend_from_slice(message);
-    line.push(b'\n');
+    printer: &mut Printer,
+) -> Result<bool> {
     stream
-        .write_all(&line)
+        .write_all(&[message, b"\n"].concat())
         .await
         .map_err(|e| Error::failure(format!("cannot send to {peer}: {e}")))?;
-    match read_reply(stream, wait).await {
-        Ok(Some(reply)) => Ok(reply),
-        Ok(None) => Err(Error::failure(format!("{peer} closed the connection"))),
-        Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(Error::failure(format!(
+    if message == EXIT {
+        return Ok(true);
+    }
+    printer.begin(ExchangeKind::Reply, Some(message));
+    let end = read_reply(stream, wait, printer)
+        .await
+        .map_err(|e| Error::failure(format!("{peer}: {e}")))?;
+    printer.end()?;
+    match end {
+        ReplyEnd::Quiet | ReplyEnd::Closed { bytes: 1.. } => Ok(false),
+        ReplyEnd::Closed { bytes: 0 } => {
+            Err(Error::failure(format!("{peer} closed the connection")))
+        }
+        ReplyEnd::Silent => Err(Error::failure(format!(
             "no reply from {peer} in {:.1}s",
             wait.as_secs_f64()
         ))),
-        Err(e) => Err(Error::failure(format!("{peer}: {e}"))),
     }
 }
 
+/// Datagrams, one message at a time: each is sent as soon as it is read,
+/// so `talk --udp` works interactively.
 async fn talk_udp(addrs: &[SocketAddr], args: &TalkArgs, output: Output) -> Result<Exit> {
     let addr = addrs[0];
     let local: SocketAddr = if addr.is_ipv6() {
-        "[::]:0"
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     } else {
-        "0.0.0.0:0"
-    }
-    .parse()
-    .map_err(|_| Error::failure("bad local address"))?;
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
     let socket = UdpSocket::bind(local)
         .await
         .map_err(|e| Error::failure(format!("cannot bind UDP: {e}")))?;
@@ -238,25 +224,24 @@ async fn talk_udp(addrs: &[SocketAddr], args: &TalkArgs, output: Output) -> Resu
         .await
         .map_err(|e| Error::failure(format!("cannot reach {addr}: {e}")))?;
     let mut printer = Printer::new(output);
-    let mut messages: Vec<Vec<u8>> = args
-        .messages
-        .iter()
-        .map(|m| m.as_bytes().to_vec())
-        .collect();
-    if messages.is_empty() {
-        let mut lines = BufReader::new(tokio::io::stdin()).split(b'\n');
-        while let Some(line) = lines
-            .next_segment()
-            .await
-            .map_err(|e| Error::failure(format!("cannot read stdin: {e}")))?
-        {
-            messages.push(line);
-        }
-    }
     let mut buffer = vec![0u8; 65_536];
-    for message in messages {
+    let mut messages = args.messages.iter();
+    let mut stdin = BufReader::new(tokio::io::stdin());
+    let mut line = Vec::new();
+    loop {
+        let message: &[u8] = if args.messages.is_empty() {
+            if !read_line(&mut stdin, &mut line).await? {
+                break;
+            }
+            &line
+        } else {
+            match messages.next() {
+                Some(m) => m.as_bytes(),
+                None => break,
+            }
+        };
         socket
-            .send(&message)
+            .send(message)
             .await
             .map_err(|e| Error::failure(format!("cannot send to {addr}: {e}")))?;
         let len = match timeout(args.timeout, socket.recv(&mut buffer)).await {
@@ -269,7 +254,9 @@ async fn talk_udp(addrs: &[SocketAddr], args: &TalkArgs, output: Output) -> Resu
                 )))
             }
         };
-        printer.print("reply", Some(&message), &buffer[..len])?;
+        printer.begin(ExchangeKind::Reply, Some(message));
+        printer.piece(&buffer[..len])?;
+        printer.end()?;
     }
     printer.finish()?;
     Ok(Exit::Ok)

@@ -33,6 +33,7 @@ fn parse_line(line: &str, proto: Proto) -> Option<Socket> {
         state,
         uid: fields[7].parse().ok(),
         inode: fields[9].parse().ok()?,
+        v6only: None,
     })
 }
 

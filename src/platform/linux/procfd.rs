@@ -61,11 +61,25 @@ pub fn scan(wanted: Option<&HashSet<u64>>, scope: Scope) -> FdScan {
     // Listing the descriptor directories is cheap next to reading the
     // links; it stays on this thread.
     let mut queue: Vec<Work> = Vec::new();
+    let mut path = String::with_capacity(32);
     for pid in pids {
-        match list_fds(&proc, pid) {
+        path.clear();
+        path.push_str(itoa(pid, &mut [0u8; 10]));
+        let own = path.len();
+        path.push_str("/fd");
+        match list_fds(&proc, pid, &path) {
             Ok(Some(work)) => queue.extend(work),
             Ok(None) => {}
             Err(()) => result.unreadable = true,
+        }
+        for tid in threads_with_own_table(&proc, pid) {
+            path.truncate(own);
+            path.push_str("/task/");
+            path.push_str(itoa(tid, &mut [0u8; 10]));
+            path.push_str("/fd");
+            if let Ok(Some(work)) = list_fds(&proc, pid, &path) {
+                queue.extend(work);
+            }
         }
     }
     let fds: usize = queue.iter().map(|w| w.fds.len()).sum();
@@ -120,14 +134,52 @@ pub fn scan(wanted: Option<&HashSet<u64>>, scope: Scope) -> FdScan {
     result
 }
 
-/// The descriptors of one process, cut into work items. `Ok(None)` for a
-/// process that exited (or has no descriptors); `Err` when it may not be
-/// inspected.
-fn list_fds(proc: &OwnedFd, pid: u32) -> Result<Option<Vec<Work>>, ()> {
+/// The threads of `pid` whose descriptor table is not the process's own
+/// (`unshare(CLONE_FILES)`): their sockets appear only under
+/// `/proc/PID/task/TID/fd`. Most processes have one table; `kcmp` tells
+/// without listing any descriptors.
+fn threads_with_own_table(proc: &OwnedFd, pid: u32) -> Vec<u32> {
     let mut path = String::with_capacity(16);
     path.push_str(itoa(pid, &mut [0u8; 10]));
-    path.push_str("/fd");
-    let dir = match open_dir(proc, &path) {
+    path.push_str("/task");
+    let Ok(dir) = open_dir(proc, &path) else {
+        return Vec::new();
+    };
+    let Ok(entries) = Dir::read_from(&dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| parse_u32(e.file_name().to_bytes()))
+        .filter(|&tid| tid != pid && !same_fd_table(pid, tid))
+        .collect()
+}
+
+/// Whether two tasks share one descriptor table. Where `kcmp` cannot
+/// answer (not built in, not permitted), the thread is scanned too: a
+/// duplicate find costs a readlink, a missed socket costs an owner.
+fn same_fd_table(pid: u32, tid: u32) -> bool {
+    const KCMP_FILES: libc::c_long = 2;
+    // SAFETY: kcmp only compares kernel objects of the two tasks; the
+    // arguments are plain integers.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_kcmp,
+            libc::c_long::from(pid),
+            libc::c_long::from(tid),
+            KCMP_FILES,
+            0 as libc::c_long,
+            0 as libc::c_long,
+        )
+    };
+    rc == 0
+}
+
+/// The descriptors in `path` (a process's or one thread's `fd` directory),
+/// cut into work items owned by `pid`. `Ok(None)` for a process that
+/// exited (or has no descriptors); `Err` when it may not be inspected.
+fn list_fds(proc: &OwnedFd, pid: u32, path: &str) -> Result<Option<Vec<Work>>, ()> {
+    let dir = match open_dir(proc, path) {
         Ok(dir) => dir,
         Err(rustix::io::Errno::ACCESS | rustix::io::Errno::PERM) => return Err(()),
         Err(_) => return Ok(None),

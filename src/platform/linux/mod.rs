@@ -1,38 +1,41 @@
 //! Linux: the table from netlink sock_diag (or `/proc/net` where sock_diag
-//! is missing), owners from `/proc/PID/fd`.
+//! is missing), owners from `/proc/PID/fd`, and the Unix calls.
 
 mod netlink;
 mod procfd;
 mod procnet;
 
-use super::{Owners, Scope, Table, TableQuery};
+pub use super::unix::{
+    family_unsupported, is_superuser, parent_pid, raise_fd_limit, send_signal, user_name, Shutdown,
+};
+
 use crate::model::{Proto, Socket};
-use std::collections::HashSet;
+use crate::sockets::{OwnerQuery, Owners, ReadError, Scope, Table, TableQuery};
 use std::io;
 
-pub fn read_table(query: &TableQuery) -> Result<Table, String> {
+pub fn read_table(query: &TableQuery) -> Result<Table, ReadError> {
     let mut sockets = Vec::new();
     for (proto, ipv6) in query.tables() {
-        let states = match (proto, &query.tcp_states) {
+        let mut states = match (proto, &query.tcp_states) {
             (Proto::Tcp, Some(states)) => states.iter().fold(0, |m, s| m | netlink::state_bits(*s)),
             _ => netlink::ALL_STATES,
         };
+        if proto == Proto::Tcp && query.bound_inactive {
+            states |= netlink::BOUND_INACTIVE;
+        }
         let before = sockets.len();
-        if let Err(netlink_error) = netlink::dump(ipv6, proto, states, &mut sockets) {
+        if let Err(primary) = netlink::dump(ipv6, proto, states, &mut sockets) {
             sockets.truncate(before);
-            read_procnet(proto, ipv6, &mut sockets).map_err(|proc_error| {
-                format!(
-                    "cannot read the {} socket table: netlink sock_diag: {netlink_error}; /proc/net: {proc_error}",
-                    name(proto, ipv6)
-                )
+            read_procnet(proto, ipv6, &mut sockets).map_err(|fallback| ReadError::Unreadable {
+                table: name(proto, ipv6),
+                primary,
+                fallback,
             })?;
-            if let (Proto::Tcp, Some(wanted)) = (proto, &query.tcp_states) {
-                let mut at = before;
-                sockets.retain(|s| {
-                    at += 1;
-                    at <= before || s.state.is_some_and(|st| wanted.contains(&st))
-                });
-            }
+            let mut at = before;
+            sockets.retain(|s| {
+                at += 1;
+                at <= before || query.wants_state(s.state)
+            });
         }
     }
     Ok(Table { sockets })
@@ -56,15 +59,15 @@ fn read_procnet(proto: Proto, ipv6: bool, out: &mut Vec<Socket>) -> io::Result<(
     }
 }
 
-pub fn find_owners(_table: &Table, inodes: &HashSet<u64>, scope: Scope) -> Owners {
-    let scan = procfd::scan(Some(inodes), scope);
+pub fn find_owners(query: &OwnerQuery) -> Owners {
+    let scan = procfd::scan(query.inodes.as_ref(), query.scope);
     Owners::from_pairs(scan.owners, scan.unreadable)
 }
 
 /// The table and the owner of every socket, read at once: collecting every
 /// socket's owner needs no inodes from the table, so the `/proc` scan runs
 /// beside the netlink dump instead of after it.
-pub fn read_table_with_owners(query: &TableQuery) -> Result<(Table, Owners), String> {
+pub fn read_table_with_owners(query: &TableQuery) -> Result<(Table, Owners), ReadError> {
     std::thread::scope(|s| {
         let scan = s.spawn(|| procfd::scan(None, Scope::Every));
         let table = read_table(query);
@@ -74,4 +77,10 @@ pub fn read_table_with_owners(query: &TableQuery) -> Result<(Table, Owners), Str
         });
         Ok((table?, Owners::from_pairs(scan.owners, scan.unreadable)))
     })
+}
+
+/// Whether an IPv6 socket bound without `IPV6_V6ONLY` takes IPv4 too: the
+/// `net.ipv6.bindv6only` sysctl, 0 (dual-stack) unless changed.
+pub fn ipv6_only_by_default() -> bool {
+    std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only").is_ok_and(|v| v.trim() == "1")
 }

@@ -1,0 +1,188 @@
+//! Binding as servers do: the sockets `serve` and `free` keep, the probe
+//! that decides whether a port is free, and the kernel's rules for which
+//! bound addresses overlap.
+
+use crate::model::Proto;
+use crate::platform;
+use socket2::{Domain, Socket as RawSocket, Type};
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// A socket bound the way servers bind by default: SO_REUSEADDR and
+/// `listen` for TCP, and for IPv6 the system's own dual-stack setting, so
+/// `[::]` conflicts with `0.0.0.0` exactly when a server's would.
+pub fn bind_server(addr: SocketAddr, proto: Proto, backlog: i32) -> io::Result<RawSocket> {
+    let kind = match proto {
+        Proto::Tcp => Type::STREAM,
+        Proto::Udp => Type::DGRAM,
+    };
+    let socket = RawSocket::new(Domain::for_address(addr), kind, None)?;
+    // UDP gets no SO_REUSEADDR: two UDP sockets with it can share a port,
+    // and that port is not free.
+    if proto == Proto::Tcp {
+        socket.set_reuse_address(true)?;
+    }
+    socket.bind(&addr.into())?;
+    if proto == Proto::Tcp {
+        socket.listen(backlog)?;
+    }
+    Ok(socket)
+}
+
+/// What one bind attempt found.
+#[derive(Debug)]
+pub enum BindOutcome {
+    Free,
+    InUse,
+    /// EACCES: a system port without privileges.
+    Denied,
+    /// EADDRNOTAVAIL: the address is not on this machine.
+    NotLocal,
+    /// The address family is not available here (IPv6 turned off).
+    NoFamily,
+    Failed(io::Error),
+}
+
+/// Binds `addr` as a server would and lets go at once.
+pub fn try_bind(addr: SocketAddr, proto: Proto) -> BindOutcome {
+    match bind_server(addr, proto, 1) {
+        Ok(_) => BindOutcome::Free,
+        Err(e) => match e.kind() {
+            io::ErrorKind::AddrInUse => BindOutcome::InUse,
+            io::ErrorKind::PermissionDenied => BindOutcome::Denied,
+            io::ErrorKind::AddrNotAvailable => BindOutcome::NotLocal,
+            _ if platform::family_unsupported(&e) => BindOutcome::NoFamily,
+            _ => BindOutcome::Failed(e),
+        },
+    }
+}
+
+/// The addresses a check covers: the one asked for, or the IPv4 and IPv6
+/// wildcards (a port free on both is free on every address).
+pub fn check_addresses(host: Option<IpAddr>) -> Vec<IpAddr> {
+    match host {
+        Some(ip) => vec![ip],
+        None => vec![
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        ],
+    }
+}
+
+/// The answer for one port and transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Free,
+    InUse,
+    Unbindable(Unbindable),
+}
+
+/// Why a port that nobody holds still cannot be bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unbindable {
+    /// A system port, and no privilege to bind it.
+    Privileged { port: u16 },
+    /// The address is not one of this machine's.
+    NotLocal { ip: IpAddr },
+    /// Anything else the OS said.
+    Failed { ip: IpAddr, error: String },
+}
+
+impl fmt::Display for Unbindable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unbindable::Privileged { port } => write!(
+                f,
+                "{port} is a system port: binding it needs root or CAP_NET_BIND_SERVICE"
+            ),
+            Unbindable::NotLocal { ip } => write!(f, "{ip} is not an address of this machine"),
+            Unbindable::Failed { ip, error } => write!(f, "cannot bind {ip}: {error}"),
+        }
+    }
+}
+
+/// Binds `port` on every address; the first address that says no decides.
+pub fn probe(port: u16, proto: Proto, addresses: &[IpAddr]) -> Verdict {
+    let mut verdict = Verdict::Free;
+    for &ip in addresses {
+        let why = match try_bind(SocketAddr::new(ip, port), proto) {
+            BindOutcome::Free | BindOutcome::NoFamily => continue,
+            BindOutcome::InUse => return Verdict::InUse,
+            BindOutcome::Denied => Unbindable::Privileged { port },
+            BindOutcome::NotLocal => Unbindable::NotLocal { ip },
+            BindOutcome::Failed(e) => Unbindable::Failed {
+                ip,
+                error: e.to_string(),
+            },
+        };
+        verdict = Verdict::Unbindable(why);
+    }
+    verdict
+}
+
+/// Whether a socket bound to `bound` keeps a server from binding `wanted`
+/// on the same port: the same address (an IPv4-mapped `::ffff:a.b.c.d` is
+/// `a.b.c.d`), or a wildcard on either side that covers the other. A
+/// `[::]` socket covers IPv4 too unless it is IPv6-only; `v6only` is the
+/// bound socket's setting where known, and a server binding `[::]` gets the
+/// system's default.
+pub fn conflicts(bound: IpAddr, v6only: Option<bool>, wanted: IpAddr) -> bool {
+    let default_v6only = platform::ipv6_only_by_default();
+    let (bound, wanted) = (bound.to_canonical(), wanted.to_canonical());
+    bound == wanted
+        || covers(bound, v6only.unwrap_or(default_v6only), wanted)
+        || covers(wanted, default_v6only, bound)
+}
+
+/// Whether a socket bound to the wildcard `wild` takes `other`'s port too.
+fn covers(wild: IpAddr, v6only: bool, other: IpAddr) -> bool {
+    wild.is_unspecified()
+        && match (wild, other) {
+            (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => true,
+            (IpAddr::V6(_), IpAddr::V4(_)) => !v6only,
+            (IpAddr::V4(_), IpAddr::V6(_)) => false,
+        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn overlapping_addresses() {
+        let dual = Some(false);
+        let v6only = Some(true);
+        // Same address, written two ways.
+        assert!(conflicts(ip("::ffff:127.0.0.1"), dual, ip("127.0.0.1")));
+        assert!(conflicts(ip("127.0.0.1"), None, ip("::ffff:127.0.0.1")));
+        // Wildcards of one family.
+        assert!(conflicts(ip("0.0.0.0"), None, ip("127.0.0.1")));
+        assert!(conflicts(ip("127.0.0.1"), None, ip("0.0.0.0")));
+        assert!(conflicts(ip("::"), v6only, ip("::1")));
+        // A dual-stack [::] holds IPv4; an IPv6-only one does not.
+        assert!(conflicts(ip("::"), dual, ip("127.0.0.1")));
+        assert!(!conflicts(ip("::"), v6only, ip("127.0.0.1")));
+        assert!(!conflicts(ip("::"), v6only, ip("0.0.0.0")));
+        // Different addresses, no wildcard.
+        assert!(!conflicts(ip("127.0.0.1"), None, ip("127.0.0.2")));
+        assert!(!conflicts(ip("0.0.0.0"), None, ip("::1")));
+        assert!(!conflicts(ip("::1"), v6only, ip("127.0.0.1")));
+    }
+
+    #[test]
+    fn unbindable_reasons_read_as_sentences() {
+        assert!(Unbindable::Privileged { port: 80 }
+            .to_string()
+            .contains("80 is a system port"));
+        assert!(Unbindable::NotLocal {
+            ip: ip("192.0.2.1")
+        }
+        .to_string()
+        .contains("not an address of this machine"));
+    }
+}

@@ -1,0 +1,163 @@
+//! Who holds a port: the sockets bound to it and their owners, read once
+//! for many ports, and the one place that words why a port is held.
+
+use crate::bind::conflicts;
+use crate::exit::Result;
+use crate::model::{Proto, Socket, TcpState};
+use crate::output::{endpoint, sanitize};
+use crate::platform;
+use crate::process::{self, Users};
+use crate::record::{Snapshot, SocketRecord};
+use crate::sockets::{self, Scope, TableQuery};
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+
+/// Who holds each of `keys` (port, transport): the listeners where there
+/// are any, otherwise every socket bound to the port, bound-but-inactive
+/// ones included (TIME_WAIT aside, which never blocks a SO_REUSEADDR
+/// server). One table read and one owner scan serve every key. `host`
+/// narrows to sockets that conflict with a server binding it.
+pub fn find_holders(
+    keys: &[(u16, Proto)],
+    host: Option<IpAddr>,
+    scope: Scope,
+) -> Result<HashMap<(u16, Proto), Vec<SocketRecord>>> {
+    let mut result: HashMap<(u16, Proto), Vec<SocketRecord>> = HashMap::new();
+    if keys.is_empty() {
+        return Ok(result);
+    }
+    let mut states = TcpState::ALL.to_vec();
+    states.retain(|s| *s != TcpState::TimeWait);
+    let query = TableQuery {
+        tcp: keys.iter().any(|(_, p)| *p == Proto::Tcp),
+        udp: keys.iter().any(|(_, p)| *p == Proto::Udp),
+        ipv4: true,
+        ipv6: true,
+        tcp_states: Some(states),
+        bound_inactive: true,
+    };
+    let mut held: Vec<Socket> = sockets::read_table(&query)?.sockets;
+    held.retain(|s| {
+        keys.contains(&(s.local.port(), s.proto))
+            && host.is_none_or(|h| conflicts(s.local.ip(), s.v6only, h))
+    });
+    // A socket seen twice (a listener also dumped as bound) is one holder.
+    held.sort_unstable_by_key(|s| (s.proto, s.local, s.inode));
+    held.dedup_by_key(|s| (s.proto, s.local, s.inode));
+    let owners = sockets::find_owners(&held, scope);
+    let names = process::names(&owners.pids_of(&held));
+    let snapshot = Snapshot {
+        sockets: held,
+        owners,
+        names,
+    };
+    let mut users = Users::default();
+    for key in keys {
+        let on_port = snapshot
+            .sockets
+            .iter()
+            .filter(|s| (s.local.port(), s.proto) == *key);
+        let any_listener = on_port.clone().any(Socket::is_listening);
+        let holders = on_port
+            .filter(|s| !any_listener || s.is_listening())
+            .map(|s| snapshot.record(s, &mut users))
+            .collect();
+        result.insert(*key, holders);
+    }
+    Ok(result)
+}
+
+/// Why a port is held, as one sentence: who holds it, or why that cannot
+/// be said.
+pub struct Held<'a>(pub &'a [SocketRecord]);
+
+impl fmt::Display for Held<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let holders = self.0;
+        if holders.is_empty() {
+            return f.write_str(
+                "in use, but no socket holding it is visible here (another network namespace?)",
+            );
+        }
+        if holders.iter().all(|h| h.pid.is_none()) {
+            return write!(f, "held by {}", HiddenOwner::of(holders, "name it"));
+        }
+        f.write_str("in use by ")?;
+        for (i, holder) in holders.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}", Describe(holder))?;
+        }
+        Ok(())
+    }
+}
+
+/// `python3 (pid 1234) on 0.0.0.0:9999 LISTEN`.
+pub struct Describe<'a>(pub &'a SocketRecord);
+
+impl fmt::Display for Describe<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let h = self.0;
+        match (&h.process, h.pid) {
+            (Some(name), Some(pid)) => write!(f, "{} (pid {pid})", sanitize(name))?,
+            (None, Some(pid)) => write!(f, "pid {pid}")?,
+            _ => f.write_str("a process you cannot see")?,
+        }
+        write!(f, " on {}", endpoint(h.local(), false))?;
+        match h.state {
+            Some(TcpState::Close) => f.write_str(" (bound, not listening)"),
+            Some(state) => write!(f, " {state}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A holder whose process portctl cannot see. As a normal user that is
+/// another user's process, and sudo names it; as root it lives outside
+/// this PID namespace or is the kernel's, and sudo would change nothing.
+pub struct HiddenOwner<'a> {
+    user: Option<&'a str>,
+    /// What sudo would let the user do: "name it", "stop it".
+    to: &'a str,
+}
+
+impl<'a> HiddenOwner<'a> {
+    pub fn of(holders: &'a [SocketRecord], to: &'a str) -> Self {
+        HiddenOwner {
+            user: holders.iter().find_map(|h| h.user.as_deref()),
+            to,
+        }
+    }
+}
+
+impl fmt::Display for HiddenOwner<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if platform::is_superuser() {
+            return f.write_str(
+                "a process that is not visible here: outside this PID namespace, or the kernel's own socket",
+            );
+        }
+        match self.user {
+            Some(user) => write!(
+                f,
+                "a process of user {} you cannot see; run with sudo to {}",
+                sanitize(user),
+                self.to
+            ),
+            None => write!(f, "a process you cannot see; run with sudo to {}", self.to),
+        }
+    }
+}
+
+/// The hint `list` gives when some sockets have no visible owner.
+pub fn unowned_hint(count: usize) -> String {
+    if platform::is_superuser() {
+        format!("{count} sockets have no visible owner: outside this PID namespace, or the kernel's own")
+    } else {
+        format!(
+            "{count} sockets belong to processes you cannot inspect; run with sudo to see their owners"
+        )
+    }
+}

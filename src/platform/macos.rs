@@ -1,0 +1,12 @@
+//! macOS: the table from netstat2 (sysctl and proc_pidinfo), and the Unix
+//! calls. Not compiled here (netstat2 needs the macOS SDK).
+
+pub use super::netstat2::{find_owners, read_table, read_table_with_owners};
+pub use super::unix::{
+    family_unsupported, is_superuser, parent_pid, raise_fd_limit, send_signal, user_name, Shutdown,
+};
+
+/// `net.inet6.ip6.v6only` is 0 unless changed: `[::]` takes IPv4 too.
+pub fn ipv6_only_by_default() -> bool {
+    false
+}

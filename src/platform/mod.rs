@@ -1,0 +1,39 @@
+//! The one door to the operating system. Each OS module offers the same
+//! functions, chosen in the `cfg` block below; nothing outside `platform`
+//! names an OS. A new OS plugs in as one more file with these functions:
+//!
+//! - `read_table`, `read_table_with_owners`, `find_owners`: the socket
+//!   table and which processes own its sockets;
+//! - `send_signal`, `parent_pid`, `is_superuser`, `user_name`: processes
+//!   and users;
+//! - `raise_fd_limit`, `family_unsupported`, `ipv6_only_by_default`,
+//!   `Shutdown`: what servers and bind probes need.
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+mod ctrl_c;
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(any(target_os = "macos", target_os = "windows"))]
+mod netstat2;
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+mod unix;
+#[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "windows")))]
+mod unsupported;
+#[cfg(target_os = "windows")]
+mod windows;
+
+#[cfg(target_os = "linux")]
+use linux as os;
+#[cfg(target_os = "macos")]
+use macos as os;
+#[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "windows")))]
+use unsupported as os;
+#[cfg(target_os = "windows")]
+use windows as os;
+
+pub use os::{
+    family_unsupported, find_owners, ipv6_only_by_default, is_superuser, parent_pid,
+    raise_fd_limit, read_table, read_table_with_owners, send_signal, user_name, Shutdown,
+};

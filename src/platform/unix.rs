@@ -1,0 +1,134 @@
+//! The calls Linux and macOS share: signals, the parent, the open-file
+//! limit, the effective user, user names, and Ctrl+C/SIGTERM for servers.
+
+use crate::model::Signal;
+use std::io;
+
+/// Sends `signal`; a process already gone is not an error.
+pub fn send_signal(pid: u32, signal: Signal) -> io::Result<()> {
+    let number = match signal {
+        Signal::Term => libc::SIGTERM,
+        Signal::Kill => libc::SIGKILL,
+    };
+    let pid = i32::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;
+    // SAFETY: kill(2) with a checked pid and a valid signal number.
+    if unsafe { libc::kill(pid, number) } == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::ESRCH) {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+/// portctl's parent, which it never signals.
+pub fn parent_pid() -> Option<u32> {
+    // SAFETY: getppid has no preconditions.
+    u32::try_from(unsafe { libc::getppid() }).ok()
+}
+
+/// Whether portctl runs as root: then an owner it cannot see lives in
+/// another PID namespace or is the kernel, and `sudo` would not help.
+pub fn is_superuser() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Raises the soft limit on open files to the hard limit: thousands of
+/// clients need thousands of descriptors. Returns the limit in force.
+pub fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    limit.rlim_cur
+}
+
+/// Whether a bind failed because the address family is turned off.
+pub fn family_unsupported(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EAFNOSUPPORT)
+}
+
+/// `getpwuid_r`, which asks NSS (files, LDAP, systemd-userdb) like `ls -l`
+/// does, rather than parsing /etc/passwd.
+pub fn user_name(uid: u32) -> Option<String> {
+    let mut buffer = vec![0u8; 1024];
+    loop {
+        // SAFETY: zeroed `passwd` is a valid out-parameter; the buffer
+        // outlives the call and its length is passed with it.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = unsafe {
+            libc::getpwuid_r(
+                uid,
+                &mut pwd,
+                buffer.as_mut_ptr().cast(),
+                buffer.len(),
+                &mut result,
+            )
+        };
+        if rc == libc::ERANGE && buffer.len() < 1 << 20 {
+            buffer.resize(buffer.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        // SAFETY: on success pw_name points to a NUL-terminated string in
+        // `buffer`, which is still alive.
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+        return Some(name.to_string_lossy().into_owned());
+    }
+}
+
+/// Ctrl+C and SIGTERM, caught from the moment this is created: a signal
+/// that arrives right after a server's listening line must not kill the
+/// process with the default action.
+pub struct Shutdown {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Shutdown {
+    /// Must be called inside the tokio runtime.
+    pub fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        Shutdown {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// Resolves at the first Ctrl+C or SIGTERM.
+    pub async fn requested(&mut self) {
+        async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+            match signal {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = next(&mut self.interrupt) => {}
+            _ = next(&mut self.terminate) => {}
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Any other OS: portctl builds, and says at run time what it cannot do.
+
+pub use super::ctrl_c::Shutdown;
+
+use crate::model::Signal;
+use crate::sockets::{OwnerQuery, Owners, ReadError, Table, TableQuery};
+use std::io;
+
+pub fn read_table(_query: &TableQuery) -> Result<Table, ReadError> {
+    Err(ReadError::Unsupported)
+}
+
+pub fn read_table_with_owners(_query: &TableQuery) -> Result<(Table, Owners), ReadError> {
+    Err(ReadError::Unsupported)
+}
+
+pub fn find_owners(_query: &OwnerQuery) -> Owners {
+    Owners::from_pairs(Vec::new(), true)
+}
+
+pub fn send_signal(_pid: u32, _signal: Signal) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "stopping processes is not supported on this operating system",
+    ))
+}
+
+pub fn parent_pid() -> Option<u32> {
+    None
+}
+
+pub fn is_superuser() -> bool {
+    false
+}
+
+pub fn raise_fd_limit() -> u64 {
+    u64::MAX
+}
+
+pub fn family_unsupported(_e: &io::Error) -> bool {
+    false
+}
+
+pub fn user_name(_uid: u32) -> Option<String> {
+    None
+}
+
+pub fn ipv6_only_by_default() -> bool {
+    false
+}

@@ -1,0 +1,43 @@
+//! Windows: the table from netstat2 (GetExtendedTcpTable and friends).
+
+pub use super::ctrl_c::Shutdown;
+pub use super::netstat2::{find_owners, read_table, read_table_with_owners};
+
+use crate::model::Signal;
+use std::io;
+
+/// Not yet: Windows has no signals, and how to ask a process to stop
+/// politely there is still to be decided.
+pub fn send_signal(_pid: u32, _signal: Signal) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "stopping processes is not supported on Windows yet",
+    ))
+}
+
+pub fn parent_pid() -> Option<u32> {
+    None
+}
+
+pub fn is_superuser() -> bool {
+    false
+}
+
+/// Windows has no per-process open-file limit of the Unix kind.
+pub fn raise_fd_limit() -> u64 {
+    u64::MAX
+}
+
+/// WSAEAFNOSUPPORT.
+pub fn family_unsupported(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(10047)
+}
+
+pub fn user_name(_uid: u32) -> Option<String> {
+    None
+}
+
+/// Windows sockets take IPv6 only unless told otherwise.
+pub fn ipv6_only_by_default() -> bool {
+    true
+}

@@ -1,0 +1,135 @@
+//! A socket as every command reports it: the JSON names of a socket live
+//! here, and `Snapshot` turns a table and its owners into these records.
+
+use crate::model::{Family, Proto, Socket, TcpState};
+use crate::process::Users;
+use crate::registry;
+use crate::sockets::Owners;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+/// One socket with its owner, as `list --json` prints it (and `check`'s
+/// holders, and `who`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketRecord {
+    pub proto: Proto,
+    pub family: Family,
+    pub local_addr: IpAddr,
+    pub local_port: u16,
+    pub remote_addr: IpAddr,
+    pub remote_port: u16,
+    /// `null` for UDP.
+    pub state: Option<TcpState>,
+    /// `null` where the owner cannot be seen.
+    pub pid: Option<u32>,
+    pub process: Option<String>,
+    pub user: Option<String>,
+    pub inode: u64,
+    /// The registered service of the socket's server-side port.
+    pub service: Option<String>,
+    /// Every process sharing the socket, when more than one does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pids: Vec<u32>,
+}
+
+impl SocketRecord {
+    pub fn local(&self) -> SocketAddr {
+        SocketAddr::new(self.local_addr, self.local_port)
+    }
+
+    pub fn remote(&self) -> SocketAddr {
+        SocketAddr::new(self.remote_addr, self.remote_port)
+    }
+
+    /// TCP LISTEN, or UDP with no peer: a server, not a client.
+    pub fn is_listening(&self) -> bool {
+        match self.proto {
+            Proto::Tcp => self.state == Some(TcpState::Listen),
+            Proto::Udp => self.remote_port == 0,
+        }
+    }
+}
+
+/// Everything known about the sockets of one scan.
+pub struct Snapshot {
+    pub sockets: Vec<Socket>,
+    pub owners: Owners,
+    pub names: HashMap<u32, String>,
+}
+
+impl Snapshot {
+    pub fn record(&self, socket: &Socket, users: &mut Users) -> SocketRecord {
+        let pids = self.owners.of(socket);
+        let pid = pids.first().copied();
+        SocketRecord {
+            proto: socket.proto,
+            family: socket.family(),
+            local_addr: socket.local.ip(),
+            local_port: socket.local.port(),
+            remote_addr: socket.remote.ip(),
+            remote_port: socket.remote.port(),
+            state: socket.state,
+            pid,
+            process: pid.and_then(|p| self.names.get(&p).cloned()),
+            // TIME_WAIT and request sockets report uid 0 but belong to no one.
+            user: socket
+                .uid
+                .filter(|_| socket.inode != 0)
+                .and_then(|uid| users.name(uid).map(str::to_string)),
+            inode: socket.inode,
+            service: service_of(socket).map(str::to_string),
+            pids: if pids.len() > 1 {
+                pids.to_vec()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// Sockets that have an inode but no visible owner.
+    pub fn unowned(&self) -> usize {
+        self.sockets
+            .iter()
+            .filter(|s| s.inode != 0 && self.owners.of(s).is_empty())
+            .count()
+    }
+}
+
+/// The service a socket serves or talks to: the local port for a
+/// listener, otherwise the lower registered port of the two ends.
+fn service_of(socket: &Socket) -> Option<&'static str> {
+    let transport = socket.proto.into();
+    if socket.is_listening() {
+        return registry::service_name(socket.local.port(), transport);
+    }
+    let (a, b) = (socket.local.port(), socket.remote.port());
+    let (low, high) = (a.min(b), a.max(b));
+    registry::service_name(low, transport).or_else(|| registry::service_name(high, transport))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_come_from_the_server_side_port() {
+        let socket = |local: &str, remote: &str, state| Socket {
+            proto: Proto::Tcp,
+            local: local.parse().unwrap(),
+            remote: remote.parse().unwrap(),
+            state,
+            inode: 1,
+            uid: None,
+            v6only: None,
+        };
+        let listener = socket("0.0.0.0:22", "0.0.0.0:0", Some(TcpState::Listen));
+        assert_eq!(service_of(&listener), Some("ssh"));
+        let client = socket(
+            "10.0.0.1:51234",
+            "10.0.0.2:443",
+            Some(TcpState::Established),
+        );
+        assert_eq!(service_of(&client), Some("https"));
+    }
+}
