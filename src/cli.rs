@@ -415,24 +415,74 @@ pub fn ip(text: &str) -> Result<std::net::IpAddr, String> {
     parse::parse_ip(text).map_err(|e| e.expected.to_string())
 }
 
-/// Renders a clap error as the one line SPEC.md asks for: `error: ...`
-/// naming the bad value, without the usage block.
+/// The one line SPEC.md asks for, `error: ...` naming the bad value, built
+/// from what clap knows about the error rather than from its rendered text.
 pub fn one_line_error(error: &clap::Error) -> String {
-    let rendered = error.render().to_string();
-    let body = rendered
-        .split("\n\n")
-        .next()
-        .unwrap_or_default()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
-    if body.starts_with("error:") {
-        body
-    } else {
-        format!("error: {body}")
-    }
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let text = |kind| match error.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(list)) => Some(list.join(", ")),
+        Some(ContextValue::StyledStr(s)) => Some(s.to_string()),
+        Some(ContextValue::StyledStrs(list)) => Some(
+            list.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        Some(ContextValue::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let arg = text(ContextKind::InvalidArg).unwrap_or_default();
+    let value = text(ContextKind::InvalidValue).unwrap_or_default();
+    let line = match error.kind() {
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation if value.is_empty() => {
+            format!("a value is required for '{arg}' but none was supplied")
+        }
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            let allowed = match (
+                std::error::Error::source(error),
+                text(ContextKind::ValidValue),
+            ) {
+                (Some(why), _) => format!(": {why}"),
+                (None, Some(valid)) => format!(" (possible values: {valid})"),
+                (None, None) => String::new(),
+            };
+            format!("invalid value '{value}' for '{arg}'{allowed}")
+        }
+        ErrorKind::UnknownArgument => format!("unexpected argument '{arg}' found"),
+        ErrorKind::InvalidSubcommand => format!(
+            "unrecognized subcommand '{}'",
+            text(ContextKind::InvalidSubcommand).unwrap_or_default()
+        ),
+        ErrorKind::MissingRequiredArgument => {
+            format!("the following required arguments were not provided: {arg}")
+        }
+        ErrorKind::ArgumentConflict => format!(
+            "the argument '{arg}' cannot be used with '{}'",
+            text(ContextKind::PriorArg).unwrap_or_default()
+        ),
+        ErrorKind::TooManyValues => format!("unexpected value '{value}' for '{arg}'"),
+        ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            "a subcommand is required; see portctl --help".to_string()
+        }
+        kind => {
+            let what = kind.as_str().unwrap_or("invalid command line");
+            match [arg, value]
+                .into_iter()
+                .filter(|t| !t.is_empty())
+                .collect::<Vec<_>>()
+            {
+                named if named.is_empty() => what.to_string(),
+                named => format!("{what}: '{}'", named.join("' '")),
+            }
+        }
+    };
+    let suggestion = text(ContextKind::SuggestedArg)
+        .or_else(|| text(ContextKind::SuggestedSubcommand))
+        .or_else(|| text(ContextKind::SuggestedValue))
+        .map(|s| format!(" (did you mean '{s}'?)"))
+        .unwrap_or_default();
+    format!("error: {}{suggestion}", crate::output::sanitize(&line))
 }
 
 #[cfg(test)]
@@ -464,10 +514,25 @@ mod tests {
 
     #[test]
     fn clap_errors_become_one_line() {
-        let err = Cli::try_parse_from(["portctl", "whatis", "--bogus"]).unwrap_err();
-        let line = one_line_error(&err);
-        assert!(line.starts_with("error: "), "{line}");
-        assert!(line.contains("--bogus"), "{line}");
-        assert!(!line.contains('\n'));
+        let cases: [&[&str]; 6] = [
+            &["portctl", "whatis", "--bogus"],
+            &["portctl", "check", "70000"],
+            &["portctl", "serve", "gopher"],
+            &["portctl", "bogus"],
+            &["portctl", "check"],
+            &["portctl", "list", "--summary", "--watch"],
+        ];
+        for (args, named) in cases
+            .iter()
+            .zip(["--bogus", "70000", "gopher", "bogus", "PORT", "--watch"])
+        {
+            let err = Cli::try_parse_from(*args).unwrap_err();
+            let line = one_line_error(&err);
+            assert!(line.starts_with("error: "), "{line}");
+            assert!(line.contains(named), "{args:?}: {line}");
+            assert!(!line.contains('\n'), "{line}");
+        }
+        let err = Cli::try_parse_from(["portctl", "check", "70000"]).unwrap_err();
+        assert!(one_line_error(&err).contains("0 to 65535"));
     }
 }

@@ -7,34 +7,108 @@
 
 use std::collections::{HashMap, HashSet};
 
-/// A transport protocol as the registry names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RecordTransport {
+/// A transport as the registry knows it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
     Tcp,
     Udp,
     Sctp,
     Dccp,
 }
 
-impl RecordTransport {
-    /// Parses the registry's lowercase spelling.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "tcp" => Some(Self::Tcp),
-            "udp" => Some(Self::Udp),
-            "sctp" => Some(Self::Sctp),
-            "dccp" => Some(Self::Dccp),
-            _ => None,
+impl Transport {
+    const ALL: [Transport; 4] = [
+        Transport::Tcp,
+        Transport::Udp,
+        Transport::Sctp,
+        Transport::Dccp,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+            Transport::Sctp => "sctp",
+            Transport::Dccp => "dccp",
         }
     }
 
-    /// The code the generated table stores (0 is a blank transport).
-    pub fn code(self) -> u8 {
-        match self {
-            Self::Tcp => 1,
-            Self::Udp => 2,
-            Self::Sctp => 3,
-            Self::Dccp => 4,
+    /// Parses the registry's spelling, in any case.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(text))
+    }
+}
+
+/// How the generated table packs an entry, in one place: `build.rs`
+/// writes with these, `registry` reads with them.
+pub mod layout {
+    use super::Transport;
+
+    /// Bit 0: the entry has a port.
+    pub const HAS_PORT: u8 = 1;
+    /// Bits 1-3: the transport, 0 when blank, else 1 + its place in
+    /// `Transport::ALL`.
+    const TRANSPORT_SHIFT: u8 = 1;
+    /// Bits 4-5: the standing (0 current, 1 alias, 2 renamed).
+    const STANDING_SHIFT: u8 = 4;
+    pub const ALIAS: u8 = 1;
+    pub const RENAMED: u8 = 2;
+    /// Bit 6: registered or renamed after the bundled CSV.
+    pub const UPDATED: u8 = 1 << 6;
+    /// Bit 7: from the project's table of common uses.
+    pub const COMMON: u8 = 1 << 7;
+
+    pub fn pack_transport(transport: Option<Transport>) -> u8 {
+        let code = transport.map_or(0, |t| {
+            Transport::ALL.iter().position(|&x| x == t).unwrap_or(0) as u8 + 1
+        });
+        code << TRANSPORT_SHIFT
+    }
+
+    pub fn transport(flags: u8) -> Option<Transport> {
+        let code = (flags >> TRANSPORT_SHIFT) & 0b111;
+        Transport::ALL
+            .get(usize::from(code).checked_sub(1)?)
+            .copied()
+    }
+
+    pub fn pack_standing(standing: u8) -> u8 {
+        standing << STANDING_SHIFT
+    }
+
+    pub fn standing(flags: u8) -> u8 {
+        (flags >> STANDING_SHIFT) & 0b11
+    }
+
+    /// A name's place in the string table, as the name index keeps it:
+    /// offset << 8 | length (names are under 256 bytes).
+    pub fn pack_name(at: usize, len: usize) -> Option<u32> {
+        (len < 256 && at < 1 << 24).then_some((at as u32) << 8 | len as u32)
+    }
+
+    pub fn name_span(packed: u32) -> (usize, usize) {
+        ((packed >> 8) as usize, (packed & 0xff) as usize)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn packing_round_trips() {
+            for t in [None, Some(Transport::Tcp), Some(Transport::Dccp)] {
+                let flags = HAS_PORT | pack_transport(t) | pack_standing(RENAMED) | COMMON;
+                assert_eq!(transport(flags), t);
+                assert_eq!(standing(flags), RENAMED);
+            }
+            assert_eq!(name_span(pack_name(70_000, 12).unwrap()), (70_000, 12));
+            assert_eq!(pack_name(0, 256), None);
         }
     }
 }
@@ -56,7 +130,7 @@ pub struct Record {
     /// Inclusive port range; `None` for names registered without a port.
     pub ports: Option<(u16, u16)>,
     /// `None` where the registry leaves the transport blank.
-    pub transport: Option<RecordTransport>,
+    pub transport: Option<Transport>,
     pub description: String,
     pub standing: Standing,
     /// True for rows learnt from the newer index rather than the CSV.
@@ -89,7 +163,7 @@ pub fn parse_registry(bytes: &[u8]) -> Result<Vec<Record>, String> {
         let ports =
             parse_port_field(&field(1)).map_err(|e| format!("record {}: {e}", index + 1))?;
         let transport_text = field(2);
-        let transport = RecordTransport::parse(&transport_text);
+        let transport = Transport::parse(&transport_text);
         if transport.is_none() && !transport_text.trim().is_empty() {
             return Err(format!(
                 "record {}: unknown transport '{}'",
@@ -138,7 +212,7 @@ pub fn derive_overlay(records: &[Record], index_json: &[u8]) -> Result<Vec<Recor
         let port: u16 = port
             .parse()
             .map_err(|_| format!("index: key '{key}' has a bad port"))?;
-        let Some(transport) = RecordTransport::parse(proto) else {
+        let Some(transport) = Transport::parse(proto) else {
             return Err(format!("index: key '{key}' has an unknown protocol"));
         };
         if known.contains(&(port, transport, name.to_ascii_lowercase())) {
@@ -178,9 +252,9 @@ pub fn parse_common(bytes: &[u8]) -> Result<Vec<Record>, String> {
         let ports = parse_port_field(port)
             .map_err(|e| bad(&e))?
             .ok_or_else(|| bad("no port"))?;
-        let transports: Vec<RecordTransport> = proto
+        let transports: Vec<Transport> = proto
             .split('/')
-            .map(|t| RecordTransport::parse(t).ok_or_else(|| bad("unknown transport")))
+            .map(|t| Transport::parse(t).ok_or_else(|| bad("unknown transport")))
             .collect::<Result<_, _>>()?;
         for transport in transports {
             records.push(Record {

@@ -3,31 +3,13 @@
 
 pub mod load;
 
+use load::layout;
+pub use load::Transport;
+
 use crate::model::Proto;
 use crate::parse::PortRange;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-
-/// A transport as the registry knows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    Tcp,
-    Udp,
-    Sctp,
-    Dccp,
-}
-
-impl Transport {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Tcp => "tcp",
-            Transport::Udp => "udp",
-            Transport::Sctp => "sctp",
-            Transport::Dccp => "dccp",
-        }
-    }
-}
 
 impl From<Proto> for Transport {
     fn from(p: Proto) -> Self {
@@ -86,9 +68,7 @@ impl Entry {
 }
 
 /// An entry as the generated table stores it: integers only, with
-/// offsets into one string. Flags: bit 0 has a port; bits 1-3 transport
-/// (0 blank, 1 tcp, 2 udp, 3 sctp, 4 dccp); bits 4-5 standing (0 current,
-/// 1 alias, 2 renamed); bit 6 updated after the CSV; bit 7 a common use.
+/// offsets into one string; the flags as `load::layout` packs them.
 struct Raw {
     low: u16,
     high: u16,
@@ -123,26 +103,19 @@ impl Raw {
     }
 
     fn entry(&self) -> Entry {
-        let transport = match (self.flags >> 1) & 0b111 {
-            1 => Some(Transport::Tcp),
-            2 => Some(Transport::Udp),
-            3 => Some(Transport::Sctp),
-            4 => Some(Transport::Dccp),
-            _ => None,
-        };
-        let standing = match (self.flags >> 4) & 0b11 {
-            1 => Standing::AliasOf(self.str(2)),
-            2 => Standing::RenamedTo(self.str(2)),
+        let standing = match layout::standing(self.flags) {
+            layout::ALIAS => Standing::AliasOf(self.str(2)),
+            layout::RENAMED => Standing::RenamedTo(self.str(2)),
             _ => Standing::Current,
         };
         Entry {
-            ports: (self.flags & 1 == 1).then_some((self.low, self.high)),
-            transport,
+            ports: (self.flags & layout::HAS_PORT != 0).then_some((self.low, self.high)),
+            transport: layout::transport(self.flags),
             name: self.str(0),
             description: self.str(1),
             standing,
-            updated: self.flags & (1 << 6) != 0,
-            source: if self.flags & (1 << 7) != 0 {
+            updated: self.flags & layout::UPDATED != 0,
+            source: if self.flags & layout::COMMON != 0 {
                 Source::Common
             } else {
                 Source::Iana
@@ -258,7 +231,10 @@ pub fn named(name: &str) -> impl Iterator<Item = Entry> {
     let key = name.to_ascii_lowercase();
     // The index holds each name's place in STRINGS, so the search reads
     // only the index and the names, not RAW.
-    let name_of = |&(at, _): &(u32, u16)| &STRINGS[(at >> 8) as usize..][..(at & 0xff) as usize];
+    let name_of = |&(packed, _): &(u32, u16)| {
+        let (at, len) = layout::name_span(packed);
+        &STRINGS[at..at + len]
+    };
     let start = BY_NAME.partition_point(|e| cmp_name(name_of(e), &key).is_lt());
     BY_NAME[start..]
         .iter()
