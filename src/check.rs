@@ -165,19 +165,19 @@ pub fn run_free(args: &FreeArgs, output: Output) -> Result<Exit> {
             ports.len()
         )));
     }
-    let mut stdout = io::stdout().lock();
-    let printed = if output.format == Format::Json {
-        write_array(
-            &mut stdout,
-            ports.iter().map(|&port| FreeRecord { port, proto }),
-        )
-    } else {
-        ports
-            .iter()
-            .try_for_each(|port| writeln!(stdout, "{port}"))
-            .and_then(|()| stdout.flush())
-    };
+    let printed = write_free(io::stdout().lock(), output, &ports, proto);
     output::deliver(Exit::Ok, printed)
+}
+
+/// One port per line, or a JSON array.
+fn write_free<W: Write>(mut out: W, output: Output, ports: &[u16], proto: Proto) -> io::Result<()> {
+    if output.format == Format::Json {
+        return write_array(out, ports.iter().map(|&port| FreeRecord { port, proto }));
+    }
+    for port in ports {
+        writeln!(out, "{port}")?;
+    }
+    out.flush()
 }
 
 /// Walks the range from a varying start, so parallel callers rarely race

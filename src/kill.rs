@@ -162,7 +162,12 @@ pub fn run(args: &KillArgs, output: Output) -> Result<Exit> {
         };
         return output::deliver(
             answer,
-            print(output, &report, "nothing listens on this port"),
+            print(
+                io::stdout().lock(),
+                output,
+                &report,
+                "nothing listens on this port",
+            ),
         );
     }
     refuse_protected(&targets)?;
@@ -215,11 +220,10 @@ pub fn run(args: &KillArgs, output: Output) -> Result<Exit> {
         free,
     };
     let answer = if free { Exit::Ok } else { Exit::Negative };
-    output::deliver(answer, print(output, &report, &note))
+    output::deliver(answer, print(io::stdout().lock(), output, &report, &note))
 }
 
-fn print(output: Output, report: &KillReport, note: &str) -> io::Result<()> {
-    let mut out = io::stdout().lock();
+fn print<W: Write>(mut out: W, output: Output, report: &KillReport, note: &str) -> io::Result<()> {
     if output.is_json() {
         return output::write_line(&mut out, report);
     }

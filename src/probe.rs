@@ -154,20 +154,29 @@ pub fn run(args: &ProbeArgs, output: Output) -> Result<Exit> {
         .count();
     let answer = if open > 0 { Exit::Ok } else { Exit::Negative };
     let everything = range.port_count() <= 32;
-    output::deliver(
-        answer,
-        print(output, &records, everything, &host.to_string()),
-    )
+    let printed = print(
+        io::stdout().lock(),
+        output,
+        &records,
+        everything,
+        &host.to_string(),
+    );
+    output::deliver(answer, printed)
 }
 
 /// The records: all of them for a short range, what answered for a long
 /// one (with counts on stderr).
-fn print(output: Output, records: &[ProbeRecord], everything: bool, host: &str) -> io::Result<()> {
-    let stdout = io::stdout().lock();
+fn print<W: Write>(
+    out: W,
+    output: Output,
+    records: &[ProbeRecord],
+    everything: bool,
+    host: &str,
+) -> io::Result<()> {
     if output.is_json() {
-        return write_array(stdout, records);
+        return write_array(out, records);
     }
-    let mut table = output.table(stdout, &COLUMNS);
+    let mut table = output.table(out, &COLUMNS);
     for r in records
         .iter()
         .filter(|r| everything || r.status == ProbeStatus::Open)

@@ -49,24 +49,35 @@ pub fn run(args: &WaitArgs, output: Output) -> Result<Exit> {
         waited_ms: started.elapsed().as_millis() as u64,
     };
     let answer = if open { Exit::Ok } else { Exit::Negative };
-    let mut out = io::stdout().lock();
-    let printed = if output.is_json() {
-        output::write_line(&mut out, &report)
-    } else if open {
-        writeln!(
+    output::deliver(
+        answer,
+        print(io::stdout().lock(), output, &report, args.timeout),
+    )
+}
+
+/// The report on stdout; a timeout is said on stderr.
+fn print<W: Write>(
+    mut out: W,
+    output: Output,
+    report: &WaitReport,
+    limit: Duration,
+) -> io::Result<()> {
+    if output.is_json() {
+        return output::write_line(out, report);
+    }
+    if report.open {
+        return writeln!(
             out,
             "{} is accepting connections (after {:.1}s)",
             report.target,
-            started.elapsed().as_secs_f64()
-        )
-    } else {
-        let _ = writeln!(
-            io::stderr(),
-            "portctl: nothing accepted connections on {} within {:.1}s",
-            report.target,
-            args.timeout.as_secs_f64()
+            report.waited_ms as f64 / 1000.0
         );
-        Ok(())
-    };
-    output::deliver(answer, printed)
+    }
+    let _ = writeln!(
+        io::stderr(),
+        "portctl: nothing accepted connections on {} within {:.1}s",
+        report.target,
+        limit.as_secs_f64()
+    );
+    Ok(())
 }

@@ -17,6 +17,9 @@ use tokio_util::sync::CancellationToken;
 /// written from where its message lies instead of being copied.
 const WRITE_BATCH: usize = 8 * 1024;
 
+/// Messages answered in one go before the task lets others run.
+const YIELD_AFTER: usize = 256;
+
 /// How long a refused client gets to read the refusal before the close.
 const REFUSAL_GRACE: Duration = Duration::from_secs(2);
 
@@ -38,12 +41,14 @@ pub async fn serve(
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
     loop {
+        let mut answered = 0usize;
         loop {
             match framer.next_line() {
                 Ok(Some(message)) => {
                     if replier.answer(&mut stream, &framer, message).await? {
                         return replier.flush(&mut stream).await;
                     }
+                    answered += 1;
                 }
                 Ok(None) => break,
                 Err(TooLong) => {
@@ -55,6 +60,11 @@ pub async fn serve(
         }
         replier.flush(&mut stream).await?;
         framer.release();
+        if answered >= YIELD_AFTER {
+            // A flood of tiny messages is CPU work: let the other
+            // connections (and the accept loop) run between bufferfuls.
+            tokio::task::yield_now().await;
+        }
         let readable = tokio::select! {
             biased;
             _ = &mut cancelled => return Ok(()),

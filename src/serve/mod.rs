@@ -255,7 +255,14 @@ async fn serve(
         }
         None => None,
     };
-    print_listening(&handler, ip, bound.port, &listening, output)?;
+    print_listening(
+        io::stdout().lock(),
+        &handler,
+        ip,
+        bound.port,
+        &listening,
+        output,
+    )?;
 
     signals.requested().await;
     shutdown.cancel();
@@ -276,14 +283,14 @@ async fn serve(
     Ok(Exit::Ok)
 }
 
-fn print_listening(
+fn print_listening<W: Write>(
+    mut stdout: W,
     handler: &Handler,
     ip: IpAddr,
     port: u16,
     protos: &[Proto],
     output: Output,
 ) -> Result<()> {
-    let mut stdout = io::stdout().lock();
     for proto in protos {
         if output.is_json() {
             let event = ListeningEvent {

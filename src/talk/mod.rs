@@ -13,7 +13,7 @@ use crate::output::Output;
 use crate::parse::parse_host_port;
 use crate::resolve::resolve;
 use print::{ExchangeKind, Printer};
-use std::io;
+use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -82,7 +82,7 @@ enum ReplyEnd {
 async fn read_reply(
     stream: &mut TcpStream,
     first: Duration,
-    printer: &mut Printer,
+    printer: &mut Printer<io::Stdout>,
 ) -> io::Result<ReplyEnd> {
     let mut chunk = vec![0u8; 16 * 1024];
     let mut wait = first;
@@ -108,7 +108,7 @@ async fn talk_tcp(addrs: &[SocketAddr], args: &TalkArgs, output: Output) -> Resu
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let mut printer = Printer::new(output);
+    let mut printer = Printer::new(io::stdout(), output, io::stdout().is_terminal());
     printer.begin(ExchangeKind::Greeting, None);
     match read_reply(&mut stream, GREETING_WAIT.min(args.timeout), &mut printer).await {
         Ok(ReplyEnd::Closed { .. }) => {
@@ -180,7 +180,7 @@ async fn exchange(
     message: &[u8],
     wait: Duration,
     peer: &str,
-    printer: &mut Printer,
+    printer: &mut Printer<io::Stdout>,
 ) -> Result<bool> {
     stream
         .write_all(&[message, b"\n"].concat())
@@ -223,7 +223,7 @@ async fn talk_udp(addrs: &[SocketAddr], args: &TalkArgs, output: Output) -> Resu
         .connect(addr)
         .await
         .map_err(|e| Error::failure(format!("cannot reach {addr}: {e}")))?;
-    let mut printer = Printer::new(output);
+    let mut printer = Printer::new(io::stdout(), output, io::stdout().is_terminal());
     let mut buffer = vec![0u8; 65_536];
     let mut messages = args.messages.iter();
     let mut stdin = BufReader::new(tokio::io::stdin());

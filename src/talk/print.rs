@@ -4,7 +4,7 @@
 
 use crate::output::{incomplete_utf8_tail, sanitize_bytes, JsonArray, Output};
 use serde::{Deserialize, Serialize};
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 
 /// A JSON reply longer than this is printed as several objects, all but
 /// the last marked `partial`.
@@ -42,8 +42,9 @@ pub struct Exchange {
     pub partial: bool,
 }
 
-pub struct Printer {
-    json: Option<JsonArray<io::Stdout>>,
+pub struct Printer<W: Write> {
+    out: Option<W>,
+    json: Option<JsonArray<W>>,
     terminal: bool,
     kind: ExchangeKind,
     sent: Option<String>,
@@ -53,11 +54,18 @@ pub struct Printer {
     started: bool,
 }
 
-impl Printer {
-    pub fn new(output: Output) -> Self {
+impl<W: Write> Printer<W> {
+    /// Prints to `out`, escaping for a terminal when `terminal`.
+    pub fn new(out: W, output: Output, terminal: bool) -> Self {
+        let (out, json) = if output.is_json() {
+            (None, Some(JsonArray::new(out)))
+        } else {
+            (Some(out), None)
+        };
         Printer {
-            json: output.is_json().then(|| JsonArray::new(io::stdout())),
-            terminal: io::stdout().is_terminal(),
+            out,
+            json,
+            terminal,
             kind: ExchangeKind::Reply,
             sent: None,
             held: Vec::new(),
@@ -87,9 +95,7 @@ impl Printer {
         }
         let keep = self.tail_to_hold();
         let cut = self.held.len() - keep;
-        let mut out = io::stdout().lock();
-        self.write_text(&mut out, cut)?;
-        out.flush()?;
+        self.write_text(cut, false)?;
         self.held.drain(..cut);
         Ok(())
     }
@@ -105,10 +111,7 @@ impl Printer {
         if self.json.is_some() {
             self.push_json(false)?;
         } else {
-            let mut out = io::stdout().lock();
-            self.write_text(&mut out, body)?;
-            out.write_all(b"\n")?;
-            out.flush()?;
+            self.write_text(body, true)?;
         }
         self.held.clear();
         self.started = false;
@@ -134,13 +137,22 @@ impl Printer {
         line_end + partial_char
     }
 
-    fn write_text(&self, out: &mut impl Write, len: usize) -> io::Result<()> {
+    /// Writes the first `len` held bytes (and a line end when the reply
+    /// is over).
+    fn write_text(&mut self, len: usize, end: bool) -> io::Result<()> {
+        let Some(out) = &mut self.out else {
+            return Ok(());
+        };
         let text = &self.held[..len];
         if self.terminal {
-            out.write_all(sanitize_bytes(text).as_bytes())
+            out.write_all(sanitize_bytes(text).as_bytes())?;
         } else {
-            out.write_all(text)
+            out.write_all(text)?;
         }
+        if end {
+            out.write_all(b"\n")?;
+        }
+        out.flush()
     }
 
     fn push_json(&mut self, partial: bool) -> io::Result<()> {

@@ -38,29 +38,33 @@ struct Work {
 /// spread over the machine's cores. Processes and descriptors that vanish
 /// mid-scan are skipped.
 pub fn scan(wanted: Option<&HashSet<u64>>, scope: Scope) -> FdScan {
-    let mut result = FdScan::default();
     if wanted.is_some_and(HashSet::is_empty) {
-        return result;
+        return FdScan::default();
     }
-    let Ok(proc) = open_dir(CWD, "/proc") else {
-        result.unreadable = true;
-        return result;
+    let Some((queue, unreadable)) = list_work() else {
+        return FdScan {
+            owners: Vec::new(),
+            unreadable: true,
+        };
     };
-    let Ok(listing) = Dir::read_from(&proc) else {
-        result.unreadable = true;
-        return result;
-    };
-    let pids: Vec<u32> = listing
+    FdScan {
+        owners: read_links(&queue, wanted, scope),
+        unreadable,
+    }
+}
+
+/// Every process's descriptors (and those of threads with a table of
+/// their own), cut into work items; and whether some could not be read.
+/// Listing is cheap next to reading the links: it stays on this thread.
+fn list_work() -> Option<(Vec<Work>, bool)> {
+    let proc = open_dir(CWD, "/proc").ok()?;
+    let pids: Vec<u32> = Dir::read_from(&proc)
+        .ok()?
         .flatten()
         .filter_map(|e| parse_u32(e.file_name().to_bytes()))
         .collect();
-    let found: Mutex<Vec<(u64, u32)>> = Mutex::new(Vec::new());
-    // Only for `FirstOwner`: which wanted inodes have an owner yet.
-    let seen: Mutex<HashSet<u64>> = Mutex::new(HashSet::new());
-    let done = AtomicBool::new(false);
-    // Listing the descriptor directories is cheap next to reading the
-    // links; it stays on this thread.
     let mut queue: Vec<Work> = Vec::new();
+    let mut unreadable = false;
     let mut path = String::with_capacity(32);
     for pid in pids {
         path.clear();
@@ -70,7 +74,7 @@ pub fn scan(wanted: Option<&HashSet<u64>>, scope: Scope) -> FdScan {
         match list_fds(&proc, pid, &path) {
             Ok(Some(work)) => queue.extend(work),
             Ok(None) => {}
-            Err(()) => result.unreadable = true,
+            Err(()) => unreadable = true,
         }
         for tid in threads_with_own_table(&proc, pid) {
             path.truncate(own);
@@ -82,6 +86,17 @@ pub fn scan(wanted: Option<&HashSet<u64>>, scope: Scope) -> FdScan {
             }
         }
     }
+    Some((queue, unreadable))
+}
+
+/// Reads the links of every work item, on several threads when there are
+/// thousands; (inode, pid) for each socket wanted. With `FirstOwner`, stops
+/// once every wanted socket has one.
+fn read_links(queue: &[Work], wanted: Option<&HashSet<u64>>, scope: Scope) -> Vec<(u64, u32)> {
+    let found: Mutex<Vec<(u64, u32)>> = Mutex::new(Vec::new());
+    // Only for `FirstOwner`: which wanted inodes have an owner yet.
+    let seen: Mutex<HashSet<u64>> = Mutex::new(HashSet::new());
+    let done = AtomicBool::new(false);
     let fds: usize = queue.iter().map(|w| w.fds.len()).sum();
     // Threads pay off only with thousands of links to read.
     let workers = if fds < 4 * CHUNK {
@@ -130,8 +145,7 @@ pub fn scan(wanted: Option<&HashSet<u64>>, scope: Scope) -> FdScan {
             }
         });
     }
-    result.owners = found.into_inner().unwrap_or_else(|e| e.into_inner());
-    result
+    found.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The threads of `pid` whose descriptor table is not the process's own
