@@ -11,6 +11,7 @@ pub use super::unix::{
 
 use crate::model::{Proto, Socket};
 use crate::sockets::{OwnerQuery, Owners, ReadError, Scope, Table, TableQuery};
+use std::collections::HashSet;
 use std::io;
 
 pub fn read_table(query: &TableQuery) -> Result<Table, ReadError> {
@@ -60,7 +61,12 @@ fn read_procnet(proto: Proto, ipv6: bool, out: &mut Vec<Socket>) -> io::Result<(
 }
 
 pub fn find_owners(query: &OwnerQuery) -> Owners {
-    let scan = procfd::scan(query.inodes.as_ref(), query.scope);
+    let mut scan = procfd::scan(query.inodes.as_ref(), query.scope);
+    if let Some(wanted) = &query.inodes {
+        let found: HashSet<u64> = scan.owners.iter().map(|(inode, _)| *inode).collect();
+        let missing: HashSet<u64> = wanted.difference(&found).copied().collect();
+        scan.owners.extend(procfd::scan_threads(&missing));
+    }
     Owners::from_pairs(scan.owners, scan.unreadable)
 }
 
@@ -71,11 +77,20 @@ pub fn read_table_with_owners(query: &TableQuery) -> Result<(Table, Owners), Rea
     std::thread::scope(|s| {
         let scan = s.spawn(|| procfd::scan(None, Scope::Every));
         let table = read_table(query);
-        let scan = scan.join().unwrap_or_else(|_| procfd::FdScan {
+        let mut scan = scan.join().unwrap_or_else(|_| procfd::FdScan {
             unreadable: true,
             ..Default::default()
         });
-        Ok((table?, Owners::from_pairs(scan.owners, scan.unreadable)))
+        let table = table?;
+        let found: HashSet<u64> = scan.owners.iter().map(|(inode, _)| *inode).collect();
+        let missing: HashSet<u64> = table
+            .sockets
+            .iter()
+            .map(|s| s.inode)
+            .filter(|inode| *inode != 0 && !found.contains(inode))
+            .collect();
+        scan.owners.extend(procfd::scan_threads(&missing));
+        Ok((table, Owners::from_pairs(scan.owners, scan.unreadable)))
     })
 }
 

@@ -53,31 +53,54 @@ pub fn scan(wanted: Option<&HashSet<u64>>, scope: Scope) -> FdScan {
     }
 }
 
-/// Every process's descriptors (and those of threads with a table of
-/// their own), cut into work items; and whether some could not be read.
-/// Listing is cheap next to reading the links: it stays on this thread.
+/// Every process's descriptors, cut into work items; and whether some
+/// could not be read. Listing is cheap next to reading the links: it stays
+/// on this thread.
 fn list_work() -> Option<(Vec<Work>, bool)> {
     let proc = open_dir(CWD, "/proc").ok()?;
-    let pids: Vec<u32> = Dir::read_from(&proc)
-        .ok()?
-        .flatten()
-        .filter_map(|e| parse_u32(e.file_name().to_bytes()))
-        .collect();
     let mut queue: Vec<Work> = Vec::new();
     let mut unreadable = false;
-    let mut path = String::with_capacity(32);
-    for pid in pids {
+    let mut path = String::with_capacity(16);
+    for pid in pids(&proc)? {
         path.clear();
         path.push_str(itoa(pid, &mut [0u8; 10]));
-        let own = path.len();
         path.push_str("/fd");
         match list_fds(&proc, pid, &path) {
             Ok(Some(work)) => queue.extend(work),
             Ok(None) => {}
             Err(()) => unreadable = true,
         }
+    }
+    Some((queue, unreadable))
+}
+
+fn pids(proc: &OwnedFd) -> Option<Vec<u32>> {
+    Some(
+        Dir::read_from(proc)
+            .ok()?
+            .flatten()
+            .filter_map(|e| parse_u32(e.file_name().to_bytes()))
+            .collect(),
+    )
+}
+
+/// Owners of `wanted` found only in the descriptor tables of threads that
+/// unshared theirs (`unshare(CLONE_FILES)`), which `/proc/PID/fd` does not
+/// show. Asked only for sockets the process tables left without owner, so
+/// the common case pays nothing.
+pub fn scan_threads(wanted: &HashSet<u64>) -> Vec<(u64, u32)> {
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let Some(proc) = open_dir(CWD, "/proc").ok() else {
+        return Vec::new();
+    };
+    let mut queue: Vec<Work> = Vec::new();
+    let mut path = String::with_capacity(32);
+    for pid in pids(&proc).unwrap_or_default() {
         for tid in threads_with_own_table(&proc, pid) {
-            path.truncate(own);
+            path.clear();
+            path.push_str(itoa(pid, &mut [0u8; 10]));
             path.push_str("/task/");
             path.push_str(itoa(tid, &mut [0u8; 10]));
             path.push_str("/fd");
@@ -86,7 +109,7 @@ fn list_work() -> Option<(Vec<Work>, bool)> {
             }
         }
     }
-    Some((queue, unreadable))
+    read_links(&queue, Some(wanted), Scope::Every)
 }
 
 /// Reads the links of every work item, on several threads when there are
@@ -156,6 +179,13 @@ fn threads_with_own_table(proc: &OwnedFd, pid: u32) -> Vec<u32> {
     let mut path = String::with_capacity(16);
     path.push_str(itoa(pid, &mut [0u8; 10]));
     path.push_str("/task");
+    // A task directory links to one entry per thread, plus `.` and `..`:
+    // a single-threaded process needs no listing.
+    if rustix::fs::statat(proc, path.as_str(), rustix::fs::AtFlags::empty())
+        .is_ok_and(|st| st.st_nlink <= 3)
+    {
+        return Vec::new();
+    }
     let Ok(dir) = open_dir(proc, &path) else {
         return Vec::new();
     };
