@@ -3,7 +3,12 @@
 
 use std::io;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+
+/// How long a client gets to read a last reply before the close.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// What a server counts, for the summary line.
 #[derive(Debug, Default)]
@@ -35,4 +40,21 @@ pub fn read_available<T>(
             Err(e) => Err(e),
         }
     })
+}
+
+/// Ends a connection the polite way: sends `last`, then a FIN, and reads
+/// and drops what the client still sends (for [`LINGER`] at most), so the
+/// close does not turn into a reset that loses `last` on the way.
+pub async fn close_after(stream: &mut TcpStream, last: &[u8]) {
+    let _ = tokio::time::timeout(LINGER, async {
+        stream.write_all(last).await?;
+        stream.shutdown().await?;
+        loop {
+            stream.readable().await?;
+            if read_available(stream, usize::MAX, |_| ())?.is_none() {
+                return io::Result::Ok(());
+            }
+        }
+    })
+    .await;
 }

@@ -4,7 +4,7 @@
 //! never reads its replies costs at most one message and one small write
 //! buffer, however much it sends.
 
-use super::conn::{read_available, Stats};
+use super::conn::{close_after, read_available, Stats};
 use crate::hello::{self, Framer, Message, TooLong, QUIET, TOO_LONG, WELCOME};
 use std::io;
 use std::sync::atomic::Ordering;
@@ -19,9 +19,6 @@ const WRITE_BATCH: usize = 8 * 1024;
 
 /// Messages answered in one go before the task lets others run.
 const YIELD_AFTER: usize = 256;
-
-/// How long a refused client gets to read the refusal before the close.
-const REFUSAL_GRACE: Duration = Duration::from_secs(2);
 
 pub async fn serve(
     mut stream: TcpStream,
@@ -53,7 +50,7 @@ pub async fn serve(
                 Ok(None) => break,
                 Err(TooLong) => {
                     replier.flush(&mut stream).await?;
-                    let _ = tokio::time::timeout(REFUSAL_GRACE, refuse(&mut stream)).await;
+                    close_after(&mut stream, TOO_LONG).await;
                     return Ok(());
                 }
             }
@@ -143,19 +140,5 @@ impl Replier<'_> {
             self.out = Vec::new();
         }
         Ok(())
-    }
-}
-
-/// Says why the connection ends, then closes it with a FIN: what the client
-/// still sends is read and dropped, so the close does not turn into a
-/// reset that would lose the explanation.
-async fn refuse(stream: &mut TcpStream) -> io::Result<()> {
-    stream.write_all(TOO_LONG).await?;
-    stream.shutdown().await?;
-    loop {
-        stream.readable().await?;
-        if read_available(stream, usize::MAX, |_| ())?.is_none() {
-            return Ok(());
-        }
     }
 }

@@ -1,13 +1,12 @@
 //! `serve http`: a tiny HTTP/1.1 responder whose reply describes the
 //! request — for testing proxies, firewalls and port mappings.
 
-use super::conn::{read_available, Stats};
+use super::conn::{close_after, read_available, Stats};
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -170,8 +169,8 @@ pub async fn serve(
         }
     };
     stats.messages.fetch_add(1, Ordering::Relaxed);
-    stream.write_all(&reply).await?;
-    stream.shutdown().await
+    close_after(&mut stream, &reply).await;
+    Ok(())
 }
 
 #[cfg(test)]

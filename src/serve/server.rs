@@ -16,6 +16,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// The send buffer of each connection (the kernel doubles it).
+const SEND_BUFFER: usize = 64 * 1024;
+
 /// The protocol a server speaks.
 #[derive(Debug, Clone)]
 pub enum Handler {
@@ -138,6 +141,9 @@ async fn serve_tcp(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        // Replies a client does not read wait in the kernel: keep that
+        // bounded too, instead of the autotuned megabytes per socket.
+        let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
         stats.connections.fetch_add(1, Ordering::Relaxed);
         if limits.log {
             log_line(format_args!("Accept new connection from {peer}..."));
