@@ -5,11 +5,12 @@ use crate::bind::{bind_server, check_addresses, probe, Verdict};
 use crate::cli::{CheckArgs, FreeArgs};
 use crate::exit::{Error, Exit, Result};
 use crate::holders::{find_holders, Held};
-use crate::model::Proto;
+use crate::model::{Proto, Socket, TcpState};
+use crate::notes;
 use crate::output::{self, write_array, Cell, Column, Format, Output, Style};
 use crate::parse::PortRange;
 use crate::record::SocketRecord;
-use crate::sockets::Scope;
+use crate::sockets::{self, Scope, TableQuery};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -34,6 +35,10 @@ pub struct CheckRecord {
     pub holders: Vec<SocketRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Worth knowing although the port is free: connections in TIME_WAIT
+    /// (a server without SO_REUSEADDR would still fail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Probes every (port, transport), in order.
@@ -83,6 +88,7 @@ pub fn run_check(args: &CheckArgs, output: Output) -> Result<Exit> {
         .map(|(port, proto, _)| (*port, *proto))
         .collect();
     let mut holders = find_holders(&held, args.host, Scope::FirstOwner)?;
+    let waiting = time_wait_on(&verdicts)?;
     let records: Vec<CheckRecord> = verdicts
         .into_iter()
         .map(|(port, proto, verdict)| {
@@ -92,6 +98,10 @@ pub fn run_check(args: &CheckArgs, output: Output) -> Result<Exit> {
                 Verdict::Unbindable(why) => (Status::Unbindable, Some(why.to_string())),
                 Verdict::InUse => (Status::InUse, Some(Held(&holders).to_string())),
             };
+            let note = (status == Status::Free)
+                .then(|| notes::time_wait(port, proto, &waiting))
+                .flatten()
+                .map(|n| n.text);
             CheckRecord {
                 port,
                 proto,
@@ -99,6 +109,7 @@ pub fn run_check(args: &CheckArgs, output: Output) -> Result<Exit> {
                 status,
                 holders,
                 reason,
+                note,
             }
         })
         .collect();
@@ -114,6 +125,27 @@ pub fn run_check(args: &CheckArgs, output: Output) -> Result<Exit> {
         write_check_text(stdout, output, &records)
     };
     output::deliver(answer, printed)
+}
+
+/// The TIME_WAIT sockets on the free TCP ports of `verdicts` (the kernel
+/// filters by state, so this reads little).
+fn time_wait_on(verdicts: &[(u16, Proto, Verdict)]) -> Result<Vec<Socket>> {
+    let free: Vec<u16> = verdicts
+        .iter()
+        .filter(|(_, proto, v)| *proto == Proto::Tcp && *v == Verdict::Free)
+        .map(|(port, _, _)| *port)
+        .collect();
+    if free.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = TableQuery {
+        tcp_states: Some(vec![TcpState::TimeWait]),
+        udp: false,
+        ..TableQuery::all()
+    };
+    let mut sockets = sockets::read_table(&query)?.sockets;
+    sockets.retain(|s| free.contains(&s.local.port()));
+    Ok(sockets)
 }
 
 const CHECK_COLUMNS: [Column; 4] = [
@@ -135,7 +167,12 @@ fn write_check_text<W: Write>(out: W, output: Output, records: &[CheckRecord]) -
             Cell::new(r.port.to_string()),
             Cell::new(r.proto.as_str()),
             Cell::styled(status, style),
-            Cell::new(r.reason.clone().unwrap_or_default()),
+            Cell::new(
+                r.reason
+                    .clone()
+                    .or_else(|| r.note.clone())
+                    .unwrap_or_default(),
+            ),
         ])?;
     }
     table.finish()

@@ -101,6 +101,10 @@ pub enum Command {
     /// Talk to a server: send messages and print replies, or an HTTP GET
     Talk(TalkArgs),
 
+    /// The whole story of a port: process, parents, unit, container, and why it is busy
+    #[command(allow_negative_numbers = true)]
+    Who(WhoArgs),
+
     /// Stop the process listening on a port (SIGTERM; SIGKILL with --force)
     #[command(allow_negative_numbers = true)]
     Kill(KillArgs),
@@ -169,10 +173,24 @@ pub struct ListArgs {
     #[arg(short = 's', long, conflicts_with = "watch")]
     pub summary: bool,
 
+    /// Also show each owner's systemd unit and container
+    #[arg(short = 'w', long)]
+    pub wide: bool,
+
     /// Redraw every SECONDS (default 1); with --json, one line per socket opened or closed
     #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "1",
           value_parser = seconds)]
     pub watch: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct WhoArgs {
+    /// The local port to explain
+    #[arg(value_name = "PORT", value_parser = port)]
+    pub port: u16,
+
+    #[command(flatten)]
+    pub transport: TransportFilter,
 }
 
 #[derive(Debug, Args)]
@@ -195,6 +213,10 @@ pub struct KillArgs {
     /// Do not ask; needed when not on a terminal
     #[arg(short = 'y', long)]
     pub yes: bool,
+
+    /// Stop the container behind the port through its runtime's API
+    #[arg(long, conflicts_with = "force")]
+    pub container: bool,
 }
 
 #[derive(Debug, Args)]

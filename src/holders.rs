@@ -2,12 +2,13 @@
 //! for many ports, and the one place that words why a port is held.
 
 use crate::bind::conflicts;
+use crate::containers::Container;
 use crate::exit::Result;
 use crate::model::{Proto, Socket, TcpState};
 use crate::output::{endpoint, sanitize};
 use crate::platform;
-use crate::process::{self, Users};
-use crate::record::{Snapshot, SocketRecord};
+use crate::process;
+use crate::record::{Lookups, Snapshot, SocketRecord};
 use crate::sockets::{self, Scope, TableQuery};
 use std::collections::HashMap;
 use std::fmt;
@@ -52,7 +53,7 @@ pub fn find_holders(
         owners,
         names,
     };
-    let mut users = Users::default();
+    let mut lookups = Lookups::new(true);
     for key in keys {
         let on_port = snapshot
             .sockets
@@ -61,7 +62,7 @@ pub fn find_holders(
         let any_listener = on_port.clone().any(Socket::is_listening);
         let holders = on_port
             .filter(|s| !any_listener || s.is_listening())
-            .map(|s| snapshot.record(s, &mut users))
+            .map(|s| snapshot.record(s, &mut lookups))
             .collect();
         result.insert(*key, holders);
     }
@@ -107,10 +108,39 @@ impl fmt::Display for Describe<'_> {
         }
         write!(f, " on {}", endpoint(h.local(), false))?;
         match h.state {
-            Some(TcpState::Close) => f.write_str(" (bound, not listening)"),
-            Some(state) => write!(f, " {state}"),
-            None => Ok(()),
+            Some(TcpState::Close) => f.write_str(" (bound, not listening)")?,
+            Some(state) => write!(f, " {state}")?,
+            None => {}
         }
+        if let Some(container) = &h.container {
+            write!(f, ", {}", ContainerText(container))?;
+        } else if let Some(unit) = &h.unit {
+            write!(f, ", unit {}", sanitize(unit))?;
+        }
+        Ok(())
+    }
+}
+
+/// `container web (docker, image nginx:1.27) port 80`.
+pub struct ContainerText<'a>(pub &'a Container);
+
+impl fmt::Display for ContainerText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = self.0;
+        let name = c
+            .name
+            .clone()
+            .or_else(|| c.id.as_ref().map(|id| id[..id.len().min(12)].to_string()))
+            .unwrap_or_else(|| "(unknown)".into());
+        write!(f, "container {} ({}", sanitize(&name), c.runtime)?;
+        if let Some(image) = &c.image {
+            write!(f, ", image {}", sanitize(image))?;
+        }
+        f.write_str(")")?;
+        if let Some(port) = c.port {
+            write!(f, " port {port}")?;
+        }
+        Ok(())
     }
 }
 

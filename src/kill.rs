@@ -3,8 +3,9 @@
 
 use crate::bind::{check_addresses, probe, Verdict};
 use crate::cli::KillArgs;
+use crate::containers::{self, Container};
 use crate::exit::{Error, Exit, Result};
-use crate::holders::{find_holders, HiddenOwner};
+use crate::holders::{find_holders, ContainerText, HiddenOwner};
 use crate::model::{Proto, Signal};
 use crate::output::{self, Output};
 use crate::platform;
@@ -47,15 +48,38 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// The processes listening on `port`. Hidden owners are an error, since
-/// nothing can be done about them from here.
-fn listeners(port: u16, protos: &[Proto]) -> Result<Vec<Target>> {
+/// The listeners of `port`, with their owners' units and containers.
+fn listening_records(port: u16, protos: &[Proto]) -> Result<Vec<SocketRecord>> {
     let keys: Vec<(u16, Proto)> = protos.iter().map(|p| (port, *p)).collect();
-    let holders: Vec<SocketRecord> = find_holders(&keys, None, Scope::Every)?
+    Ok(find_holders(&keys, None, Scope::Every)?
         .into_values()
         .flatten()
         .filter(SocketRecord::is_listening)
-        .collect();
+        .collect())
+}
+
+/// The processes listening on `port`. Hidden owners are an error, since
+/// nothing can be done about them from here; so is a container runtime's
+/// own process, which serves every container it runs.
+fn listeners(port: u16, protos: &[Proto]) -> Result<Vec<Target>> {
+    let holders = listening_records(port, protos)?;
+    if let Some(runtime) = holders.iter().find(|h| {
+        h.process
+            .as_deref()
+            .is_some_and(containers::is_runtime_process)
+    }) {
+        let name = output::sanitize(runtime.process.as_deref().unwrap_or_default()).into_owned();
+        return Err(Error::negative(match &runtime.container {
+            Some(container) => format!(
+                "port {port} is published by {}: portctl never stops {name}, which serves every container; stop the container with `{}`, or add --container",
+                ContainerText(container),
+                containers::stop_command(container)
+            ),
+            None => format!(
+                "port {port} is held by {name}, a container runtime's own process: portctl never stops it"
+            ),
+        }));
+    }
     if holders.iter().any(|h| h.pid.is_none()) {
         return Err(Error::negative(format!(
             "port {port} is held by {}",
@@ -131,17 +155,20 @@ fn refuse_protected(targets: &[Target]) -> Result<()> {
 /// Asks on the terminal; false when the answer is not yes.
 fn confirm(targets: &[Target], port: u16) -> Result<bool> {
     let names: Vec<String> = targets.iter().map(Target::to_string).collect();
+    confirm_text(&format!(
+        "Stop {} listening on port {port}?",
+        names.join(", ")
+    ))
+}
+
+/// Asks `question [y/N]` on the terminal; refuses without one.
+fn confirm_text(question: &str) -> Result<bool> {
     if !io::stdin().is_terminal() {
         return Err(Error::usage(format!(
-            "not on a terminal: add --yes to stop {} listening on port {port}",
-            names.join(", ")
+            "not on a terminal: add --yes to confirm: {question}"
         )));
     }
-    let _ = write!(
-        io::stderr(),
-        "Stop {} listening on port {port}? [y/N] ",
-        names.join(", ")
-    );
+    let _ = write!(io::stderr(), "{question} [y/N] ");
     let _ = io::stderr().flush();
     let mut answer = String::new();
     let _ = io::stdin().lock().read_line(&mut answer);
@@ -151,6 +178,9 @@ fn confirm(targets: &[Target], port: u16) -> Result<bool> {
 pub fn run(args: &KillArgs, output: Output) -> Result<Exit> {
     let protos = args.transport.protos();
     let port = args.port;
+    if args.container {
+        return stop_container(args, &protos, output);
+    }
     let mut targets = listeners(port, &protos)?;
     if targets.is_empty() {
         let free = port_free(port, &protos);
@@ -236,4 +266,56 @@ fn print<W: Write>(mut out: W, output: Output, report: &KillReport, note: &str) 
     }
     writeln!(out, "port {}: {note}", report.port)?;
     out.flush()
+}
+
+/// `kill --container`: stops the container behind the port through its
+/// runtime's API, after the same confirmation as any kill.
+fn stop_container(args: &KillArgs, protos: &[Proto], output: Output) -> Result<Exit> {
+    let port = args.port;
+    let records = listening_records(port, protos)?;
+    let Some(container) = records.iter().find_map(|r| r.container.clone()) else {
+        return Err(Error::negative(format!(
+            "no container is behind port {port}: nothing to stop with --container"
+        )));
+    };
+    let what = ContainerText(&container).to_string();
+    if !args.yes && !confirm_text(&format!("Stop {what} (port {port})?"))? {
+        let _ = writeln!(io::stderr(), "nothing done");
+        return Ok(Exit::Negative);
+    }
+    containers::stop(&container).map_err(|e| Error::failure(format!("cannot stop {what}: {e}")))?;
+    let free = wait_free(port, protos, args.timeout);
+    let report = ContainerReport {
+        port,
+        container,
+        stopped: true,
+        free,
+    };
+    let answer = if free { Exit::Ok } else { Exit::Negative };
+    let mut out = io::stdout().lock();
+    let printed = if output.is_json() {
+        output::write_line(&mut out, &report)
+    } else {
+        writeln!(out, "stopped {what}").and_then(|()| {
+            writeln!(
+                out,
+                "port {port}: {}",
+                if free {
+                    "the port is free"
+                } else {
+                    "the port is still held"
+                }
+            )
+        })
+    };
+    output::deliver(answer, printed)
+}
+
+/// What `kill --container --json` reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerReport {
+    pub port: u16,
+    pub container: Container,
+    pub stopped: bool,
+    pub free: bool,
 }

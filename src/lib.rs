@@ -12,8 +12,10 @@
 //!   (table, plain, JSON; escaping); `nolibm` keeps libm.so out (glibc).
 
 pub mod bind;
+pub mod cgroup;
 pub mod check;
 pub mod cli;
+pub mod containers;
 pub mod docs;
 pub mod exit;
 pub mod hello;
@@ -24,6 +26,7 @@ pub mod list;
 pub mod model;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod nolibm;
+pub mod notes;
 pub mod output;
 pub mod parse;
 pub mod platform;
@@ -33,10 +36,12 @@ pub mod record;
 pub mod registry;
 pub mod resolve;
 pub mod serve;
+pub mod settings;
 pub mod sockets;
 pub mod talk;
 pub mod wait;
 pub mod whatis;
+pub mod who;
 
 use cli::{Cli, Command};
 use exit::{Exit, Result};
@@ -67,6 +72,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Free(args) => check::run_free(args, output),
         Command::Serve(args) => serve::run(args, output),
         Command::Talk(args) => talk::run(args, output),
+        Command::Who(args) => who::run(args, output),
         Command::Kill(args) => kill::run(args, output),
         Command::Wait(args) => wait::run(args, output),
         Command::Probe(args) => probe::run(args, output),

@@ -5,8 +5,8 @@ use crate::exit::{Exit, Result};
 use crate::holders::unowned_hint;
 use crate::model::{Family, Proto, Socket, TcpState};
 use crate::output::{self, endpoint, write_array, Cell, Column, Format, Output, Style};
-use crate::process::{self, Users};
-use crate::record::{Snapshot, SocketRecord};
+use crate::process;
+use crate::record::{Lookups, Snapshot, SocketRecord};
 use crate::sockets::{self, TableQuery};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -88,7 +88,7 @@ pub fn run(args: &ListArgs, output: Output) -> Result<Exit> {
     if snapshot.owners.hidden && snapshot.unowned() > 0 {
         output::hint(&unowned_hint(snapshot.unowned()));
     }
-    let mut users = Users::default();
+    let mut lookups = Lookups::new(output.is_json() || args.wide);
     let stdout = io::stdout().lock();
     let out = io::BufWriter::with_capacity(64 * 1024, stdout);
     match output.format {
@@ -97,9 +97,9 @@ pub fn run(args: &ListArgs, output: Output) -> Result<Exit> {
             snapshot
                 .sockets
                 .iter()
-                .map(|socket| snapshot.record(socket, &mut users)),
+                .map(|socket| snapshot.record(socket, &mut lookups)),
         )?,
-        _ => write_text(out, output, &snapshot, &mut users)?,
+        _ => write_text(out, output, &snapshot, &mut lookups, args.wide)?,
     }
     Ok(Exit::Ok)
 }
@@ -234,7 +234,7 @@ fn changes(
 /// interrupted.
 fn watch(args: &ListArgs, every: std::time::Duration, output: Output) -> Result<Exit> {
     let every = every.max(std::time::Duration::from_millis(100));
-    let mut users = Users::default();
+    let mut lookups = Lookups::new(output.is_json() || args.wide);
     let mut previous: HashMap<SocketKey, SocketRecord> = HashMap::new();
     loop {
         let snapshot = snapshot(args)?;
@@ -248,17 +248,17 @@ fn watch(args: &ListArgs, every: std::time::Duration, output: Output) -> Result<
                 every.as_secs_f64(),
                 snapshot.sockets.len()
             )?;
-            write_text(&mut out, output, &snapshot, &mut users)?;
+            write_text(&mut out, output, &snapshot, &mut lookups, args.wide)?;
         } else {
             let current: HashMap<SocketKey, SocketRecord> = snapshot
                 .sockets
                 .iter()
                 .map(|s| {
-                    let record = snapshot.record(s, &mut users);
+                    let record = snapshot.record(s, &mut lookups);
                     (key(&record), record)
                 })
                 .collect();
-            write_events(&mut out, output, &changes(&previous, &current))?;
+            write_events(&mut out, output, &changes(&previous, &current), args.wide)?;
             previous = current;
         }
         out.flush()?;
@@ -269,32 +269,28 @@ fn watch(args: &ListArgs, every: std::time::Duration, output: Output) -> Result<
 
 /// Events as JSON lines, or as plain rows: the event, then the columns
 /// `list` prints.
-fn write_events<W: Write>(out: &mut W, output: Output, events: &[WatchEvent]) -> io::Result<()> {
+fn write_events<W: Write>(
+    out: &mut W,
+    output: Output,
+    events: &[WatchEvent],
+    wide: bool,
+) -> io::Result<()> {
     if output.is_json() {
         return events
             .iter()
             .try_for_each(|event| output::write_line(&mut *out, event));
     }
-    let mut table = output.table(out, &EVENT_COLUMNS);
+    let columns: Vec<Column> = std::iter::once(Column::new("EVENT", 6))
+        .chain(columns(wide).iter().copied())
+        .collect();
+    let mut table = output.table(out, &columns);
     for event in events {
         let mut cells = vec![Cell::new(event.event.as_str())];
-        cells.extend(row(&event.socket));
+        cells.extend(row(&event.socket, wide));
         table.push(cells)?;
     }
     table.finish()
 }
-
-const EVENT_COLUMNS: [Column; 9] = [
-    Column::new("EVENT", 6),
-    COLUMNS[0],
-    COLUMNS[1],
-    COLUMNS[2],
-    COLUMNS[3],
-    COLUMNS[4],
-    COLUMNS[5],
-    COLUMNS[6],
-    COLUMNS[7],
-];
 
 const COLUMNS: [Column; 8] = [
     Column::new("PROTO", 5),
@@ -307,21 +303,44 @@ const COLUMNS: [Column; 8] = [
     Column::new("PROCESS", 0),
 ];
 
+/// `list -w`: the unit and container too.
+const WIDE_COLUMNS: [Column; 10] = [
+    COLUMNS[0],
+    COLUMNS[1],
+    COLUMNS[2],
+    COLUMNS[3],
+    COLUMNS[4],
+    COLUMNS[5],
+    COLUMNS[6],
+    Column::new("PROCESS", 15),
+    Column::new("UNIT", 20),
+    Column::new("CONTAINER", 0),
+];
+
+fn columns(wide: bool) -> &'static [Column] {
+    if wide {
+        &WIDE_COLUMNS
+    } else {
+        &COLUMNS
+    }
+}
+
 fn write_text<W: Write>(
     out: W,
     output: Output,
     snapshot: &Snapshot,
-    users: &mut Users,
+    lookups: &mut Lookups,
+    wide: bool,
 ) -> io::Result<()> {
-    let mut table = output.table(out, &COLUMNS);
+    let mut table = output.table(out, columns(wide));
     for socket in &snapshot.sockets {
-        table.push(row(&snapshot.record(socket, users)))?;
+        table.push(row(&snapshot.record(socket, lookups), wide))?;
     }
     table.finish()
 }
 
 /// A socket as a row of `list`'s columns.
-fn row(record: &SocketRecord) -> Vec<Cell> {
+fn row(record: &SocketRecord, wide: bool) -> Vec<Cell> {
     let proto = match record.family {
         Family::Ipv4 => record.proto.as_str().to_string(),
         Family::Ipv6 => format!("{}6", record.proto),
@@ -337,7 +356,7 @@ fn row(record: &SocketRecord) -> Vec<Cell> {
         (Some(pid), _) => pid.to_string(),
         (None, _) => String::new(),
     };
-    vec![
+    let mut cells = vec![
         Cell::new(proto),
         Cell::new(endpoint(record.local(), false)),
         Cell::new(endpoint(record.remote(), true)),
@@ -346,5 +365,18 @@ fn row(record: &SocketRecord) -> Vec<Cell> {
         Cell::new(record.user.clone().unwrap_or_default()),
         Cell::new(pid),
         Cell::styled(record.process.clone().unwrap_or_default(), Style::Bold),
-    ]
+    ];
+    if wide {
+        cells.push(Cell::new(record.unit.clone().unwrap_or_default()));
+        cells.push(Cell::new(record.container.as_ref().map_or_else(
+            String::new,
+            |c| {
+                c.name
+                    .clone()
+                    .or_else(|| c.id.as_ref().map(|id| id[..id.len().min(12)].to_string()))
+                    .unwrap_or_else(|| c.runtime.to_string())
+            },
+        )));
+    }
+    cells
 }

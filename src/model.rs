@@ -120,6 +120,8 @@ pub struct Socket {
     /// For IPv6: whether the socket takes IPv6 only (`IPV6_V6ONLY`), where
     /// the OS says; a dual-stack `[::]` socket holds the IPv4 port too.
     pub v6only: Option<bool>,
+    /// Time left before a TIME_WAIT socket goes away, where the OS says.
+    pub time_wait_left: Option<std::time::Duration>,
 }
 
 impl Socket {

@@ -1,6 +1,9 @@
-//! Process names and user names for the PIDs and UIDs in a socket table.
+//! Process names and user names for the PIDs and UIDs in a socket table,
+//! and the longer story of one process: command line, start, parents.
 
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::time::SystemTime;
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 /// Names of the given processes, reading only those PIDs. A process that
@@ -41,6 +44,45 @@ impl Users {
     }
 }
 
+/// What the OS says about one process.
+#[derive(Debug, Clone, Default)]
+pub struct ProcFacts {
+    pub ppid: Option<u32>,
+    pub cmdline: Vec<String>,
+    pub started: Option<SystemTime>,
+    /// The text of its cgroup file (empty where there is none).
+    pub cgroup: String,
+}
+
+/// A parent in a process's chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parent {
+    pub pid: u32,
+    pub process: Option<String>,
+}
+
+/// The chain of parents of `pid`, nearest first, up to PID 1; a parent
+/// that vanished ends the chain quietly. Bounded, in case of a loop.
+pub fn parents(facts: &ProcFacts) -> Vec<Parent> {
+    let mut chain = Vec::new();
+    let mut next = facts.ppid;
+    while let Some(pid) = next.filter(|_| chain.len() < 64) {
+        let up = crate::platform::process_facts(pid);
+        chain.push(pid);
+        next = up
+            .and_then(|f| f.ppid)
+            .filter(|&p| p != pid && !chain.contains(&p));
+    }
+    let names = names(&chain);
+    chain
+        .into_iter()
+        .map(|pid| Parent {
+            pid,
+            process: names.get(&pid).cloned(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,6 +97,15 @@ mod tests {
     #[test]
     fn a_vanished_pid_has_no_name() {
         assert!(names(&[u32::MAX - 1]).is_empty());
+    }
+
+    #[cfg(target_os = "linux")] // process facts are read from /proc
+    #[test]
+    fn this_process_has_parents_up_to_pid_1() {
+        let facts = crate::platform::process_facts(std::process::id()).unwrap();
+        let chain = parents(&facts);
+        assert!(!chain.is_empty());
+        assert_eq!(chain.first().map(|p| p.pid), facts.ppid);
     }
 
     #[cfg(unix)] // user names come from NSS on Unix only

@@ -1,7 +1,10 @@
 //! A socket as every command reports it: the JSON names of a socket live
 //! here, and `Snapshot` turns a table and its owners into these records.
 
+use crate::cgroup;
+use crate::containers::{Container, Runtimes};
 use crate::model::{Family, Proto, Socket, TcpState};
+use crate::platform;
 use crate::process::Users;
 use crate::registry;
 use crate::sockets::Owners;
@@ -31,6 +34,11 @@ pub struct SocketRecord {
     /// Every process sharing the socket, when more than one does.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pids: Vec<u32>,
+    /// The systemd unit or scope the owner runs in.
+    pub unit: Option<String>,
+    /// The container behind the socket: the owner's own, or the one a
+    /// runtime's proxy forwards the port to.
+    pub container: Option<Container>,
 }
 
 impl SocketRecord {
@@ -59,9 +67,17 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn record(&self, socket: &Socket, users: &mut Users) -> SocketRecord {
+    pub fn record(&self, socket: &Socket, lookups: &mut Lookups) -> SocketRecord {
         let pids = self.owners.of(socket);
         let pid = pids.first().copied();
+        let process = pid.and_then(|p| self.names.get(&p).cloned());
+        let (unit, container) = match (pid, &process) {
+            (Some(pid), Some(name)) if lookups.attribute => {
+                lookups.attribution(pid, name, socket.local.port(), socket.proto)
+            }
+            _ => (None, None),
+        };
+        let users = &mut lookups.users;
         SocketRecord {
             proto: socket.proto,
             family: socket.family(),
@@ -71,7 +87,7 @@ impl Snapshot {
             remote_port: socket.remote.port(),
             state: socket.state,
             pid,
-            process: pid.and_then(|p| self.names.get(&p).cloned()),
+            process,
             // TIME_WAIT and request sockets report uid 0 but belong to no one.
             user: socket
                 .uid
@@ -84,6 +100,8 @@ impl Snapshot {
             } else {
                 Vec::new()
             },
+            unit,
+            container,
         }
     }
 
@@ -93,6 +111,56 @@ impl Snapshot {
             .iter()
             .filter(|s| s.inode != 0 && self.owners.of(s).is_empty())
             .count()
+    }
+}
+
+/// What one run learns once and reuses while turning sockets into
+/// records: user names, and each owner's unit and container (its cgroup
+/// read once per PID; a runtime's API asked only when one of its
+/// processes is among the owners, once per run).
+#[derive(Debug, Default)]
+pub struct Lookups {
+    pub users: Users,
+    /// Whether to find units and containers at all.
+    pub attribute: bool,
+    cgroups: HashMap<u32, String>,
+    runtimes: Runtimes,
+}
+
+impl Lookups {
+    /// With units and containers when `attribute`.
+    pub fn new(attribute: bool) -> Self {
+        Lookups {
+            attribute,
+            ..Default::default()
+        }
+    }
+
+    fn attribution(
+        &mut self,
+        pid: u32,
+        process: &str,
+        port: u16,
+        proto: Proto,
+    ) -> (Option<String>, Option<Container>) {
+        let cgroup_text = self
+            .cgroups
+            .entry(pid)
+            .or_insert_with(|| platform::process_cgroup(pid).unwrap_or_default());
+        let placement = cgroup::parse(cgroup_text);
+        let proxy = crate::containers::is_runtime_process(process);
+        if placement.container.is_none() && !proxy {
+            return (placement.unit, None);
+        }
+        let cmdline = if proxy {
+            platform::process_cmdline(pid).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let container = self
+            .runtimes
+            .attribute(process, &cmdline, cgroup_text, port, proto);
+        (placement.unit, container)
     }
 }
 
@@ -122,6 +190,7 @@ mod tests {
             inode: 1,
             uid: None,
             v6only: None,
+            time_wait_left: None,
         };
         let listener = socket("0.0.0.0:22", "0.0.0.0:0", Some(TcpState::Listen));
         assert_eq!(service_of(&listener), Some("ssh"));

@@ -6,6 +6,8 @@
 //!   table and which processes own its sockets;
 //! - `send_signal`, `parent_pid`, `is_superuser`, `user_name`: processes
 //!   and users;
+//! - `process_facts`, `port_settings`, `local_stream`: the story of a
+//!   process, the port sysctls, a container runtime's API socket;
 //! - `raise_fd_limit`, `family_unsupported`, `ipv6_only_by_default`,
 //!   `Shutdown`: what servers and bind probes need.
 
@@ -34,6 +36,7 @@ use unsupported as os;
 use windows as os;
 
 pub use os::{
-    family_unsupported, find_owners, ipv6_only_by_default, is_superuser, parent_pid,
-    raise_fd_limit, read_table, read_table_with_owners, send_signal, user_name, Shutdown,
+    family_unsupported, find_owners, ipv6_only_by_default, is_superuser, local_stream, parent_pid,
+    port_settings, process_cgroup, process_cmdline, process_facts, raise_fd_limit, read_table,
+    read_table_with_owners, send_signal, user_name, Shutdown,
 };

@@ -83,6 +83,7 @@ fn socket_of(info: &SocketInfo) -> Socket {
         inode: key(proto, local, remote),
         uid: None,
         v6only: None,
+        time_wait_left: None,
     }
 }
 

@@ -132,3 +132,15 @@ impl Shutdown {
         }
     }
 }
+
+/// A connection to a local service's Unix socket (a container runtime's
+/// API), with `timeout` on every read and write.
+pub fn local_stream(
+    path: &std::path::Path,
+    timeout: std::time::Duration,
+) -> io::Result<std::os::unix::net::UnixStream> {
+    let stream = std::os::unix::net::UnixStream::connect(path)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    Ok(stream)
+}

@@ -48,3 +48,31 @@ pub fn user_name(_uid: u32) -> Option<String> {
 pub fn ipv6_only_by_default() -> bool {
     false
 }
+
+/// Not read here yet: `who` shows what the socket table says.
+pub fn process_facts(_pid: u32) -> Option<crate::process::ProcFacts> {
+    None
+}
+
+pub fn process_cgroup(_pid: u32) -> Option<String> {
+    None
+}
+
+pub fn process_cmdline(_pid: u32) -> Option<Vec<String>> {
+    None
+}
+
+pub fn port_settings() -> crate::settings::PortSettings {
+    crate::settings::PortSettings::default()
+}
+
+/// No Unix sockets to container runtimes here.
+pub fn local_stream(
+    _path: &std::path::Path,
+    _timeout: std::time::Duration,
+) -> io::Result<io::Empty> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "container runtime sockets are not supported here",
+    ))
+}

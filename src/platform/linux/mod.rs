@@ -2,12 +2,15 @@
 //! is missing), owners from `/proc/PID/fd`, and the Unix calls.
 
 mod netlink;
+mod proc;
 mod procfd;
 mod procnet;
 
 pub use super::unix::{
-    family_unsupported, is_superuser, parent_pid, raise_fd_limit, send_signal, user_name, Shutdown,
+    family_unsupported, is_superuser, local_stream, parent_pid, raise_fd_limit, send_signal,
+    user_name, Shutdown,
 };
+pub use proc::{port_settings, process_cgroup, process_cmdline, process_facts};
 
 use crate::model::{Proto, Socket};
 use crate::sockets::{OwnerQuery, Owners, ReadError, Scope, Table, TableQuery};

@@ -133,7 +133,11 @@ fn dump_once(ipv6: bool, proto: Proto, states: u32, out: &mut Vec<Socket>) -> io
             interrupted |= message.header.flags & NLM_F_DUMP_INTR != 0;
             match message.payload {
                 NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response)) => {
-                    out.push(socket_of(proto, &response));
+                    let mut socket = socket_of(proto, &response);
+                    if socket.state == Some(TcpState::TimeWait) {
+                        socket.time_wait_left = expires(&buffer[offset..len]);
+                    }
+                    out.push(socket);
                 }
                 NetlinkPayload::Done(_) if interrupted => return Ok(Dump::Interrupted),
                 NetlinkPayload::Done(_) => return Ok(Dump::Consistent),
@@ -165,6 +169,19 @@ fn next_message(offset: usize, length: u32, len: usize) -> io::Result<usize> {
     }
 }
 
+/// `idiag_expires` of a raw sock_diag reply, in milliseconds: the time a
+/// TIME_WAIT socket has left. netlink-packet-sock-diag reads it for the
+/// other timers only, so it is taken from the bytes: after the 16-byte
+/// netlink header, 4 bytes of family/state/timer/retransmits and the
+/// 48-byte socket id.
+fn expires(message: &[u8]) -> Option<std::time::Duration> {
+    const AT: usize = 16 + 4 + 48;
+    let bytes: [u8; 4] = message.get(AT..AT + 4)?.try_into().ok()?;
+    Some(std::time::Duration::from_millis(u64::from(
+        u32::from_ne_bytes(bytes),
+    )))
+}
+
 fn socket_of(proto: Proto, response: &InetResponse) -> Socket {
     let h = &response.header;
     let id = &h.socket_id;
@@ -184,6 +201,7 @@ fn socket_of(proto: Proto, response: &InetResponse) -> Socket {
         inode: u64::from(h.inode),
         uid: Some(h.uid),
         v6only,
+        time_wait_left: None,
     }
 }
 

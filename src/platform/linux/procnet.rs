@@ -34,6 +34,7 @@ fn parse_line(line: &str, proto: Proto) -> Option<Socket> {
         uid: fields[7].parse().ok(),
         inode: fields[9].parse().ok()?,
         v6only: None,
+        time_wait_left: None,
     })
 }
 

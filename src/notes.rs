@@ -1,0 +1,218 @@
+//! Why a port is or is not bindable beyond its holders: the notes `who`
+//! tells and `check` adds (SPEC.md, `who`), each from a fact of the
+//! kernel or the machine's settings, never a guess.
+
+use crate::holders::{ContainerText, HiddenOwner};
+use crate::model::{Proto, Socket, TcpState};
+use crate::record::SocketRecord;
+use crate::settings::PortSettings;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// What a note is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoteKind {
+    TimeWait,
+    HiddenOwner,
+    BoundInactive,
+    Privileged,
+    Reserved,
+    Ephemeral,
+    ContainerPublished,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    pub kind: NoteKind,
+    pub text: String,
+}
+
+/// Connections in TIME_WAIT on local `port`: how many, and the longest
+/// time one has left.
+pub fn time_wait(port: u16, proto: Proto, sockets: &[Socket]) -> Option<Note> {
+    let waiting: Vec<&Socket> = sockets
+        .iter()
+        .filter(|s| {
+            s.proto == proto && s.local.port() == port && s.state == Some(TcpState::TimeWait)
+        })
+        .collect();
+    if waiting.is_empty() {
+        return None;
+    }
+    let longest = waiting.iter().filter_map(|s| s.time_wait_left).max();
+    let left = longest.map_or_else(String::new, |d| format!(", the last for {}", seconds(d)));
+    Some(Note {
+        kind: NoteKind::TimeWait,
+        text: format!(
+            "{} connection{} in TIME_WAIT{left}: a server that sets SO_REUSEADDR can bind {port} now; one that does not gets \"address in use\" until then",
+            waiting.len(),
+            if waiting.len() == 1 { "" } else { "s" },
+        ),
+    })
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+/// Every note about `port` on `protos`: from the sockets on it (`sockets`,
+/// raw, TIME_WAIT included), their records, and the machine's settings.
+pub fn notes(
+    port: u16,
+    protos: &[Proto],
+    sockets: &[Socket],
+    records: &[SocketRecord],
+    settings: &PortSettings,
+) -> Vec<Note> {
+    let mut notes: Vec<Note> = protos
+        .iter()
+        .flat_map(|&proto| socket_notes(port, proto, sockets, records))
+        .collect();
+    notes.extend(settings_notes(port, settings));
+    notes
+}
+
+/// What the sockets on `port`/`proto` say.
+fn socket_notes(
+    port: u16,
+    proto: Proto,
+    sockets: &[Socket],
+    records: &[SocketRecord],
+) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let on_port: Vec<&SocketRecord> = records
+        .iter()
+        .filter(|r| r.proto == proto && r.local_port == port)
+        .collect();
+    for r in on_port.iter().filter(|r| r.container.is_some()) {
+        let is_proxy = r
+            .process
+            .as_deref()
+            .is_some_and(crate::containers::is_runtime_process);
+        if let (true, Some(container)) = (is_proxy, &r.container) {
+            notes.push(Note {
+                kind: NoteKind::ContainerPublished,
+                text: format!("{port}/{proto} forwards into {}", ContainerText(container)),
+            });
+            break;
+        }
+    }
+    if let Some(note) = time_wait(port, proto, sockets) {
+        notes.push(note);
+    }
+    let hidden: Vec<SocketRecord> = on_port
+        .iter()
+        .filter(|r| r.pid.is_none() && r.inode != 0)
+        .map(|r| (*r).clone())
+        .collect();
+    if !hidden.is_empty() {
+        notes.push(Note {
+            kind: NoteKind::HiddenOwner,
+            text: format!(
+                "{} socket{} held by {}",
+                hidden.len(),
+                if hidden.len() == 1 { "" } else { "s" },
+                HiddenOwner::of(&hidden, "name it")
+            ),
+        });
+    }
+    if proto == Proto::Tcp
+        && on_port
+            .iter()
+            .any(|r| r.state == Some(TcpState::Close) && r.inode != 0)
+    {
+        notes.push(Note {
+            kind: NoteKind::BoundInactive,
+            text: format!(
+                "a socket is bound to {port} without listening: no server answers, yet the port cannot be bound"
+            ),
+        });
+    }
+    notes
+}
+
+/// What the machine's settings say about `port`, whatever the transport.
+fn settings_notes(port: u16, settings: &PortSettings) -> Vec<Note> {
+    let mut notes = Vec::new();
+    if settings.needs_privilege(port) {
+        notes.push(Note {
+            kind: NoteKind::Privileged,
+            text: format!(
+                "{port} is below net.ipv4.ip_unprivileged_port_start ({}): binding it needs root or CAP_NET_BIND_SERVICE",
+                settings.unprivileged_start.unwrap_or(1024)
+            ),
+        });
+    }
+    if settings.is_reserved(port) {
+        notes.push(Note {
+            kind: NoteKind::Reserved,
+            text: format!(
+                "{port} is in net.ipv4.ip_local_reserved_ports: the kernel never hands it out by itself, a server may still bind it"
+            ),
+        });
+    }
+    if let Some(range) = settings.ephemeral.filter(|r| r.contains(port)) {
+        notes.push(Note {
+            kind: NoteKind::Ephemeral,
+            text: format!(
+                "{port} is in the ephemeral range {range} (net.ipv4.ip_local_port_range): outgoing connections may take it at any time"
+            ),
+        });
+    }
+    notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tw(port: u16, left_ms: u64) -> Socket {
+        Socket {
+            proto: Proto::Tcp,
+            local: format!("127.0.0.1:{port}").parse().unwrap(),
+            remote: "127.0.0.1:40000".parse().unwrap(),
+            state: Some(TcpState::TimeWait),
+            inode: 0,
+            uid: Some(0),
+            v6only: None,
+            time_wait_left: Some(Duration::from_millis(left_ms)),
+        }
+    }
+
+    #[test]
+    fn time_wait_counts_and_the_longest_wait() {
+        let note = time_wait(
+            8080,
+            Proto::Tcp,
+            &[tw(8080, 1500), tw(8080, 59_000), tw(9090, 1)],
+        )
+        .unwrap();
+        assert!(
+            note.text
+                .starts_with("2 connections in TIME_WAIT, the last for 59.0s"),
+            "{}",
+            note.text
+        );
+        assert_eq!(time_wait(8080, Proto::Udp, &[tw(8080, 1)]), None);
+    }
+
+    #[test]
+    fn settings_notes() {
+        let settings = PortSettings::parse(
+            Some("1024"),
+            Some("32768 60999"),
+            Some("40000"),
+            Some(false),
+        );
+        let kinds = |port| -> Vec<NoteKind> {
+            notes(port, &[Proto::Tcp, Proto::Udp], &[], &[], &settings)
+                .into_iter()
+                .map(|n| n.kind)
+                .collect()
+        };
+        assert_eq!(kinds(80), [NoteKind::Privileged]);
+        assert_eq!(kinds(40000), [NoteKind::Reserved, NoteKind::Ephemeral]);
+        assert!(kinds(8080).is_empty());
+    }
+}
