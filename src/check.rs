@@ -99,7 +99,7 @@ pub fn run_check(args: &CheckArgs, output: Output) -> Result<Exit> {
                 Verdict::InUse => (Status::InUse, Some(Held(&holders).to_string())),
             };
             let note = (status == Status::Free)
-                .then(|| notes::time_wait(port, proto, &waiting))
+                .then(|| notes::time_wait(port, proto, &waiting, notes::Lingering::ReuseAddrBinds))
                 .flatten()
                 .map(|n| n.text);
             CheckRecord {

@@ -155,8 +155,13 @@ const API_TIMEOUT: Duration = Duration::from_millis(500);
 const API_BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 /// One HTTP/1.1 request over a runtime's Unix socket: (status, body).
-fn request(socket: &Path, method: &str, path: &str) -> io::Result<(u16, Vec<u8>)> {
-    let mut stream = platform::local_stream(socket, API_TIMEOUT)?;
+fn request(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    timeout: Duration,
+) -> io::Result<(u16, Vec<u8>)> {
+    let mut stream = platform::local_stream(socket, timeout)?;
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: portctl/{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -210,10 +215,12 @@ impl Runtimes {
         slot.get_or_insert_with(|| {
             api_sockets(runtime)
                 .iter()
-                .find_map(|socket| match request(socket, "GET", "/containers/json") {
-                    Ok((200, body)) => Some(parse_listing(&body)),
-                    _ => None,
-                })
+                .find_map(
+                    |socket| match request(socket, "GET", "/containers/json", API_TIMEOUT) {
+                        Ok((200, body)) => Some(parse_listing(&body)),
+                        _ => None,
+                    },
+                )
                 .unwrap_or_default()
         })
     }
@@ -280,21 +287,40 @@ impl Runtimes {
     }
 }
 
-/// Stops a container through its runtime's API (`docker stop`'s request).
-pub fn stop(container: &Container) -> io::Result<()> {
+/// Stops a container through its runtime's API (`docker stop`'s
+/// request), giving it `grace` to exit before the runtime kills it; the
+/// runtime answers once it has stopped.
+pub fn stop(container: &Container, grace: Duration) -> io::Result<()> {
     let id = container
         .id
         .as_deref()
         .ok_or_else(|| io::Error::other("the container's id is not known"))?;
     let mut last = io::Error::other(format!("no API socket answers for {}", container.runtime));
+    let seconds = grace.as_secs().max(1);
+    let path = format!("/containers/{id}/stop?t={seconds}");
+    // The answer comes when the container is gone: allow the grace and
+    // the runtime's own kill after it.
+    let wait = Duration::from_secs(seconds + 10);
     for socket in api_sockets(container.runtime) {
-        match request(&socket, "POST", &format!("/containers/{id}/stop")) {
+        match request(&socket, "POST", &path, wait) {
             Ok((204 | 304, _)) => return Ok(()),
             Ok((status, body)) => {
                 last = io::Error::other(format!(
                     "the {} API answered {status}: {}",
                     container.runtime,
                     String::from_utf8_lossy(&body[..body.len().min(200)]).trim()
+                ))
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                last = io::Error::other(format!(
+                    "the {} API did not answer within {}s",
+                    container.runtime,
+                    wait.as_secs()
                 ))
             }
             Err(e) => last = e,

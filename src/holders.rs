@@ -53,6 +53,7 @@ pub fn find_holders(
         owners,
         names,
     };
+    let lingering = time_wait_on(keys, &snapshot.sockets, host)?;
     let mut lookups = Lookups::new(true);
     for key in keys {
         let on_port = snapshot
@@ -60,13 +61,55 @@ pub fn find_holders(
             .iter()
             .filter(|s| (s.local.port(), s.proto) == *key);
         let any_listener = on_port.clone().any(Socket::is_listening);
-        let holders = on_port
+        let mut holders: Vec<SocketRecord> = on_port
             .filter(|s| !any_listener || s.is_listening())
             .map(|s| snapshot.record(s, &mut lookups))
             .collect();
+        if holders.is_empty() {
+            // Nothing else: connections in TIME_WAIT whose socket did not
+            // set SO_REUSEADDR hold the port against every server.
+            holders = lingering
+                .iter()
+                .filter(|s| (s.local.port(), s.proto) == *key)
+                .map(|s| snapshot.record(s, &mut lookups))
+                .collect();
+        }
         result.insert(*key, holders);
     }
     Ok(result)
+}
+
+/// TIME_WAIT sockets on the TCP keys that nothing else holds (read only
+/// then: the kernel filters by state).
+fn time_wait_on(
+    keys: &[(u16, Proto)],
+    held: &[Socket],
+    host: Option<IpAddr>,
+) -> Result<Vec<Socket>> {
+    let unheld: Vec<(u16, Proto)> = keys
+        .iter()
+        .filter(|(port, proto)| {
+            *proto == Proto::Tcp
+                && !held
+                    .iter()
+                    .any(|s| s.local.port() == *port && s.proto == *proto)
+        })
+        .copied()
+        .collect();
+    if unheld.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = TableQuery {
+        udp: false,
+        tcp_states: Some(vec![TcpState::TimeWait]),
+        ..TableQuery::all()
+    };
+    let mut sockets = sockets::read_table(&query)?.sockets;
+    sockets.retain(|s| {
+        unheld.contains(&(s.local.port(), s.proto))
+            && host.is_none_or(|h| conflicts(s.local.ip(), s.v6only, h))
+    });
+    Ok(sockets)
 }
 
 /// Why a port is held, as one sentence: who holds it, or why that cannot
@@ -79,6 +122,14 @@ impl fmt::Display for Held<'_> {
         if holders.is_empty() {
             return f.write_str(
                 "in use, but no socket holding it is visible here (another network namespace?)",
+            );
+        }
+        if holders.iter().all(|h| h.state == Some(TcpState::TimeWait)) {
+            return write!(
+                f,
+                "held by {} connection{} in TIME_WAIT left by a socket without SO_REUSEADDR: no server can bind it until they end",
+                holders.len(),
+                if holders.len() == 1 { "" } else { "s" }
             );
         }
         if holders.iter().all(|h| h.pid.is_none()) {
@@ -114,6 +165,9 @@ impl fmt::Display for Describe<'_> {
         }
         if let Some(container) = &h.container {
             write!(f, ", {}", ContainerText(container))?;
+            if let Some(port) = container.port {
+                write!(f, " port {port}")?;
+            }
         } else if let Some(unit) = &h.unit {
             write!(f, ", unit {}", sanitize(unit))?;
         }
@@ -121,7 +175,7 @@ impl fmt::Display for Describe<'_> {
     }
 }
 
-/// `container web (docker, image nginx:1.27) port 80`.
+/// `container web (docker, image nginx:1.27)`.
 pub struct ContainerText<'a>(pub &'a Container);
 
 impl fmt::Display for ContainerText<'_> {
@@ -136,11 +190,7 @@ impl fmt::Display for ContainerText<'_> {
         if let Some(image) = &c.image {
             write!(f, ", image {}", sanitize(image))?;
         }
-        f.write_str(")")?;
-        if let Some(port) = c.port {
-            write!(f, " port {port}")?;
-        }
-        Ok(())
+        f.write_str(")")
     }
 }
 

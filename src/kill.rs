@@ -234,7 +234,7 @@ pub fn run(args: &KillArgs, output: Output) -> Result<Exit> {
         }
         free = wait_free(port, &protos, Duration::from_secs(2));
     }
-    let note = if free {
+    let mut note = if free {
         "the port is free".to_string()
     } else if args.force {
         "the port is still held".to_string()
@@ -244,6 +244,21 @@ pub fn run(args: &KillArgs, output: Output) -> Result<Exit> {
             args.timeout.as_secs_f64()
         )
     };
+    if !free {
+        // A container's first process may ignore SIGTERM: say how its
+        // runtime stops it.
+        let inside = listening_records(port, &protos)
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|r| r.container);
+        if let Some(container) = inside {
+            note.push_str(&format!(
+                "; it runs in {}: `{}` or kill --container stops it",
+                ContainerText(&container),
+                containers::stop_command(&container)
+            ));
+        }
+    }
     let report = KillReport {
         port,
         signals,
@@ -283,7 +298,8 @@ fn stop_container(args: &KillArgs, protos: &[Proto], output: Output) -> Result<E
         let _ = writeln!(io::stderr(), "nothing done");
         return Ok(Exit::Negative);
     }
-    containers::stop(&container).map_err(|e| Error::failure(format!("cannot stop {what}: {e}")))?;
+    containers::stop(&container, args.timeout)
+        .map_err(|e| Error::failure(format!("cannot stop {what}: {e}")))?;
     let free = wait_free(port, protos, args.timeout);
     let report = ContainerReport {
         port,

@@ -28,9 +28,21 @@ pub struct Note {
     pub text: String,
 }
 
-/// Connections in TIME_WAIT on local `port`: how many, and the longest
-/// time one has left.
-pub fn time_wait(port: u16, proto: Proto, sockets: &[Socket]) -> Option<Note> {
+/// What connections in TIME_WAIT mean for a server that wants the port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lingering {
+    /// A bind with SO_REUSEADDR succeeds now (the usual case).
+    ReuseAddrBinds,
+    /// Nothing else holds the port, yet even SO_REUSEADDR fails: the
+    /// socket that left them did not set it.
+    BlocksEveryBind,
+    /// Something else holds the port anyway.
+    BesideHolders,
+}
+
+/// Connections in TIME_WAIT on local `port`: how many, the longest time
+/// one has left, and what that means for a server.
+pub fn time_wait(port: u16, proto: Proto, sockets: &[Socket], effect: Lingering) -> Option<Note> {
     let waiting: Vec<&Socket> = sockets
         .iter()
         .filter(|s| {
@@ -42,10 +54,19 @@ pub fn time_wait(port: u16, proto: Proto, sockets: &[Socket]) -> Option<Note> {
     }
     let longest = waiting.iter().filter_map(|s| s.time_wait_left).max();
     let left = longest.map_or_else(String::new, |d| format!(", the last for {}", seconds(d)));
+    let meaning = match effect {
+        Lingering::ReuseAddrBinds => format!(
+            ": a server that sets SO_REUSEADDR can bind {port} now; one that does not gets \"address in use\" until then"
+        ),
+        Lingering::BlocksEveryBind => format!(
+            ": the socket that left them did not set SO_REUSEADDR, so no server can bind {port} until the last one ends"
+        ),
+        Lingering::BesideHolders => String::new(),
+    };
     Some(Note {
         kind: NoteKind::TimeWait,
         text: format!(
-            "{} connection{} in TIME_WAIT{left}: a server that sets SO_REUSEADDR can bind {port} now; one that does not gets \"address in use\" until then",
+            "{} connection{} in TIME_WAIT{left}{meaning}",
             waiting.len(),
             if waiting.len() == 1 { "" } else { "s" },
         ),
@@ -58,16 +79,19 @@ fn seconds(d: Duration) -> String {
 
 /// Every note about `port` on `protos`: from the sockets on it (`sockets`,
 /// raw, TIME_WAIT included), their records, and the machine's settings.
+/// `tcp_bindable`: whether a SO_REUSEADDR server could bind the TCP port
+/// right now (a real bind probe), which decides what TIME_WAIT means.
 pub fn notes(
     port: u16,
     protos: &[Proto],
     sockets: &[Socket],
     records: &[SocketRecord],
     settings: &PortSettings,
+    tcp_bindable: bool,
 ) -> Vec<Note> {
     let mut notes: Vec<Note> = protos
         .iter()
-        .flat_map(|&proto| socket_notes(port, proto, sockets, records))
+        .flat_map(|&proto| socket_notes(port, proto, sockets, records, tcp_bindable))
         .collect();
     notes.extend(settings_notes(port, settings));
     notes
@@ -79,6 +103,7 @@ fn socket_notes(
     proto: Proto,
     sockets: &[Socket],
     records: &[SocketRecord],
+    tcp_bindable: bool,
 ) -> Vec<Note> {
     let mut notes = Vec::new();
     let on_port: Vec<&SocketRecord> = records
@@ -93,12 +118,25 @@ fn socket_notes(
         if let (true, Some(container)) = (is_proxy, &r.container) {
             notes.push(Note {
                 kind: NoteKind::ContainerPublished,
-                text: format!("{port}/{proto} forwards into {}", ContainerText(container)),
+                text: format!(
+                    "{port}/{proto} forwards into {}{}",
+                    ContainerText(container),
+                    container
+                        .port
+                        .map(|p| format!(" port {p}"))
+                        .unwrap_or_default()
+                ),
             });
             break;
         }
     }
-    if let Some(note) = time_wait(port, proto, sockets) {
+    let others_hold = on_port.iter().any(|r| r.state != Some(TcpState::TimeWait));
+    let effect = match (tcp_bindable, others_hold) {
+        (true, _) => Lingering::ReuseAddrBinds,
+        (false, true) => Lingering::BesideHolders,
+        (false, false) => Lingering::BlocksEveryBind,
+    };
+    if let Some(note) = time_wait(port, proto, sockets, effect) {
         notes.push(note);
     }
     let hidden: Vec<SocketRecord> = on_port
@@ -182,19 +220,25 @@ mod tests {
 
     #[test]
     fn time_wait_counts_and_the_longest_wait() {
-        let note = time_wait(
-            8080,
-            Proto::Tcp,
-            &[tw(8080, 1500), tw(8080, 59_000), tw(9090, 1)],
-        )
-        .unwrap();
+        let sockets = [tw(8080, 1500), tw(8080, 59_000), tw(9090, 1)];
+        let note = time_wait(8080, Proto::Tcp, &sockets, Lingering::ReuseAddrBinds).unwrap();
         assert!(
             note.text
                 .starts_with("2 connections in TIME_WAIT, the last for 59.0s"),
             "{}",
             note.text
         );
-        assert_eq!(time_wait(8080, Proto::Udp, &[tw(8080, 1)]), None);
+        assert!(note.text.contains("SO_REUSEADDR can bind"));
+        let blocking = time_wait(8080, Proto::Tcp, &sockets, Lingering::BlocksEveryBind).unwrap();
+        assert!(
+            blocking.text.contains("no server can bind"),
+            "{}",
+            blocking.text
+        );
+        assert_eq!(
+            time_wait(8080, Proto::Udp, &sockets, Lingering::ReuseAddrBinds),
+            None
+        );
     }
 
     #[test]
@@ -206,7 +250,7 @@ mod tests {
             Some(false),
         );
         let kinds = |port| -> Vec<NoteKind> {
-            notes(port, &[Proto::Tcp, Proto::Udp], &[], &[], &settings)
+            notes(port, &[Proto::Tcp, Proto::Udp], &[], &[], &settings, true)
                 .into_iter()
                 .map(|n| n.kind)
                 .collect()

@@ -2,6 +2,7 @@
 //! with its process, parents, unit and container, and why the port is or
 //! is not bindable beyond them.
 
+use crate::bind::{self, Verdict};
 use crate::cli::WhoArgs;
 use crate::exit::{Exit, Result};
 use crate::holders::{ContainerText, HiddenOwner};
@@ -88,7 +89,15 @@ pub fn run(args: &WhoArgs, output: Output) -> Result<Exit> {
         .map(|s| snapshot.record(s, &mut lookups))
         .collect();
     let settings = platform::port_settings();
-    let notes = notes::notes(port, &protos, &snapshot.sockets, &records, &settings);
+    let tcp_bindable = bind::probe(port, Proto::Tcp, &bind::check_addresses(None)) == Verdict::Free;
+    let notes = notes::notes(
+        port,
+        &protos,
+        &snapshot.sockets,
+        &records,
+        &settings,
+        tcp_bindable,
+    );
     let mut stories: HashMap<u32, Owner> = HashMap::new();
     let sockets = records
         .into_iter()
@@ -223,13 +232,20 @@ fn headline(port: u16, s: &WhoSocket) -> String {
         .process
         .as_deref()
         .is_some_and(crate::containers::is_runtime_process);
+    // The address first: a hidden owner's description ends in advice.
     match (&r.container, proxy) {
-        (Some(c), true) => format!(
-            "{port}/{proto} is published by {}; {how} by {holder} on {at}{under}",
-            ContainerText(c)
-        ),
+        (Some(c), true) => {
+            let from = c
+                .port
+                .map(|p| format!(" from its port {p}"))
+                .unwrap_or_default();
+            format!(
+                "{port}/{proto} is published by {}{from}; {how} on {at} by {holder}{under}",
+                ContainerText(c)
+            )
+        }
         (Some(c), false) => format!(
-            "{port}/{proto} is {how} by {holder} on {at}, inside {}",
+            "{port}/{proto} is {how} on {at} by {holder}, inside {}",
             ContainerText(c)
         ),
         (None, _) => {
@@ -238,7 +254,7 @@ fn headline(port: u16, s: &WhoSocket) -> String {
                 .as_deref()
                 .map(|u| format!(", unit {}", sanitize(u)))
                 .unwrap_or_default();
-            format!("{port}/{proto} is {how} by {holder} on {at}{under}{unit}")
+            format!("{port}/{proto} is {how} on {at} by {holder}{under}{unit}")
         }
     }
 }
