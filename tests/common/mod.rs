@@ -322,3 +322,54 @@ pub fn on_terminal(args: &str, env: &[(&str, &str)]) -> String {
         .expect("script (util-linux) runs portctl on a pseudo-terminal");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Reaps `child` with wait4(2), polling (WNOHANG) until `limit` and then
+/// killing it; returns its exit code (`None` when a signal ended it) and
+/// its peak resident set in KiB (`ru_maxrss`, which Linux counts in KiB).
+///
+/// The kernel starts a process's `ru_maxrss` at the high-water RSS of the
+/// memory it ran in before exec; `Command` spawns with vfork, so that is
+/// this test process's. Keep the test process small: the figure can only
+/// be too high, never too low.
+pub fn wait_peak_rss(child: std::process::Child, limit: std::time::Duration) -> (Option<i32>, u64) {
+    let pid = child.id() as libc::pid_t;
+    let deadline = std::time::Instant::now() + limit;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain data; all zeroes is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut flags = libc::WNOHANG;
+    loop {
+        // SAFETY: wait4 on our own, not yet reaped child, with valid
+        // pointers to a status and a rusage.
+        let got = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
+        if got == pid {
+            break;
+        }
+        if got < 0 {
+            let err = std::io::Error::last_os_error();
+            assert_eq!(err.kind(), std::io::ErrorKind::Interrupted, "wait4: {err}");
+            continue;
+        }
+        if flags != 0 && std::time::Instant::now() >= deadline {
+            // SAFETY: kill(2) on our own child, not reaped yet.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            flags = 0;
+            continue;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // Reaped: dropping the handle closes whatever pipes it still holds.
+    drop(child);
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    (code, usage.ru_maxrss.max(0) as u64)
+}
+
+/// A test whose real part (Docker, root, a cgroup hierarchy, a kernel
+/// feature) is missing: skipped with the reason, except in CI (`CI` set),
+/// where the part must be there and its absence fails the test.
+pub fn skip_or_fail(reason: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("CI must not skip: {reason}");
+    }
+    eprintln!("skipped: {reason}");
+}
