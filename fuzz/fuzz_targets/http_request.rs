@@ -1,0 +1,32 @@
+//! Request heads as `serve http` reads them: any bytes, cut anywhere, give
+//! one of the four answers without panicking; a complete head stays the
+//! same, and one too large stays too large, whatever follows it.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use portctl::serve::http::{read_head, Head};
+
+fuzz_target!(|input: (Vec<u8>, Vec<u16>)| {
+    let (data, cuts) = input;
+    let whole = read_head(&data);
+    let mut points: Vec<usize> = cuts
+        .iter()
+        .map(|c| usize::from(*c) % (data.len() + 1))
+        .collect();
+    points.sort_unstable();
+    for p in points {
+        match (read_head(&data[..p]), &whole) {
+            (Head::Complete(request, json), Head::Complete(all, all_json)) => {
+                assert_eq!((&request, json), (all, *all_json), "cut at {p}");
+            }
+            (Head::Complete(request, _), other) => {
+                panic!("complete at {p} ({request:?}) but not with more bytes: {other:?}")
+            }
+            (Head::TooLarge, Head::TooLarge) => {}
+            (Head::TooLarge, other) => {
+                panic!("too large at {p} but not with more bytes: {other:?}")
+            }
+            _ => {}
+        }
+    }
+});
