@@ -3,6 +3,7 @@
 //! bound addresses overlap.
 
 use crate::model::Proto;
+use crate::parse::PortRange;
 use crate::platform;
 use socket2::{Domain, Socket as RawSocket, Type};
 use std::fmt;
@@ -119,6 +120,74 @@ pub fn probe(port: u16, proto: Proto, addresses: &[IpAddr]) -> Verdict {
         verdict = Verdict::Unbindable(why);
     }
     verdict
+}
+
+/// `wanted` distinct ports free on every one of `addresses`: inside
+/// `range`, or handed out by the OS.
+pub fn pick_free(
+    proto: Proto,
+    addresses: &[IpAddr],
+    range: Option<PortRange>,
+    wanted: usize,
+) -> io::Result<Vec<u16>> {
+    match range {
+        Some(range) => Ok(pick_in_range(range, proto, addresses, wanted)),
+        None => pick_from_os(proto, addresses, wanted),
+    }
+}
+
+/// Walks the range from a varying start, so parallel callers rarely race
+/// for the same port, and keeps each port free on every address.
+fn pick_in_range(range: PortRange, proto: Proto, addresses: &[IpAddr], wanted: usize) -> Vec<u16> {
+    let len = range.port_count() as u64;
+    let start = u64::from(std::process::id()).wrapping_mul(2_654_435_761) % len;
+    let mut found = Vec::new();
+    for i in 0..len {
+        let port = range.low + ((start + i) % len) as u16;
+        if probe(port, proto, addresses) == Verdict::Free {
+            found.push(port);
+            if found.len() == wanted {
+                break;
+            }
+        }
+    }
+    found
+}
+
+/// Asks the OS for ports (bind to 0) on the first address, holding each
+/// until a round is chosen so they are distinct, then lets go and keeps
+/// those free on every address (a dual-stack `[::]` probe would collide
+/// with the held socket itself).
+fn pick_from_os(proto: Proto, addresses: &[IpAddr], wanted: usize) -> io::Result<Vec<u16>> {
+    let mut found: Vec<u16> = Vec::new();
+    for _ in 0..4 {
+        let mut held = Vec::new();
+        let mut candidates = Vec::new();
+        let mut attempts = (wanted - found.len()) * 2 + 8;
+        while candidates.len() < wanted - found.len() && attempts > 0 {
+            attempts -= 1;
+            let socket = bind_server(SocketAddr::new(addresses[0], 0), proto, 1)?;
+            let port = socket
+                .local_addr()?
+                .as_socket()
+                .map(|a| a.port())
+                .ok_or_else(|| io::Error::other("the OS did not say which port it chose"))?;
+            held.push(socket);
+            if !found.contains(&port) && !candidates.contains(&port) {
+                candidates.push(port);
+            }
+        }
+        drop(held);
+        found.extend(
+            candidates
+                .into_iter()
+                .filter(|&port| probe(port, proto, addresses) == Verdict::Free),
+        );
+        if found.len() == wanted {
+            break;
+        }
+    }
+    Ok(found)
 }
 
 /// Whether a socket bound to `bound` keeps a server from binding `wanted`

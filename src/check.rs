@@ -1,19 +1,18 @@
-//! `check` and `free`: whether a port can be bound, decided by binding it
-//! as a server would (`bind`), and who holds it (`holders`).
+//! `check`: whether a port can be bound, decided by binding it as a server
+//! would (`bind`), and who holds it (`holders`).
 
-use crate::bind::{bind_server, check_addresses, probe, Verdict};
-use crate::cli::{CheckArgs, FreeArgs};
-use crate::exit::{Error, Exit, Result};
+use crate::bind::{check_addresses, probe, Verdict};
+use crate::cli::CheckArgs;
+use crate::exit::{Exit, Result};
 use crate::holders::{find_holders, Held};
 use crate::model::{Proto, Socket, TcpState};
 use crate::notes;
 use crate::output::{self, write_array, Cell, Column, Format, Output, Style};
-use crate::parse::PortRange;
 use crate::record::SocketRecord;
 use crate::sockets::{self, Scope, TableQuery};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// The three answers `check` gives.
@@ -176,99 +175,4 @@ fn write_check_text<W: Write>(out: W, output: Output, records: &[CheckRecord]) -
         ])?;
     }
     table.finish()
-}
-
-/// One line of `free --json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FreeRecord {
-    pub port: u16,
-    pub proto: Proto,
-}
-
-pub fn run_free(args: &FreeArgs, output: Output) -> Result<Exit> {
-    let proto = if args.udp { Proto::Udp } else { Proto::Tcp };
-    let addresses = check_addresses(args.host);
-    let wanted = args.count as usize;
-    let ports = match args.range {
-        Some(range) => pick_in_range(range, proto, &addresses, wanted),
-        None => pick_from_os(proto, &addresses, wanted)?,
-    };
-    if ports.len() < wanted {
-        let range = args
-            .range
-            .map_or("the OS's ephemeral range".to_string(), |r| r.to_string());
-        return Err(Error::negative(format!(
-            "only {} of the {wanted} {proto} ports asked for are free in {range}",
-            ports.len()
-        )));
-    }
-    let printed = write_free(io::stdout().lock(), output, &ports, proto);
-    output::deliver(Exit::Ok, printed)
-}
-
-/// One port per line, or a JSON array.
-fn write_free<W: Write>(mut out: W, output: Output, ports: &[u16], proto: Proto) -> io::Result<()> {
-    if output.format == Format::Json {
-        return write_array(out, ports.iter().map(|&port| FreeRecord { port, proto }));
-    }
-    for port in ports {
-        writeln!(out, "{port}")?;
-    }
-    out.flush()
-}
-
-/// Walks the range from a varying start, so parallel callers rarely race
-/// for the same port, and keeps each port free on every address.
-fn pick_in_range(range: PortRange, proto: Proto, addresses: &[IpAddr], wanted: usize) -> Vec<u16> {
-    let len = range.port_count() as u64;
-    let start = u64::from(std::process::id()).wrapping_mul(2_654_435_761) % len;
-    let mut found = Vec::new();
-    for i in 0..len {
-        let port = range.low + ((start + i) % len) as u16;
-        if probe(port, proto, addresses) == Verdict::Free {
-            found.push(port);
-            if found.len() == wanted {
-                break;
-            }
-        }
-    }
-    found
-}
-
-/// Asks the OS for ports (bind to 0) on the first address, holding each
-/// until a round is chosen so they are distinct, then lets go and keeps
-/// those free on every address (a dual-stack `[::]` probe would collide
-/// with the held socket itself).
-fn pick_from_os(proto: Proto, addresses: &[IpAddr], wanted: usize) -> Result<Vec<u16>> {
-    let mut found: Vec<u16> = Vec::new();
-    for _ in 0..4 {
-        let mut held = Vec::new();
-        let mut candidates = Vec::new();
-        let mut attempts = (wanted - found.len()) * 2 + 8;
-        while candidates.len() < wanted - found.len() && attempts > 0 {
-            attempts -= 1;
-            let socket = bind_server(SocketAddr::new(addresses[0], 0), proto, 1)
-                .map_err(|e| Error::failure(format!("cannot bind {}: {e}", addresses[0])))?;
-            let port = socket
-                .local_addr()
-                .ok()
-                .and_then(|a| a.as_socket())
-                .map(|a| a.port())
-                .ok_or_else(|| Error::failure("the OS did not say which port it chose"))?;
-            held.push(socket);
-            if !found.contains(&port) && !candidates.contains(&port) {
-                candidates.push(port);
-            }
-        }
-        drop(held);
-        found.extend(
-            candidates
-                .into_iter()
-                .filter(|&port| probe(port, proto, addresses) == Verdict::Free),
-        );
-        if found.len() == wanted {
-            break;
-        }
-    }
-    Ok(found)
 }

@@ -293,6 +293,18 @@ pub struct FreeArgs {
     #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub count: u32,
+
+    /// Keep the port(s) bound and run CMD with them as descriptors 3.. (systemd socket activation: LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES), PORT/PORTS set and {port} replaced in ARGs
+    #[arg(long, requires = "command")]
+    pub exec: bool,
+
+    /// With --exec: close the sockets just before CMD starts, for programs that bind by themselves (racy)
+    #[arg(long, requires = "exec")]
+    pub release: bool,
+
+    /// The program to run and its arguments, after --
+    #[arg(last = true, value_name = "CMD", requires = "exec")]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

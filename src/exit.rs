@@ -13,6 +13,10 @@ pub enum Exit {
     Usage = 2,
     /// An operational failure: the socket table, a bind, a peer.
     Failure = 3,
+    /// `free --exec`: the command could not be executed (as shells say).
+    CannotExecute = 126,
+    /// `free --exec`: the command was not found.
+    CommandNotFound = 127,
 }
 
 impl Exit {

@@ -2,7 +2,7 @@
 //! map; in short, two floors with arrows pointing down:
 //!
 //! - commands, each a leaf: `whatis`, `list`, `check` (and `free`),
-//!   `serve`, `talk`, `kill`, `wait`, `probe`; `docs` (completions, man).
+//!   `free`, `who`, `serve`, `talk`, `kill`, `wait`, `probe`; `docs`.
 //! - facts, shared: `sockets` (the table and owners), `record` (a socket
 //!   as reported), `holders` (who holds a port, and the wording),
 //!   `bind` (binding as servers do), `resolve` (names), `hello` (the
@@ -18,6 +18,8 @@ pub mod cli;
 pub mod containers;
 pub mod docs;
 pub mod exit;
+pub mod free;
+pub mod handover;
 pub mod hello;
 pub mod holders;
 pub mod http;
@@ -69,7 +71,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Whatis(args) => whatis::run(args, output),
         Command::List(args) => list::run(args, output),
         Command::Check(args) => check::run_check(args, output),
-        Command::Free(args) => check::run_free(args, output),
+        Command::Free(args) => free::run(args, output),
         Command::Serve(args) => serve::run(args, output),
         Command::Talk(args) => talk::run(args, output),
         Command::Who(args) => who::run(args, output),

@@ -6,7 +6,8 @@ mod common;
 use common::{
     assert_exit, assert_usage_error, is_root, run, run_as_nobody, stderr, stdout, SocketHolder,
 };
-use portctl::check::{CheckRecord, FreeRecord, Status};
+use portctl::check::{CheckRecord, Status};
+use portctl::free::FreeRecord;
 use portctl::model::{Proto, TcpState};
 use portctl::record::SocketRecord;
 use std::io::Read;

@@ -323,10 +323,10 @@ fn floor_kib() -> u64 {
     run.peak_kib
 }
 
+/// A file of this run in the temporary directory (each test removes its
+/// own, so no directory is left behind).
 fn scratch_file(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("portctl-limits-talk-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    std::env::temp_dir().join(format!("portctl-limits-talk-{}-{name}", std::process::id()))
 }
 
 const CHUNKED_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";

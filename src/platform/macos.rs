@@ -3,8 +3,8 @@
 
 pub use super::netstat2::{find_owners, read_table, read_table_with_owners};
 pub use super::unix::{
-    family_unsupported, is_superuser, local_stream, parent_pid, raise_fd_limit, send_signal,
-    user_name, Shutdown,
+    exec_with_sockets, family_unsupported, is_superuser, local_stream, parent_pid, raise_fd_limit,
+    send_signal, user_name, Shutdown,
 };
 
 /// Not read on macOS yet: `who` shows what the socket table says.

@@ -8,6 +8,7 @@
 //!   and users;
 //! - `process_facts`, `port_settings`, `local_stream`: the story of a
 //!   process, the port sysctls, a container runtime's API socket;
+//! - `exec_with_sockets`: `free --exec`'s socket handover;
 //! - `raise_fd_limit`, `family_unsupported`, `ipv6_only_by_default`,
 //!   `Shutdown`: what servers and bind probes need.
 
@@ -36,7 +37,7 @@ use unsupported as os;
 use windows as os;
 
 pub use os::{
-    family_unsupported, find_owners, ipv6_only_by_default, is_superuser, local_stream, parent_pid,
-    port_settings, process_cgroup, process_cmdline, process_facts, raise_fd_limit, read_table,
-    read_table_with_owners, send_signal, user_name, Shutdown,
+    exec_with_sockets, family_unsupported, find_owners, ipv6_only_by_default, is_superuser,
+    local_stream, parent_pid, port_settings, process_cgroup, process_cmdline, process_facts,
+    raise_fd_limit, read_table, read_table_with_owners, send_signal, user_name, Shutdown,
 };

@@ -144,3 +144,46 @@ pub fn local_stream(
     stream.set_write_timeout(Some(timeout))?;
     Ok(stream)
 }
+
+/// Replaces this process with `program`, handing `sockets` over as
+/// descriptors 3, 4, ... (and nothing else: every other descriptor is
+/// close-on-exec); returns only when the exec failed.
+pub fn exec_with_sockets(
+    program: &std::ffi::OsStr,
+    args: &[std::ffi::OsString],
+    env: &[(String, String)],
+    sockets: Vec<socket2::Socket>,
+) -> io::Error {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    // Out of the way first (above every target), so moving them to 3..
+    // cannot clobber one.
+    let above = crate::handover::FIRST_FD + sockets.len() as i32;
+    let mut high = Vec::with_capacity(sockets.len());
+    for socket in sockets {
+        // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a descriptor we own.
+        let fd = unsafe { libc::fcntl(socket.as_raw_fd(), libc::F_DUPFD_CLOEXEC, above) };
+        if fd < 0 {
+            return io::Error::last_os_error();
+        }
+        drop(socket);
+        high.push(fd);
+    }
+    let mut command = std::process::Command::new(program);
+    command.args(args).envs(env.iter().map(|(k, v)| (k, v)));
+    // SAFETY: only async-signal-safe calls (dup2) between fork-less exec
+    // preparation and exec; dup2 leaves the new descriptor without
+    // FD_CLOEXEC, so exactly these cross the exec.
+    unsafe {
+        command.pre_exec(move || {
+            for (i, fd) in high.iter().enumerate() {
+                let target = crate::handover::FIRST_FD + i as i32;
+                if libc::dup2(*fd, target) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    command.exec()
+}

@@ -69,3 +69,16 @@ pub fn local_stream(
         "container runtime sockets are not supported here",
     ))
 }
+
+/// Handing sockets to another program is Unix's way (socket activation).
+pub fn exec_with_sockets(
+    _program: &std::ffi::OsStr,
+    _args: &[std::ffi::OsString],
+    _env: &[(String, String)],
+    _sockets: Vec<socket2::Socket>,
+) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "free --exec is not supported on this operating system",
+    )
+}

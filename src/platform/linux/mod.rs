@@ -7,8 +7,8 @@ mod procfd;
 mod procnet;
 
 pub use super::unix::{
-    family_unsupported, is_superuser, local_stream, parent_pid, raise_fd_limit, send_signal,
-    user_name, Shutdown,
+    exec_with_sockets, family_unsupported, is_superuser, local_stream, parent_pid, raise_fd_limit,
+    send_signal, user_name, Shutdown,
 };
 pub use proc::{port_settings, process_cgroup, process_cmdline, process_facts};
 
