@@ -82,8 +82,9 @@ pub enum Verdict {
 /// Why a port that nobody holds still cannot be bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unbindable {
-    /// A system port, and no privilege to bind it.
-    Privileged { port: u16 },
+    /// Below the unprivileged start (`start`, where the OS says), and no
+    /// privilege to bind it.
+    Privileged { port: u16, start: Option<u16> },
     /// The address is not one of this machine's.
     NotLocal { ip: IpAddr },
     /// Anything else the OS said.
@@ -93,10 +94,18 @@ pub enum Unbindable {
 impl fmt::Display for Unbindable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Unbindable::Privileged { port } => write!(
-                f,
-                "{port} is a system port: binding it needs root or CAP_NET_BIND_SERVICE"
-            ),
+            Unbindable::Privileged { port, start } => {
+                match start {
+                    Some(start) if *start != 1024 => write!(
+                        f,
+                        "{port} is below net.ipv4.ip_unprivileged_port_start ({start}): binding it needs root or CAP_NET_BIND_SERVICE"
+                    ),
+                    _ => write!(
+                        f,
+                        "{port} is a system port: binding it needs root or CAP_NET_BIND_SERVICE"
+                    ),
+                }
+            }
             Unbindable::NotLocal { ip } => write!(f, "{ip} is not an address of this machine"),
             Unbindable::Failed { ip, error } => write!(f, "cannot bind {ip}: {error}"),
         }
@@ -110,7 +119,10 @@ pub fn probe(port: u16, proto: Proto, addresses: &[IpAddr]) -> Verdict {
         let why = match try_bind(SocketAddr::new(ip, port), proto) {
             BindOutcome::Free | BindOutcome::NoFamily => continue,
             BindOutcome::InUse => return Verdict::InUse,
-            BindOutcome::Denied => Unbindable::Privileged { port },
+            BindOutcome::Denied => Unbindable::Privileged {
+                port,
+                start: platform::port_settings().unprivileged_start,
+            },
             BindOutcome::NotLocal => Unbindable::NotLocal { ip },
             BindOutcome::Failed(e) => Unbindable::Failed {
                 ip,
@@ -245,9 +257,10 @@ mod tests {
 
     #[test]
     fn unbindable_reasons_read_as_sentences() {
-        assert!(Unbindable::Privileged { port: 80 }
-            .to_string()
-            .contains("80 is a system port"));
+        let privileged = |start| Unbindable::Privileged { port: 80, start }.to_string();
+        assert!(privileged(Some(1024)).contains("80 is a system port"));
+        assert!(privileged(None).contains("80 is a system port"));
+        assert!(privileged(Some(2000)).contains("below net.ipv4.ip_unprivileged_port_start (2000)"));
         assert!(Unbindable::NotLocal {
             ip: ip("192.0.2.1")
         }

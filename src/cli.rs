@@ -86,6 +86,7 @@ pub enum Command {
     Whatis(WhatisArgs),
 
     /// Every TCP and UDP socket with its owning process (like ss -tunap)
+    #[command(allow_negative_numbers = true)]
     List(ListArgs),
 
     /// Is a port free to bind? If not, who holds it (exit 1)
@@ -93,12 +94,15 @@ pub enum Command {
     Check(CheckArgs),
 
     /// Print a port (or several) free to bind right now
+    #[command(allow_negative_numbers = true)]
     Free(FreeArgs),
 
     /// Start a test server (hello or echo) on a free port until Ctrl+C
+    #[command(allow_negative_numbers = true)]
     Serve(ServeArgs),
 
     /// Talk to a server: send messages and print replies, or an HTTP GET
+    #[command(allow_negative_numbers = true)]
     Talk(TalkArgs),
 
     /// The whole story of a port: process, parents, unit, container, and why it is busy
@@ -110,9 +114,11 @@ pub enum Command {
     Kill(KillArgs),
 
     /// Wait until something accepts TCP connections on HOST:PORT
+    #[command(allow_negative_numbers = true)]
     Wait(WaitArgs),
 
     /// TCP connect test of a port or a range of ports on one host
+    #[command(allow_negative_numbers = true)]
     Probe(ProbeArgs),
 
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)

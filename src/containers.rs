@@ -42,6 +42,25 @@ pub fn is_runtime_process(name: &str) -> bool {
     ) || name.starts_with("containerd-shim")
 }
 
+/// Whether process `pid`, named `name` and running as `user`, really is a
+/// runtime's: any process can call itself `docker-proxy`, so the name must
+/// match the program it runs (`/proc/PID/exe`). Where that cannot be read
+/// (another user's process), only root's processes count: the runtimes
+/// that publish ports for others run as root, an impostor without
+/// privileges cannot.
+pub fn is_runtime(pid: u32, name: &str, user: Option<&str>) -> bool {
+    if !is_runtime_process(name) {
+        return false;
+    }
+    match platform::process_exe(pid) {
+        Some(exe) => exe
+            .file_name()
+            .and_then(|f| f.to_str())
+            .is_some_and(|file| file.starts_with(name) || name.starts_with(file)),
+        None => user == Some("root"),
+    }
+}
+
 /// What a `docker-proxy` command line says it forwards.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyTarget {
@@ -239,7 +258,14 @@ impl Runtimes {
             let found = self
                 .listing(Runtime::Docker)
                 .iter()
-                .find(|c| target.container_ip.is_some_and(|ip| c.ips.contains(&ip)))
+                .find(|c| {
+                    // The address the proxy names, and this port published:
+                    // a command line alone proves nothing.
+                    target.container_ip.is_some_and(|ip| c.ips.contains(&ip))
+                        && c.ports
+                            .iter()
+                            .any(|&(host, _, p)| host == port && p == proto)
+                })
                 .cloned();
             return Some(self.describe(Runtime::Docker, found, target.container_port));
         }

@@ -233,11 +233,12 @@ impl fmt::Display for HiddenOwner<'_> {
 
 /// The hint `list` gives when some sockets have no visible owner.
 pub fn unowned_hint(count: usize) -> String {
+    let sockets = if count == 1 { "socket" } else { "sockets" };
     if platform::is_superuser() {
-        format!("{count} sockets have no visible owner: outside this PID namespace, or the kernel's own")
+        format!("{count} {sockets} without a visible owner: outside this PID namespace, or the kernel's own")
     } else {
         format!(
-            "{count} sockets belong to processes you cannot inspect; run with sudo to see their owners"
+            "{count} {sockets} of processes you cannot inspect; run with sudo to see their owners"
         )
     }
 }

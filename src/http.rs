@@ -46,19 +46,30 @@ impl ResponseHead {
         if (100..200).contains(&self.status) || self.status == 204 || self.status == 304 {
             return Ok(Framing::Length(0));
         }
-        let chunked = self
+        // Transfer-Encoding wins over Content-Length; the body is chunked
+        // when chunked is the last coding, else it runs until the close.
+        let codings: Vec<String> = self
             .headers
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"))
-            .any(|(_, v)| v.to_ascii_lowercase().contains("chunked"));
-        if chunked {
-            return Ok(Framing::Chunked);
+            .flat_map(|(_, v)| v.split(','))
+            .map(|c| c.trim().to_ascii_lowercase())
+            .filter(|c| !c.is_empty())
+            .collect();
+        if let Some(last) = codings.last() {
+            return Ok(if last == "chunked" {
+                Framing::Chunked
+            } else {
+                Framing::UntilClose
+            });
         }
         let mut length = None;
-        for (_, value) in self
+        // `Content-Length: 3, 3` is one length said twice (RFC 9110 8.6).
+        for value in self
             .headers
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .flat_map(|(_, v)| v.split(','))
         {
             let value = value.trim();
             let parsed = (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
@@ -90,6 +101,9 @@ pub fn read_response_head(bytes: &[u8]) -> Result<Option<ResponseHead>, BodyErro
             headers: header_pairs(response.headers),
             len,
         })),
+        Err(httparse::Error::TooManyHeaders) => Err(BodyError(format!(
+            "the response has more than {MAX_RESPONSE_HEADERS} header lines"
+        ))),
         Err(e) => Err(BodyError(format!("not an HTTP response: {e}"))),
     }
 }
@@ -312,6 +326,23 @@ mod tests {
         assert!(head("Content-Length: 1\r\nContent-Length: 2\r\n")
             .framing()
             .is_err());
+        assert_eq!(
+            head("Content-Length: 3, 3\r\n").framing(),
+            Ok(Framing::Length(3))
+        );
+        assert!(head("Content-Length: 3, 4\r\n").framing().is_err());
+        assert_eq!(
+            head("Transfer-Encoding: chunked, gzip\r\n").framing(),
+            Ok(Framing::UntilClose)
+        );
+        assert_eq!(
+            head("Transfer-Encoding: gzip, chunked\r\nContent-Length: 9\r\n").framing(),
+            Ok(Framing::Chunked)
+        );
+        assert_eq!(
+            head("Transfer-Encoding: notchunked\r\n").framing(),
+            Ok(Framing::UntilClose)
+        );
         let no_content = read_response_head(b"HTTP/1.1 204 No Content\r\n\r\n")
             .unwrap()
             .unwrap();

@@ -63,11 +63,7 @@ fn listening_records(port: u16, protos: &[Proto]) -> Result<Vec<SocketRecord>> {
 /// own process, which serves every container it runs.
 fn listeners(port: u16, protos: &[Proto]) -> Result<Vec<Target>> {
     let holders = listening_records(port, protos)?;
-    if let Some(runtime) = holders.iter().find(|h| {
-        h.process
-            .as_deref()
-            .is_some_and(containers::is_runtime_process)
-    }) {
+    if let Some(runtime) = holders.iter().find(|h| h.held_by_runtime()) {
         let name = output::sanitize(runtime.process.as_deref().unwrap_or_default()).into_owned();
         return Err(Error::negative(match &runtime.container {
             Some(container) => format!(

@@ -20,7 +20,9 @@ fn main() -> ExitCode {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
             if !e.message.is_empty() {
-                let _ = writeln!(std::io::stderr(), "error: {}", e.message);
+                // Messages may quote what a peer sent: never raw.
+                let message = portctl::output::sanitize(&e.message);
+                let _ = writeln!(std::io::stderr(), "error: {message}");
             }
             ExitCode::from(e.exit.code())
         }

@@ -111,10 +111,7 @@ fn socket_notes(
         .filter(|r| r.proto == proto && r.local_port == port)
         .collect();
     for r in on_port.iter().filter(|r| r.container.is_some()) {
-        let is_proxy = r
-            .process
-            .as_deref()
-            .is_some_and(crate::containers::is_runtime_process);
+        let is_proxy = r.held_by_runtime();
         if let (true, Some(container)) = (is_proxy, &r.container) {
             notes.push(Note {
                 kind: NoteKind::ContainerPublished,
@@ -160,11 +157,14 @@ fn socket_notes(
             .iter()
             .any(|r| r.state == Some(TcpState::Close) && r.inode != 0)
     {
+        let meaning = if tcp_bindable {
+            "no server answers; a server that sets SO_REUSEADDR can still bind it, one that does not gets \"address in use\""
+        } else {
+            "no server answers, yet the port cannot be bound"
+        };
         notes.push(Note {
             kind: NoteKind::BoundInactive,
-            text: format!(
-                "a socket is bound to {port} without listening: no server answers, yet the port cannot be bound"
-            ),
+            text: format!("a socket is bound to {port} without listening: {meaning}"),
         });
     }
     notes
@@ -190,7 +190,11 @@ fn settings_notes(port: u16, settings: &PortSettings) -> Vec<Note> {
             ),
         });
     }
-    if let Some(range) = settings.ephemeral.filter(|r| r.contains(port)) {
+    // A reserved port is never handed to outgoing connections.
+    let ephemeral = settings
+        .ephemeral
+        .filter(|r| r.contains(port) && !settings.is_reserved(port));
+    if let Some(range) = ephemeral {
         notes.push(Note {
             kind: NoteKind::Ephemeral,
             text: format!(
@@ -256,7 +260,8 @@ mod tests {
                 .collect()
         };
         assert_eq!(kinds(80), [NoteKind::Privileged]);
-        assert_eq!(kinds(40000), [NoteKind::Reserved, NoteKind::Ephemeral]);
+        assert_eq!(kinds(40000), [NoteKind::Reserved]);
+        assert_eq!(kinds(40001), [NoteKind::Ephemeral]);
         assert!(kinds(8080).is_empty());
     }
 }

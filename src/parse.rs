@@ -29,7 +29,9 @@ impl fmt::Display for ParseError {
         write!(
             f,
             "invalid {} '{}': {}",
-            self.kind, self.value, self.expected
+            self.kind,
+            crate::output::sanitize(&self.value),
+            self.expected
         )
     }
 }

@@ -50,6 +50,18 @@ impl SocketRecord {
         SocketAddr::new(self.remote_addr, self.remote_port)
     }
 
+    /// Whether its owner is a container runtime's own process (a proxy or
+    /// daemon publishing a container's port), checked, not guessed from
+    /// the name.
+    pub fn held_by_runtime(&self) -> bool {
+        match (self.pid, &self.process) {
+            (Some(pid), Some(name)) => {
+                crate::containers::is_runtime(pid, name, self.user.as_deref())
+            }
+            _ => false,
+        }
+    }
+
     /// TCP LISTEN, or UDP with no peer: a server, not a client.
     pub fn is_listening(&self) -> bool {
         match self.proto {
@@ -71,13 +83,21 @@ impl Snapshot {
         let pids = self.owners.of(socket);
         let pid = pids.first().copied();
         let process = pid.and_then(|p| self.names.get(&p).cloned());
+        // TIME_WAIT and request sockets report uid 0 but belong to no one.
+        let user = socket
+            .uid
+            .filter(|_| socket.inode != 0)
+            .and_then(|uid| lookups.users.name(uid).map(str::to_string));
         let (unit, container) = match (pid, &process) {
-            (Some(pid), Some(name)) if lookups.attribute => {
-                lookups.attribution(pid, name, socket.local.port(), socket.proto)
-            }
+            (Some(pid), Some(name)) if lookups.attribute => lookups.attribution(
+                pid,
+                name,
+                user.as_deref(),
+                socket.local.port(),
+                socket.proto,
+            ),
             _ => (None, None),
         };
-        let users = &mut lookups.users;
         SocketRecord {
             proto: socket.proto,
             family: socket.family(),
@@ -88,11 +108,7 @@ impl Snapshot {
             state: socket.state,
             pid,
             process,
-            // TIME_WAIT and request sockets report uid 0 but belong to no one.
-            user: socket
-                .uid
-                .filter(|_| socket.inode != 0)
-                .and_then(|uid| users.name(uid).map(str::to_string)),
+            user,
             inode: socket.inode,
             service: service_of(socket).map(str::to_string),
             pids: if pids.len() > 1 {
@@ -140,6 +156,7 @@ impl Lookups {
         &mut self,
         pid: u32,
         process: &str,
+        user: Option<&str>,
         port: u16,
         proto: Proto,
     ) -> (Option<String>, Option<Container>) {
@@ -148,7 +165,7 @@ impl Lookups {
             .entry(pid)
             .or_insert_with(|| platform::process_cgroup(pid).unwrap_or_default());
         let placement = cgroup::parse(cgroup_text);
-        let proxy = crate::containers::is_runtime_process(process);
+        let proxy = crate::containers::is_runtime(pid, process, user);
         if placement.container.is_none() && !proxy {
             return (placement.unit, None);
         }

@@ -44,10 +44,6 @@ impl PortSettings {
         self.reserved.iter().any(|r| r.contains(port))
     }
 
-    pub fn is_ephemeral(&self, port: u16) -> bool {
-        self.ephemeral.is_some_and(|r| r.contains(port))
-    }
-
     /// Whether binding `port` needs a privilege this process lacks.
     pub fn needs_privilege(&self, port: u16) -> bool {
         self.unprivileged_start.is_some_and(|start| port < start)
@@ -85,7 +81,6 @@ mod tests {
             })
         );
         assert!(s.is_reserved(8080) && s.is_reserved(9005) && !s.is_reserved(9011));
-        assert!(s.is_ephemeral(40000) && !s.is_ephemeral(1000));
         assert!(s.needs_privilege(80) && !s.needs_privilege(1024));
         let empty = PortSettings::parse(Some(""), Some("x"), Some("\n"), None);
         assert_eq!(empty, PortSettings::default());

@@ -228,10 +228,7 @@ fn headline(port: u16, s: &WhoSocket) -> String {
     } else {
         "held"
     };
-    let proxy = r
-        .process
-        .as_deref()
-        .is_some_and(crate::containers::is_runtime_process);
+    let proxy = r.held_by_runtime();
     // The address first: a hidden owner's description ends in advice.
     match (&r.container, proxy) {
         (Some(c), true) => {

@@ -38,6 +38,7 @@ use windows as os;
 
 pub use os::{
     exec_with_sockets, family_unsupported, find_owners, ipv6_only_by_default, is_superuser,
-    local_stream, parent_pid, port_settings, process_cgroup, process_cmdline, process_facts,
-    raise_fd_limit, read_table, read_table_with_owners, send_signal, user_name, Shutdown,
+    local_stream, parent_pid, port_settings, process_cgroup, process_cmdline, process_exe,
+    process_facts, raise_fd_limit, read_table, read_table_with_owners, send_signal, user_name,
+    Shutdown,
 };

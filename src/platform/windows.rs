@@ -55,6 +55,10 @@ pub fn process_cmdline(_pid: u32) -> Option<Vec<String>> {
     None
 }
 
+pub fn process_exe(_pid: u32) -> Option<std::path::PathBuf> {
+    None
+}
+
 pub fn port_settings() -> crate::settings::PortSettings {
     crate::settings::PortSettings::default()
 }

@@ -116,17 +116,32 @@ async fn read_head(
 ) -> Result<(ResponseHead, Vec<u8>)> {
     let mut buffer = Vec::new();
     let mut interim = 0;
+    // The whole head within --timeout: a server that trickles headers
+    // cannot hold the client for hours.
+    let deadline = tokio::time::Instant::now() + args.timeout;
     loop {
         if let Some(head) = read_response_head(&buffer).map_err(|e| Error::failure(e.0))? {
             let rest = buffer.split_off(head.len);
-            if (100..200).contains(&head.status) && head.status != 101 && interim < MAX_INTERIM {
-                interim += 1;
-                buffer = rest;
-                continue;
+            match head.status {
+                101 => {
+                    return Err(Error::failure(
+                        "the server switched protocols (101); talk --http speaks HTTP/1.1 only",
+                    ))
+                }
+                100..=199 if interim < MAX_INTERIM => {
+                    interim += 1;
+                    buffer = rest;
+                    continue;
+                }
+                100..=199 => {
+                    return Err(Error::failure(format!(
+                        "no final response after {MAX_INTERIM} interim (1xx) responses"
+                    )))
+                }
+                _ => return Ok((head, rest)),
             }
-            return Ok((head, rest));
         }
-        match timeout(args.timeout, stream.read(chunk)).await {
+        match tokio::time::timeout_at(deadline, stream.read(chunk)).await {
             Ok(Ok(0)) => {
                 return Err(Error::failure(
                     "the server closed before a full response head",
@@ -232,7 +247,12 @@ impl Body {
             }
             Sink::Json { kept } => {
                 let room = JSON_BODY.saturating_sub(kept.len());
-                kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                let mut take = bytes.len().min(room);
+                if take > 0 && take < bytes.len() {
+                    // Cut at a character, not inside one.
+                    take -= incomplete_utf8_tail(&bytes[..take]);
+                }
+                kept.extend_from_slice(&bytes[..take]);
                 Ok(())
             }
         };

@@ -9,7 +9,7 @@ mod print;
 use crate::cli::TalkArgs;
 use crate::exit::{Error, Exit, Result};
 use crate::hello::EXIT;
-use crate::output::Output;
+use crate::output::{self, Output};
 use crate::parse::parse_host_port;
 use crate::resolve::resolve;
 use print::{ExchangeKind, Printer};
@@ -78,17 +78,24 @@ enum ReplyEnd {
 }
 
 /// Reads one reply: waits up to `first` for it to start, then takes what
-/// follows until a pause, handing each read to `printer` as it arrives.
+/// follows until a pause — or until `limit` in all, so a server that never
+/// pauses cannot hold the session — handing each read to `printer` as it
+/// arrives. An error printing is the reader's (a closed stdout ends the
+/// run quietly); an error reading is the peer's.
 async fn read_reply(
     stream: &mut TcpStream,
     first: Duration,
+    limit: Duration,
+    peer: &str,
     printer: &mut Printer<io::Stdout>,
-) -> io::Result<ReplyEnd> {
+) -> Result<ReplyEnd> {
     let mut chunk = vec![0u8; 16 * 1024];
     let mut wait = first;
     let mut bytes = 0u64;
+    let deadline = tokio::time::Instant::now() + limit.max(first);
     loop {
-        match timeout(wait, stream.read(&mut chunk)).await {
+        let wait_until = (tokio::time::Instant::now() + wait).min(deadline);
+        match tokio::time::timeout_at(wait_until, stream.read(&mut chunk)).await {
             Err(_) if bytes == 0 => return Ok(ReplyEnd::Silent),
             Err(_) => return Ok(ReplyEnd::Quiet),
             Ok(Ok(0)) => return Ok(ReplyEnd::Closed { bytes }),
@@ -97,7 +104,7 @@ async fn read_reply(
                 bytes = bytes.saturating_add(n as u64);
                 wait = REPLY_QUIET;
             }
-            Ok(Err(e)) => return Err(e),
+            Ok(Err(e)) => return Err(Error::failure(format!("{peer}: {e}"))),
         }
     }
 }
@@ -109,66 +116,87 @@ async fn talk_tcp(addrs: &[SocketAddr], args: &TalkArgs, output: Output) -> Resu
         .map(|a| a.to_string())
         .unwrap_or_default();
     let mut printer = Printer::new(io::stdout(), output, io::stdout().is_terminal());
-    printer.begin(ExchangeKind::Greeting, None);
-    match read_reply(&mut stream, GREETING_WAIT.min(args.timeout), &mut printer).await {
-        Ok(ReplyEnd::Closed { .. }) => {
-            printer.end()?;
-            return Err(Error::failure(format!("{peer} closed the connection")));
-        }
-        Ok(_) => printer.end()?,
-        Err(e) => return Err(Error::failure(format!("{peer}: {e}"))),
+    let result = session(&mut stream, &peer, args, &mut printer).await;
+    // Say goodbye the way the hello protocol expects, then close.
+    if matches!(result, Ok(Said::Messages)) {
+        let _ = stream.write_all(&[EXIT, b"\n"].concat()).await;
     }
-    let mut said_exit = false;
+    let _ = stream.shutdown().await;
+    // A JSON array is closed whatever happened, so what was printed parses.
+    let finished = printer.finish();
+    result?;
+    output::deliver(Exit::Ok, finished)
+}
+
+/// How a session ended.
+enum Said {
+    /// Every message, and the server is still there.
+    Messages,
+    /// `exit` was among them: the server closes.
+    Exit,
+    /// The server closed after its greeting, with nothing to send.
+    GreetingOnly,
+}
+
+async fn session(
+    stream: &mut TcpStream,
+    peer: &str,
+    args: &TalkArgs,
+    printer: &mut Printer<io::Stdout>,
+) -> Result<Said> {
+    printer.begin(ExchangeKind::Greeting, None);
+    let greeting = read_reply(
+        stream,
+        GREETING_WAIT.min(args.timeout),
+        args.timeout,
+        peer,
+        printer,
+    )
+    .await?;
+    printer.end()?;
+    if let ReplyEnd::Closed { bytes } = greeting {
+        if bytes > 0 && args.messages.is_empty() {
+            return Ok(Said::GreetingOnly);
+        }
+        return Err(Error::failure(format!("{peer} closed the connection")));
+    }
     if args.messages.is_empty() {
         let mut stdin = BufReader::new(tokio::io::stdin());
         let mut line = Vec::new();
-        while read_line(&mut stdin, &mut line).await? {
-            said_exit = exchange(&mut stream, &line, args.timeout, &peer, &mut printer).await?;
-            if said_exit {
-                break;
+        while read_line(&mut stdin, &mut line, MAX_INPUT_LINE).await? {
+            if exchange(stream, &line, args.timeout, peer, printer).await? {
+                return Ok(Said::Exit);
             }
         }
     } else {
         for message in &args.messages {
-            said_exit = exchange(
-                &mut stream,
-                message.as_bytes(),
-                args.timeout,
-                &peer,
-                &mut printer,
-            )
-            .await?;
-            if said_exit {
-                break;
+            if exchange(stream, message.as_bytes(), args.timeout, peer, printer).await? {
+                return Ok(Said::Exit);
             }
         }
     }
-    // Say goodbye the way the hello protocol expects, then close.
-    if !said_exit {
-        let _ = stream.write_all(&[EXIT, b"\n"].concat()).await;
-    }
-    let _ = stream.shutdown().await;
-    printer.finish()?;
-    Ok(Exit::Ok)
+    Ok(Said::Messages)
 }
 
-/// Reads one line of stdin (without its newline) into `line`, at most
-/// [`MAX_INPUT_LINE`] bytes of it; false at the end of input.
+/// Reads one line of stdin into `line`, at most `max` bytes of it (a
+/// longer line is sent in pieces); its line end is dropped, a piece's
+/// bytes are kept as they are. False at the end of input.
 async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
     input: &mut R,
     line: &mut Vec<u8>,
+    max: usize,
 ) -> Result<bool> {
     line.clear();
-    let mut limited = input.take(MAX_INPUT_LINE as u64);
+    let mut limited = input.take(max as u64);
     let n = limited
         .read_until(b'\n', line)
         .await
         .map_err(|e| Error::failure(format!("cannot read stdin: {e}")))?;
     if line.last() == Some(&b'\n') {
         line.pop();
-    }
-    if line.last() == Some(&b'\r') {
-        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
     }
     Ok(n > 0)
 }
@@ -190,9 +218,7 @@ async fn exchange(
         return Ok(true);
     }
     printer.begin(ExchangeKind::Reply, Some(message));
-    let end = read_reply(stream, wait, printer)
-        .await
-        .map_err(|e| Error::failure(format!("{peer}: {e}")))?;
+    let end = read_reply(stream, wait, wait, peer, printer).await?;
     printer.end()?;
     match end {
         ReplyEnd::Quiet | ReplyEnd::Closed { bytes: 1.. } => Ok(false),
@@ -224,40 +250,63 @@ async fn talk_udp(addrs: &[SocketAddr], args: &TalkArgs, output: Output) -> Resu
         .await
         .map_err(|e| Error::failure(format!("cannot reach {addr}: {e}")))?;
     let mut printer = Printer::new(io::stdout(), output, io::stdout().is_terminal());
+    let result = datagrams(&socket, addr, args, &mut printer).await;
+    let finished = printer.finish();
+    result?;
+    output::deliver(Exit::Ok, finished)
+}
+
+/// The largest UDP payload over IPv4: a longer stdin line goes in pieces.
+const MAX_DATAGRAM: usize = 65_507;
+
+/// Sends each message as a datagram as soon as it is read and prints
+/// what comes back: the first reply, and any that follow it before a
+/// pause, as replies to that message.
+async fn datagrams(
+    socket: &UdpSocket,
+    addr: SocketAddr,
+    args: &TalkArgs,
+    printer: &mut Printer<io::Stdout>,
+) -> Result<()> {
     let mut buffer = vec![0u8; 65_536];
     let mut messages = args.messages.iter();
     let mut stdin = BufReader::new(tokio::io::stdin());
     let mut line = Vec::new();
     loop {
         let message: &[u8] = if args.messages.is_empty() {
-            if !read_line(&mut stdin, &mut line).await? {
-                break;
+            if !read_line(&mut stdin, &mut line, MAX_DATAGRAM).await? {
+                return Ok(());
             }
             &line
         } else {
             match messages.next() {
                 Some(m) => m.as_bytes(),
-                None => break,
+                None => return Ok(()),
             }
         };
         socket
             .send(message)
             .await
             .map_err(|e| Error::failure(format!("cannot send to {addr}: {e}")))?;
-        let len = match timeout(args.timeout, socket.recv(&mut buffer)).await {
-            Ok(Ok(len)) => len,
-            Ok(Err(e)) => return Err(Error::failure(format!("{addr}: {e}"))),
-            Err(_) => {
-                return Err(Error::failure(format!(
-                    "no reply from {addr} in {:.1}s",
-                    args.timeout.as_secs_f64()
-                )))
-            }
-        };
-        printer.begin(ExchangeKind::Reply, Some(message));
-        printer.piece(&buffer[..len])?;
-        printer.end()?;
+        let mut wait = args.timeout;
+        let mut replies = 0;
+        loop {
+            let len = match timeout(wait, socket.recv(&mut buffer)).await {
+                Ok(Ok(len)) => len,
+                Ok(Err(e)) => return Err(Error::failure(format!("{addr}: {e}"))),
+                Err(_) if replies > 0 => break,
+                Err(_) => {
+                    return Err(Error::failure(format!(
+                        "no reply from {addr} in {:.1}s",
+                        args.timeout.as_secs_f64()
+                    )))
+                }
+            };
+            printer.begin(ExchangeKind::Reply, Some(message));
+            printer.piece(&buffer[..len])?;
+            printer.end()?;
+            replies += 1;
+            wait = REPLY_QUIET;
+        }
     }
-    printer.finish()?;
-    Ok(Exit::Ok)
 }

@@ -83,7 +83,8 @@ impl<W: Write> Printer<W> {
 
     /// The next bytes of the reply.
     pub fn piece(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.started |= !bytes.is_empty();
+        // An empty datagram is a reply too: it gets its (empty) line.
+        self.started = true;
         self.held.extend_from_slice(bytes);
         if self.json.is_some() {
             if self.held.len() >= JSON_PIECE {

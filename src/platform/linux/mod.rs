@@ -10,7 +10,7 @@ pub use super::unix::{
     exec_with_sockets, family_unsupported, is_superuser, local_stream, parent_pid, raise_fd_limit,
     send_signal, user_name, Shutdown,
 };
-pub use proc::{port_settings, process_cgroup, process_cmdline, process_facts};
+pub use proc::{port_settings, process_cgroup, process_cmdline, process_exe, process_facts};
 
 use crate::model::{Proto, Socket};
 use crate::sockets::{OwnerQuery, Owners, ReadError, Scope, Table, TableQuery};

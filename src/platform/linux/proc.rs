@@ -22,6 +22,12 @@ pub fn process_cgroup(pid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()
 }
 
+/// The program a process runs (`/proc/PID/exe`); `None` where it may not
+/// be read (another user's process) or is gone.
+pub fn process_exe(pid: u32) -> Option<std::path::PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+}
+
 /// The arguments of `/proc/PID/cmdline`.
 pub fn process_cmdline(pid: u32) -> Option<Vec<String>> {
     std::fs::read(format!("/proc/{pid}/cmdline"))
