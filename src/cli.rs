@@ -121,6 +121,9 @@ pub enum Command {
     #[command(allow_negative_numbers = true)]
     Probe(ProbeArgs),
 
+    /// This machine's sockets once, in the Prometheus text format
+    Metrics(MetricsArgs),
+
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     Completions(CompletionsArgs),
 
@@ -321,6 +324,8 @@ pub enum ServiceName {
     Echo,
     /// An HTTP/1.1 reply describing the request (text, or JSON on Accept: application/json)
     Http,
+    /// This machine's sockets for Prometheus at GET /metrics (default port 9109)
+    Metrics,
 }
 
 #[derive(Debug, Args)]
@@ -358,6 +363,17 @@ pub struct ServeArgs {
     /// No connection logs on stderr
     #[arg(short = 'q', long)]
     pub quiet: bool,
+
+    /// metrics: also report whether PORT is free (portctl_port_free); repeatable
+    #[arg(long, value_name = "PORT", value_parser = port)]
+    pub watch: Vec<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Also report whether PORT is free (portctl_port_free); repeatable
+    #[arg(long = "port", value_name = "PORT", value_parser = port)]
+    pub ports: Vec<u16>,
 }
 
 #[derive(Debug, Args)]

@@ -25,6 +25,7 @@ pub mod holders;
 pub mod http;
 pub mod kill;
 pub mod list;
+pub mod metrics;
 pub mod model;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod nolibm;
@@ -37,6 +38,7 @@ pub mod process;
 pub mod record;
 pub mod registry;
 pub mod resolve;
+pub mod scrape;
 pub mod serve;
 pub mod settings;
 pub mod sockets;
@@ -78,6 +80,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Kill(args) => kill::run(args, output),
         Command::Wait(args) => wait::run(args, output),
         Command::Probe(args) => probe::run(args, output),
+        Command::Metrics(args) => metrics::run(args),
         Command::Completions(args) => docs::completions(args),
         Command::Man => docs::man(),
     }

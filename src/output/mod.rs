@@ -3,6 +3,7 @@
 //! alone decides the format, escapes untrusted text and applies colour.
 
 mod json;
+pub mod prometheus;
 mod sanitize;
 mod table;
 

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 /// The largest request head read; anything longer gets 431.
-const MAX_HEAD: usize = 16 * 1024;
+pub const MAX_HEAD: usize = 16 * 1024;
 /// The most header lines a request may carry; more gets 431.
 const MAX_HEADERS: usize = 64;
 /// A client that sends no complete head in this time is dropped.

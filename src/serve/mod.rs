@@ -7,6 +7,7 @@ mod conn;
 mod echo;
 mod hello;
 pub mod http;
+mod metrics;
 pub mod server;
 
 pub use conn::Stats;
@@ -32,6 +33,9 @@ use tokio_util::sync::CancellationToken;
 
 /// The port tried first when none is given.
 pub const DEFAULT_PORT: u16 = 9999;
+/// `serve metrics` starts at 9109, the port Prometheus exporters share
+/// out around 9100.
+pub const METRICS_PORT: u16 = 9109;
 
 /// How long in-flight replies may take once a shutdown is asked for.
 const GRACE: Duration = Duration::from_millis(500);
@@ -155,13 +159,18 @@ fn bind_port(args: &ServeArgs, protos: &[Proto]) -> Result<Bound> {
             }
         }),
         None => {
-            for port in DEFAULT_PORT..=u16::MAX {
+            let first = if args.service == ServiceName::Metrics {
+                METRICS_PORT
+            } else {
+                DEFAULT_PORT
+            };
+            for port in first..=u16::MAX {
                 match bind_all(ip, port, tcp, udp) {
                     Ok(bound) => {
-                        if port != DEFAULT_PORT {
+                        if port != first {
                             log_line(format_args!(
-                                "port {DEFAULT_PORT} is {}; using {port}",
-                                holder_text(DEFAULT_PORT, protos, ip)
+                                "port {first} is {}; using {port}",
+                                holder_text(first, protos, ip)
                             ));
                         }
                         return Ok(bound);
@@ -171,7 +180,7 @@ fn bind_port(args: &ServeArgs, protos: &[Proto]) -> Result<Bound> {
                 }
             }
             Err(Error::negative(format!(
-                "no free port from {DEFAULT_PORT} to 65535"
+                "no free port from {first} to 65535"
             )))
         }
     }
@@ -190,12 +199,15 @@ pub fn run(args: &ServeArgs, output: Output) -> Result<Exit> {
             delay: Duration::from_millis(args.delay),
         },
         ServiceName::Echo => Handler::Echo,
-        ServiceName::Http if args.udp => {
+        ServiceName::Http | ServiceName::Metrics if args.udp => {
             return Err(Error::usage(
-                "invalid transport '--udp' for http: HTTP/1.1 is served over TCP",
+                "invalid transport '--udp' for http and metrics: HTTP/1.1 is served over TCP",
             ))
         }
         ServiceName::Http => Handler::Http,
+        ServiceName::Metrics => {
+            Handler::Metrics(Arc::new(metrics::Scraper::new(args.watch.clone())))
+        }
     });
     let fd_limit = platform::raise_fd_limit();
     let mut max_conn = usize::try_from(args.max_conn).unwrap_or(usize::MAX);

@@ -4,7 +4,8 @@
 //! listener and a shutdown token, so tests can run one in-process.
 
 use super::conn::Stats;
-use super::{echo, hello, http};
+use super::metrics::Scraper;
+use super::{echo, hello, http, metrics};
 use crate::output::sanitize;
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ pub enum Handler {
     Hello { delay: Duration },
     Echo,
     Http,
+    Metrics(Arc<Scraper>),
 }
 
 impl Handler {
@@ -39,6 +41,7 @@ impl Handler {
             Handler::Hello { delay } => hello::serve(stream, *delay, shutdown, stats).await,
             Handler::Echo => echo::serve(stream, shutdown, stats).await,
             Handler::Http => http::serve(stream, peer, shutdown, stats).await,
+            Handler::Metrics(scraper) => metrics::serve(stream, scraper, shutdown, stats).await,
         }
     }
 
@@ -46,7 +49,7 @@ impl Handler {
         match self {
             Handler::Hello { .. } => crate::hello::datagram_reply(body),
             // Refused at start-up: HTTP is served over TCP only.
-            Handler::Echo | Handler::Http => body.to_vec(),
+            Handler::Echo | Handler::Http | Handler::Metrics(_) => body.to_vec(),
         }
     }
 
@@ -55,6 +58,7 @@ impl Handler {
             Handler::Hello { .. } => "hello",
             Handler::Echo => "echo",
             Handler::Http => "http",
+            Handler::Metrics(_) => "metrics",
         }
     }
 }
