@@ -107,7 +107,8 @@ fn the_official_parser_reads_every_family_and_hostile_names_exactly() {
     let mine = samples
         .iter()
         .find(|(name, labels, _)| {
-            name == "portctl_listener_info" && labels["port"] == port.to_string()
+            name == "portctl_listener_info"
+                && labels["port"].as_str() == Some(port.to_string().as_str())
         })
         .expect("the test's listener is exported");
     assert_eq!(mine.1["process"], "ev\"il\\x\nname");
@@ -120,7 +121,9 @@ fn the_official_parser_reads_every_family_and_hostile_names_exactly() {
         samples
             .iter()
             .find(|(n, l, _)| {
-                n == "portctl_port_free" && l["port"] == p.to_string() && l["proto"] == "tcp"
+                n == "portctl_port_free"
+                    && l["port"].as_str() == Some(p.to_string().as_str())
+                    && l["proto"] == "tcp"
             })
             .map(|s| s.2)
     };
