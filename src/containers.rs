@@ -5,7 +5,7 @@
 //! over its Unix socket — a few GETs with a short timeout, nothing at all
 //! when the socket is missing or unreadable, never the `docker` CLI.
 
-use crate::cgroup::{self, ContainerId, Runtime};
+use crate::cgroup::{ContainerId, Runtime};
 use crate::http::{read_response_head, BodyDecoder};
 use crate::model::Proto;
 use crate::platform;
@@ -245,12 +245,12 @@ impl Runtimes {
     }
 
     /// The container behind a socket on `port` owned by `process` (its
-    /// name, command line and cgroup text), if any.
+    /// name, command line, and the container its cgroup names), if any.
     pub fn attribute(
         &mut self,
         process: &str,
         cmdline: &[String],
-        cgroup_text: &str,
+        own: Option<&ContainerId>,
         port: u16,
         proto: Proto,
     ) -> Option<Container> {
@@ -294,7 +294,7 @@ impl Runtimes {
                 return found.map(|c| self.describe(runtime, Some(c), inner));
             }
         }
-        let ContainerId { runtime, id } = cgroup::parse(cgroup_text).container?;
+        let ContainerId { runtime, id } = own?.clone();
         let found = self.listing(runtime).iter().find(|c| c.id == id).cloned();
         let mut container = self.describe(runtime, found, Some(port));
         container.id = Some(id);

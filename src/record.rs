@@ -1,7 +1,7 @@
 //! A socket as every command reports it: the JSON names of a socket live
 //! here, and `Snapshot` turns a table and its owners into these records.
 
-use crate::cgroup;
+use crate::cgroup::{self, ContainerId};
 use crate::containers::{Container, Runtimes};
 use crate::model::{Family, Proto, Socket, TcpState};
 use crate::platform;
@@ -139,8 +139,17 @@ pub struct Lookups {
     pub users: Users,
     /// Whether to find units and containers at all.
     pub attribute: bool,
-    cgroups: HashMap<u32, String>,
+    places: HashMap<u32, Place>,
     runtimes: Runtimes,
+}
+
+/// Where one owning process runs, read once per PID.
+#[derive(Debug, Default)]
+struct Place {
+    unit: Option<String>,
+    container: Option<ContainerId>,
+    /// A runtime's own process: its command line, for the proxy's target.
+    runtime_cmdline: Option<Vec<String>>,
 }
 
 impl Lookups {
@@ -160,24 +169,26 @@ impl Lookups {
         port: u16,
         proto: Proto,
     ) -> (Option<String>, Option<Container>) {
-        let cgroup_text = self
-            .cgroups
-            .entry(pid)
-            .or_insert_with(|| platform::process_cgroup(pid).unwrap_or_default());
-        let placement = cgroup::parse(cgroup_text);
-        let proxy = crate::containers::is_runtime(pid, process, user);
-        if placement.container.is_none() && !proxy {
-            return (placement.unit, None);
+        let place = self.places.entry(pid).or_insert_with(|| {
+            let placement = cgroup::parse(&platform::process_cgroup(pid).unwrap_or_default());
+            Place {
+                unit: placement.unit,
+                container: placement.container,
+                runtime_cmdline: crate::containers::is_runtime(pid, process, user)
+                    .then(|| platform::process_cmdline(pid).unwrap_or_default()),
+            }
+        });
+        if place.container.is_none() && place.runtime_cmdline.is_none() {
+            return (place.unit.clone(), None);
         }
-        let cmdline = if proxy {
-            platform::process_cmdline(pid).unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let container = self
-            .runtimes
-            .attribute(process, &cmdline, cgroup_text, port, proto);
-        (placement.unit, container)
+        let container = self.runtimes.attribute(
+            process,
+            place.runtime_cmdline.as_deref().unwrap_or_default(),
+            place.container.as_ref(),
+            port,
+            proto,
+        );
+        (place.unit.clone(), container)
     }
 }
 

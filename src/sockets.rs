@@ -131,6 +131,11 @@ impl Owners {
         }
     }
 
+    /// The (inode, pid) pairs, to add to.
+    pub fn into_pairs(self) -> Vec<(u64, u32)> {
+        self.inodes.into_iter().zip(self.pids).collect()
+    }
+
     /// Every PID holding any of `sockets`, sorted, each once.
     pub fn pids_of<'a>(&self, sockets: impl IntoIterator<Item = &'a Socket>) -> Vec<u32> {
         let mut pids: Vec<u32> = sockets

@@ -80,20 +80,25 @@ pub fn read_table_with_owners(query: &TableQuery) -> Result<(Table, Owners), Rea
     std::thread::scope(|s| {
         let scan = s.spawn(|| procfd::scan(None, Scope::Every));
         let table = read_table(query);
-        let mut scan = scan.join().unwrap_or_else(|_| procfd::FdScan {
+        let scan = scan.join().unwrap_or_else(|_| procfd::FdScan {
             unreadable: true,
             ..Default::default()
         });
         let table = table?;
-        let found: HashSet<u64> = scan.owners.iter().map(|(inode, _)| *inode).collect();
+        let unreadable = scan.unreadable;
+        let owners = Owners::from_pairs(scan.owners, unreadable);
         let missing: HashSet<u64> = table
             .sockets
             .iter()
+            .filter(|s| s.inode != 0 && owners.of(s).is_empty())
             .map(|s| s.inode)
-            .filter(|inode| *inode != 0 && !found.contains(inode))
             .collect();
-        scan.owners.extend(procfd::scan_threads(&missing));
-        Ok((table, Owners::from_pairs(scan.owners, scan.unreadable)))
+        if missing.is_empty() {
+            return Ok((table, owners));
+        }
+        let mut pairs = owners.into_pairs();
+        pairs.extend(procfd::scan_threads(&missing));
+        Ok((table, Owners::from_pairs(pairs, unreadable)))
     })
 }
 
