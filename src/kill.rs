@@ -133,6 +133,66 @@ fn wait_free(port: u16, protos: &[Proto], limit: Duration) -> bool {
     }
 }
 
+/// SIGTERM to every target, a wait for the port, then SIGKILL to those
+/// still listening with `--force`: the signals sent, and whether the port
+/// is free.
+fn stop(targets: &[Target], args: &KillArgs, protos: &[Proto]) -> Result<(Vec<Signalled>, bool)> {
+    let port = args.port;
+    let mut signals = Vec::new();
+    let mut signal = |target: &Target, signal: Signal| -> Result<()> {
+        platform::send_signal(target.pid, signal)
+            .map_err(|e| Error::negative(format!("cannot signal {target}: {e}")))?;
+        signals.push(Signalled {
+            pid: target.pid,
+            process: target.name.clone(),
+            signal,
+        });
+        Ok(())
+    };
+    for target in targets {
+        signal(target, Signal::Term)?;
+    }
+    let mut free = wait_free(port, protos, args.timeout);
+    if !free && args.force {
+        for target in listeners(port, protos)? {
+            if targets.contains(&target) {
+                signal(&target, Signal::Kill)?;
+            }
+        }
+        free = wait_free(port, protos, Duration::from_secs(2));
+    }
+    Ok((signals, free))
+}
+
+/// What the report says after the signals.
+fn outcome(args: &KillArgs, protos: &[Proto], free: bool) -> String {
+    if free {
+        return "the port is free".to_string();
+    }
+    let mut note = if args.force {
+        "the port is still held".to_string()
+    } else {
+        format!(
+            "the port is still held after {:.1}s; --force sends SIGKILL",
+            args.timeout.as_secs_f64()
+        )
+    };
+    // A container's first process may ignore SIGTERM: say how its runtime
+    // stops it.
+    let inside = listening_records(args.port, protos)
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|r| r.container);
+    if let Some(container) = inside {
+        note.push_str(&format!(
+            "; it runs in {}: `{}` or kill --container stops it",
+            ContainerText(&container),
+            containers::stop_command(&container)
+        ));
+    }
+    note
+}
+
 /// Refuses PID 1, portctl itself and its parent.
 fn refuse_protected(targets: &[Target]) -> Result<()> {
     let me = std::process::id();
@@ -207,54 +267,8 @@ pub fn run(args: &KillArgs, output: Output) -> Result<Exit> {
         let now = listeners(port, &protos)?;
         targets.retain(|t| now.contains(t));
     }
-    let mut signals = Vec::new();
-    let mut signal = |target: &Target, signal: Signal| -> Result<()> {
-        platform::send_signal(target.pid, signal)
-            .map_err(|e| Error::negative(format!("cannot signal {target}: {e}")))?;
-        signals.push(Signalled {
-            pid: target.pid,
-            process: target.name.clone(),
-            signal,
-        });
-        Ok(())
-    };
-    for target in &targets {
-        signal(target, Signal::Term)?;
-    }
-    let mut free = wait_free(port, &protos, args.timeout);
-    if !free && args.force {
-        for target in listeners(port, &protos)? {
-            if targets.contains(&target) {
-                signal(&target, Signal::Kill)?;
-            }
-        }
-        free = wait_free(port, &protos, Duration::from_secs(2));
-    }
-    let mut note = if free {
-        "the port is free".to_string()
-    } else if args.force {
-        "the port is still held".to_string()
-    } else {
-        format!(
-            "the port is still held after {:.1}s; --force sends SIGKILL",
-            args.timeout.as_secs_f64()
-        )
-    };
-    if !free {
-        // A container's first process may ignore SIGTERM: say how its
-        // runtime stops it.
-        let inside = listening_records(port, &protos)
-            .unwrap_or_default()
-            .into_iter()
-            .find_map(|r| r.container);
-        if let Some(container) = inside {
-            note.push_str(&format!(
-                "; it runs in {}: `{}` or kill --container stops it",
-                ContainerText(&container),
-                containers::stop_command(&container)
-            ));
-        }
-    }
+    let (signals, free) = stop(&targets, args, &protos)?;
+    let note = outcome(args, &protos, free);
     let report = KillReport {
         port,
         signals,

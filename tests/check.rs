@@ -4,7 +4,7 @@
 mod common;
 
 use common::{
-    assert_exit, assert_usage_error, is_root, run, run_as_nobody, stderr, stdout, SocketHolder,
+    assert_exit, assert_usage_error, needs_root, run, run_as_nobody, stderr, stdout, SocketHolder,
 };
 use portctl::check::{CheckRecord, Status};
 use portctl::free::FreeRecord;
@@ -268,8 +268,7 @@ fn free_in_a_range_skips_held_ports_and_says_when_it_runs_out() {
 /// free; a system port is not bindable.
 #[test]
 fn without_root_hidden_holders_and_system_ports() {
-    if !is_root() {
-        eprintln!("not root: the nobody case runs in CI");
+    if !needs_root("the nobody case runs through setpriv") {
         return;
     }
     let listener = TcpListener::bind("0.0.0.0:0").unwrap();

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{assert_exit, is_root, on_terminal, portctl, python, run, stderr, stdout};
+use common::{assert_exit, needs_root, on_terminal, portctl, python, run, stderr, stdout};
 use portctl::check::{CheckRecord, Status};
 use portctl::list::WatchEvent;
 use portctl::model::TcpState;
@@ -155,8 +155,7 @@ fn a_socket_bound_without_listening_is_named_not_blamed_on_a_namespace() {
 
 #[test]
 fn root_is_never_told_to_use_sudo() {
-    if !is_root() {
-        eprintln!("skipped: needs root (CI runs as root)");
+    if !needs_root("portctl in a PID namespace of its own") {
         return;
     }
     if Command::new("unshare").arg("--version").output().is_err() {

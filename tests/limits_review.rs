@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{is_root, portctl, run, skip_or_fail, stderr};
+use common::{needs_root, portctl, run, stderr};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
@@ -28,8 +28,8 @@ fn serve_once(reply: Vec<u8>, hold: Duration) -> u16 {
 
 #[test]
 fn a_process_calling_itself_docker_proxy_is_not_a_runtime() {
-    if !is_root() {
-        return skip_or_fail("needs root to run the impostor as nobody");
+    if !needs_root("the impostor runs as nobody") {
+        return;
     }
     // An unprivileged program named docker-proxy, claiming a container.
     let script = "import socket,time\n\

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{
-    assert_exit, assert_usage_error, is_root, run, run_as_nobody, stderr, stdout, SocketHolder,
+    assert_exit, assert_usage_error, needs_root, run, run_as_nobody, stderr, stdout, SocketHolder,
 };
 use portctl::model::{Family, Proto, TcpState};
 use portctl::record::SocketRecord;
@@ -317,8 +317,7 @@ fn bad_filters_are_usage_errors() {
 /// Without root, other users' sockets are listed with no PID and one hint.
 #[test]
 fn without_root_hidden_owners_are_listed_not_dropped() {
-    if !is_root() {
-        eprintln!("not root: the nobody case runs in CI");
+    if !needs_root("the nobody case runs through setpriv") {
         return;
     }
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -10,7 +10,7 @@
 mod common;
 
 use common::{
-    assert_exit, assert_usage_error, is_root, portctl, python, run, run_as_nobody, skip_or_fail,
+    assert_exit, assert_usage_error, needs_root, portctl, python, run, run_as_nobody, skip_or_fail,
     stderr, stdout, wait_timeout, SocketHolder,
 };
 use portctl::cgroup::Runtime;
@@ -588,8 +588,8 @@ impl Drop for SecondDaemon {
 #[test]
 fn docker_published_port_without_the_userland_proxy() {
     let _lock = docker_lock();
-    if !is_root() {
-        return skip_or_fail("a second dockerd and a bridge need root");
+    if !needs_root("a second dockerd and a bridge need root") {
+        return;
     }
     if !have("dockerd", "--version") || !have("ip", "-V") {
         return skip_or_fail("dockerd (docker.io) or ip (iproute2) is missing");
@@ -680,8 +680,8 @@ fn systemd_hierarchy() -> Option<PathBuf> {
 
 #[test]
 fn a_process_in_a_service_cgroup_names_its_unit() {
-    if !is_root() {
-        return skip_or_fail("moving a process into a unit's cgroup needs root");
+    if !needs_root("moving a process into a unit's cgroup needs root") {
+        return;
     }
     let Some(root) = systemd_hierarchy() else {
         return skip_or_fail("no name=systemd or unified cgroup hierarchy is mounted");
@@ -872,8 +872,8 @@ impl Drop for ReservedPorts {
 
 #[test]
 fn a_reserved_port_is_noted() {
-    if !is_root() {
-        return skip_or_fail("writing net.ipv4.ip_local_reserved_ports needs root");
+    if !needs_root("writing net.ipv4.ip_local_reserved_ports needs root") {
+        return;
     }
     let path = "/proc/sys/net/ipv4/ip_local_reserved_ports";
     let Ok(saved) = std::fs::read_to_string(path) else {
@@ -924,8 +924,8 @@ fn ephemeral_ports_are_noted_and_others_are_not() {
 
 #[test]
 fn privileged_ports_for_a_user_without_the_capability() {
-    if !is_root() {
-        return skip_or_fail("running as nobody (setpriv) needs root");
+    if !needs_root("running as nobody (setpriv) needs root") {
+        return;
     }
     let start: u16 = sysctl("ip_unprivileged_port_start")
         .trim()
@@ -952,8 +952,8 @@ fn privileged_ports_for_a_user_without_the_capability() {
 
 #[test]
 fn hidden_owners_as_root_in_another_pid_namespace_and_as_nobody() {
-    if !is_root() {
-        return skip_or_fail("unshare --pid and setpriv need root");
+    if !needs_root("unshare --pid and setpriv need root") {
+        return;
     }
     if !have("unshare", "--version") {
         return skip_or_fail("unshare (util-linux) is missing");

@@ -198,3 +198,47 @@ pub async fn serve_udp(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The loop runs in-process on a listener the test bound, and stops
+    /// when the test cancels its token.
+    #[tokio::test]
+    async fn serves_a_bound_listener_until_the_token_is_cancelled() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let handler = Arc::new(Handler::Hello {
+            delay: Duration::ZERO,
+        });
+        let limits = Limits {
+            max_conn: 8,
+            log: false,
+        };
+        let server = tokio::spawn(run_tcp(
+            listener,
+            handler,
+            shutdown.clone(),
+            limits,
+            Duration::from_millis(200),
+        ));
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut welcome = [0u8; 8];
+        client.read_exact(&mut welcome).await.unwrap();
+        assert_eq!(&welcome, b"welcome!");
+        client.write_all(b"Michael\n").await.unwrap();
+        let mut reply = [0u8; 15];
+        client.read_exact(&mut reply).await.unwrap();
+        assert_eq!(&reply, b"hello,Michael!\n");
+        drop(client);
+        shutdown.cancel();
+        let stats = server.await.unwrap();
+        assert_eq!(stats.messages.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.connections.load(Ordering::Relaxed), 1);
+        // The listener is closed: the port can be bound again.
+        assert!(std::net::TcpListener::bind(addr).is_ok());
+    }
+}

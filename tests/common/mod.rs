@@ -373,3 +373,13 @@ pub fn skip_or_fail(reason: &str) {
     }
     eprintln!("skipped: {reason}");
 }
+
+/// The root-only preamble: true when the test runs as root (as CI does);
+/// otherwise skips, saying `why` (a failure under CI).
+pub fn needs_root(why: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    skip_or_fail(&format!("needs root: {why}"));
+    false
+}
