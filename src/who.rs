@@ -60,8 +60,61 @@ fn owner(pid: u32) -> Owner {
 }
 
 pub fn run(args: &WhoArgs, output: Output) -> Result<Exit> {
-    let port = args.port;
     let protos = args.transport.protos();
+    let story = story(args.port, &protos)?;
+    let answer = if story.sockets.is_empty() {
+        Exit::Negative
+    } else {
+        Exit::Ok
+    };
+    let out = io::stdout().lock();
+    let printed = if output.is_json() {
+        output::write_line(out, &story)
+    } else {
+        write_story(out, &story, &protos)
+    };
+    output::deliver(answer, printed)
+}
+
+/// Every socket on `port` (listeners first), its owner's story, and the
+/// notes.
+fn story(port: u16, protos: &[Proto]) -> Result<Story> {
+    let (snapshot, records) = sockets_on(port, protos)?;
+    let tcp_bindable = bind::probe(port, Proto::Tcp, &bind::check_addresses(None)) == Verdict::Free;
+    let notes = notes::notes(
+        port,
+        protos,
+        &snapshot.sockets,
+        &records,
+        &platform::port_settings(),
+        tcp_bindable,
+    );
+    let mut stories: HashMap<u32, Owner> = HashMap::new();
+    let sockets = records
+        .into_iter()
+        .map(|socket| {
+            let owner = socket
+                .pid
+                .map(|pid| stories.entry(pid).or_insert_with(|| owner(pid)).clone())
+                .unwrap_or_default();
+            WhoSocket {
+                socket,
+                cmdline: owner.cmdline,
+                started: owner.started,
+                parents: owner.parents,
+            }
+        })
+        .collect();
+    Ok(Story {
+        port,
+        sockets,
+        notes,
+    })
+}
+
+/// The sockets bound to local `port` (every state, bound-inactive ones
+/// too) and their records.
+fn sockets_on(port: u16, protos: &[Proto]) -> Result<(Snapshot, Vec<SocketRecord>)> {
     let query = TableQuery {
         tcp: protos.contains(&Proto::Tcp),
         udp: protos.contains(&Proto::Udp),
@@ -83,54 +136,12 @@ pub fn run(args: &WhoArgs, output: Output) -> Result<Exit> {
         names,
     };
     let mut lookups = Lookups::new(true);
-    let records: Vec<SocketRecord> = snapshot
+    let records = snapshot
         .sockets
         .iter()
         .map(|s| snapshot.record(s, &mut lookups))
         .collect();
-    let settings = platform::port_settings();
-    let tcp_bindable = bind::probe(port, Proto::Tcp, &bind::check_addresses(None)) == Verdict::Free;
-    let notes = notes::notes(
-        port,
-        &protos,
-        &snapshot.sockets,
-        &records,
-        &settings,
-        tcp_bindable,
-    );
-    let mut stories: HashMap<u32, Owner> = HashMap::new();
-    let sockets = records
-        .into_iter()
-        .map(|socket| {
-            let owner = socket
-                .pid
-                .map(|pid| stories.entry(pid).or_insert_with(|| owner(pid)).clone())
-                .unwrap_or_default();
-            WhoSocket {
-                socket,
-                cmdline: owner.cmdline,
-                started: owner.started,
-                parents: owner.parents,
-            }
-        })
-        .collect();
-    let story = Story {
-        port,
-        sockets,
-        notes,
-    };
-    let answer = if story.sockets.is_empty() {
-        Exit::Negative
-    } else {
-        Exit::Ok
-    };
-    let out = io::stdout().lock();
-    let printed = if output.is_json() {
-        output::write_line(out, &story)
-    } else {
-        write_story(out, &story, &protos)
-    };
-    output::deliver(answer, printed)
+    Ok((snapshot, records))
 }
 
 /// The story as text: most important first — what holds the port, the
