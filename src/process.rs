@@ -32,15 +32,16 @@ pub fn names(pids: &[u32]) -> HashMap<u32, String> {
 /// Caches UID → user name lookups for one run.
 #[derive(Debug, Default)]
 pub struct Users {
-    cache: HashMap<u32, Option<String>>,
+    cache: HashMap<u32, String>,
 }
 
 impl Users {
-    pub fn name(&mut self, uid: u32) -> Option<&str> {
+    /// The user's name, or the uid itself where no name is known (no
+    /// `/etc/passwd` in a bare container, an unknown uid).
+    pub fn name(&mut self, uid: u32) -> &str {
         self.cache
             .entry(uid)
-            .or_insert_with(|| crate::platform::user_name(uid))
-            .as_deref()
+            .or_insert_with(|| crate::platform::user_name(uid).unwrap_or_else(|| uid.to_string()))
     }
 }
 
@@ -111,7 +112,7 @@ mod tests {
     #[cfg(unix)] // user names come from NSS on Unix only
     #[test]
     fn root_is_uid_0() {
-        assert_eq!(Users::default().name(0), Some("root"));
-        assert_eq!(Users::default().name(u32::MAX - 7), None);
+        assert_eq!(Users::default().name(0), "root");
+        assert_eq!(Users::default().name(u32::MAX - 7), "4294967288");
     }
 }

@@ -87,7 +87,7 @@ impl Snapshot {
         let user = socket
             .uid
             .filter(|_| socket.inode != 0)
-            .and_then(|uid| lookups.users.name(uid).map(str::to_string));
+            .map(|uid| lookups.users.name(uid).to_string());
         let (unit, container) = match (pid, &process) {
             (Some(pid), Some(name)) if lookups.attribute => lookups.attribution(
                 pid,
