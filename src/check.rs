@@ -7,7 +7,7 @@ use crate::exit::{Exit, Result};
 use crate::holders::{find_holders, Held};
 use crate::model::{Proto, Socket, TcpState};
 use crate::notes;
-use crate::output::{self, write_array, Cell, Column, Format, Output, Style};
+use crate::output::{self, write_array, Cell, Column, Fit, Format, Output, Style};
 use crate::record::SocketRecord;
 use crate::sockets::{self, Scope, TableQuery};
 use serde::{Deserialize, Serialize};
@@ -151,7 +151,7 @@ const CHECK_COLUMNS: [Column; 4] = [
     Column::new("PORT", 5),
     Column::new("PROTO", 5),
     Column::new("STATUS", 11),
-    Column::new("DETAIL", 0),
+    Column::new("DETAIL", 0).fit(Fit::Wrap),
 ];
 
 fn write_check_text<W: Write>(out: W, output: Output, records: &[CheckRecord]) -> io::Result<()> {

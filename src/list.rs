@@ -4,7 +4,7 @@ use crate::cli::ListArgs;
 use crate::exit::{Exit, Result};
 use crate::holders::unowned_hint;
 use crate::model::{Family, Proto, Socket, TcpState};
-use crate::output::{self, endpoint, write_array, Cell, Column, Format, Output, Style};
+use crate::output::{self, endpoint, write_array, Cell, Column, Fit, Format, Output, Style};
 use crate::process;
 use crate::record::{Lookups, Snapshot, SocketRecord};
 use crate::sockets::{self, TableQuery};
@@ -297,10 +297,10 @@ const COLUMNS: [Column; 8] = [
     Column::new("LOCAL", 21),
     Column::new("REMOTE", 21),
     Column::new("STATE", 11),
-    Column::new("SERVICE", 10),
-    Column::new("USER", 8),
+    Column::new("SERVICE", 10).fit(Fit::Drop(1)),
+    Column::new("USER", 8).fit(Fit::Drop(2)),
     Column::new("PID", 7),
-    Column::new("PROCESS", 0),
+    Column::new("PROCESS", 0).fit(Fit::Truncate),
 ];
 
 /// `list -w`: the unit and container too.
@@ -312,9 +312,9 @@ const WIDE_COLUMNS: [Column; 10] = [
     COLUMNS[4],
     COLUMNS[5],
     COLUMNS[6],
-    Column::new("PROCESS", 15),
-    Column::new("UNIT", 20),
-    Column::new("CONTAINER", 0),
+    Column::new("PROCESS", 15).fit(Fit::Truncate),
+    Column::new("UNIT", 20).fit(Fit::Drop(3)),
+    Column::new("CONTAINER", 0).fit(Fit::Truncate),
 ];
 
 fn columns(wide: bool) -> &'static [Column] {

@@ -4,7 +4,7 @@
 use crate::cli::ProbeArgs;
 use crate::exit::{Error, Exit, Result};
 use crate::model::Proto;
-use crate::output::{self, endpoint, write_array, Cell, Column, Output, Style};
+use crate::output::{self, endpoint, write_array, Cell, Column, Fit, Output, Style};
 use crate::parse::parse_host_range;
 use crate::registry;
 use crate::resolve::resolve;
@@ -202,7 +202,7 @@ const COLUMNS: [Column; 5] = [
     Column::new("PORT", 5),
     Column::new("STATUS", 9),
     Column::new("TIME", 9),
-    Column::new("SERVICE", 14),
+    Column::new("SERVICE", 14).fit(Fit::Drop(1)),
     Column::new("ADDRESS", 0),
 ];
 

@@ -3,7 +3,7 @@
 
 use crate::cli::WhatisArgs;
 use crate::exit::{Error, Exit, Result};
-use crate::output::{write_array, Cell, Column, Format, Output, Style};
+use crate::output::{write_array, Cell, Column, Fit, Format, Output, Style};
 use crate::parse::{parse_range, PortRange, RANGE_FORM};
 use crate::registry::{self, Entry, PortClass, Source, Standing, Transport};
 use serde::{Deserialize, Serialize};
@@ -178,7 +178,7 @@ const COLUMNS: [Column; 5] = [
     Column::new("PROTO", 8),
     Column::new("SERVICE", 16),
     Column::new("CLASS", 7),
-    Column::new("DESCRIPTION", 0),
+    Column::new("DESCRIPTION", 0).fit(Fit::Wrap),
 ];
 
 /// One row per port and service, with its transports grouped.

@@ -1,23 +1,55 @@
 //! Rows of cells shown either as a comfy-table (terminal) or as plain,
 //! whitespace-separated columns streamed as they come (pipes).
+//!
+//! On a narrow terminal a table gives way in a deliberate order instead of
+//! breaking values across lines: columns that may go are hidden first
+//! (lowest `Fit::Drop` first), then names are cut with `…`, then free text
+//! wraps; an address, a port, a state or a PID is never split.
 
 use super::sanitize::sanitize;
-use comfy_table::{presets, Attribute, ContentArrangement, Table};
+use comfy_table::{presets, Attribute, ColumnConstraint, ContentArrangement, Table};
 use std::io::{self, Write};
 
-/// A column: its heading, and the width plain output pads it to so that
-/// columns line up without buffering every row.
+/// A column: its heading, the width plain output pads it to so that
+/// columns line up without buffering every row, and how it gives way on a
+/// narrow terminal.
 #[derive(Debug, Clone, Copy)]
 pub struct Column {
     pub title: &'static str,
     pub plain_width: usize,
+    pub fit: Fit,
+}
+
+/// How a column gives way when the terminal is too narrow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    /// Never split or cut: addresses, ports, states, PIDs.
+    Keep,
+    /// Hidden when the table does not fit, lowest first.
+    Drop(u8),
+    /// Cut with `…` (names), after every droppable column is gone.
+    Truncate,
+    /// Free text that may wrap, last of all.
+    Wrap,
 }
 
 impl Column {
     pub const fn new(title: &'static str, plain_width: usize) -> Self {
-        Column { title, plain_width }
+        Column {
+            title,
+            plain_width,
+            fit: Fit::Keep,
+        }
+    }
+
+    /// The same column, giving way as `fit` says.
+    pub const fn fit(self, fit: Fit) -> Self {
+        Column { fit, ..self }
     }
 }
+
+/// The narrowest a cut column gets, `…` included.
+const MIN_CUT: usize = 8;
 
 /// What a cell's colour means; the output layer picks the colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,7 +99,8 @@ impl From<&str> for Cell {
 }
 
 enum Sink {
-    Boxed(Box<Table>),
+    /// Rows kept until `finish`, when the layout is decided.
+    Boxed(Vec<Vec<Cell>>),
     Plain,
 }
 
@@ -82,27 +115,7 @@ pub struct TextTable<'a, W: Write> {
 impl<'a, W: Write> TextTable<'a, W> {
     pub fn new(out: W, columns: &'a [Column], boxed: bool, color: bool) -> Self {
         let sink = if boxed {
-            let mut table = Table::new();
-            table
-                .load_style(presets::UTF8_FULL_CONDENSED.with_rounded_corners())
-                .set_content_arrangement(ContentArrangement::Dynamic);
-            if !color {
-                table.force_no_tty();
-            }
-            table.set_width(terminal_width());
-            let header: Vec<comfy_table::Cell> = columns
-                .iter()
-                .map(|c| {
-                    let cell = comfy_table::Cell::new(c.title);
-                    if color {
-                        cell.add_attribute(Attribute::Bold)
-                    } else {
-                        cell
-                    }
-                })
-                .collect();
-            table.set_header(header);
-            Sink::Boxed(Box::new(table))
+            Sink::Boxed(Vec::new())
         } else {
             Sink::Plain
         };
@@ -116,9 +129,8 @@ impl<'a, W: Write> TextTable<'a, W> {
 
     pub fn push(&mut self, cells: Vec<Cell>) -> io::Result<()> {
         match &mut self.sink {
-            Sink::Boxed(table) => {
-                let color = self.color;
-                table.add_row(cells.into_iter().map(|c| boxed_cell(c, color)));
+            Sink::Boxed(rows) => {
+                rows.push(cells);
                 Ok(())
             }
             Sink::Plain => write_plain_row(&mut self.out, self.columns, &cells),
@@ -126,13 +138,116 @@ impl<'a, W: Write> TextTable<'a, W> {
     }
 
     pub fn finish(mut self) -> io::Result<()> {
-        if let Sink::Boxed(table) = &self.sink {
-            if !table.is_empty() {
+        if let Sink::Boxed(rows) = &mut self.sink {
+            if !rows.is_empty() {
+                let table = layout(self.columns, rows, terminal_width().into(), self.color);
                 writeln!(self.out, "{table}")?;
             }
         }
         self.out.flush()
     }
+}
+
+/// The comfy-table for `rows` in `width` columns, giving way as each
+/// column's `Fit` says.
+fn layout(columns: &[Column], rows: &mut [Vec<Cell>], width: usize, color: bool) -> Table {
+    for row in rows.iter_mut() {
+        for cell in row.iter_mut() {
+            cell.text = sanitize(&cell.text).into_owned();
+        }
+    }
+    let natural: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|cell| cell.text.chars().count())
+                .chain([c.title.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    // Each column costs its text, a space either side and a border.
+    let needed = |shown: &[bool], widths: &[usize]| -> usize {
+        1 + (0..columns.len())
+            .filter(|&i| shown[i])
+            .map(|i| widths[i] + 3)
+            .sum::<usize>()
+    };
+    let mut shown = vec![true; columns.len()];
+    let mut widths = natural.clone();
+    let mut droppable: Vec<(u8, usize)> = columns
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| match c.fit {
+            Fit::Drop(order) => Some((order, i)),
+            _ => None,
+        })
+        .collect();
+    droppable.sort_unstable();
+    for (_, i) in droppable {
+        if needed(&shown, &widths) <= width {
+            break;
+        }
+        shown[i] = false;
+    }
+    for (i, c) in columns.iter().enumerate() {
+        let over = needed(&shown, &widths).saturating_sub(width);
+        if over > 0 && c.fit == Fit::Truncate && shown[i] {
+            widths[i] = widths[i].saturating_sub(over).max(MIN_CUT.min(natural[i]));
+            for row in rows.iter_mut() {
+                if let Some(cell) = row.get_mut(i) {
+                    cell.text = cut(&cell.text, widths[i]);
+                }
+            }
+        }
+    }
+    let mut table = Table::new();
+    table
+        .load_style(presets::UTF8_FULL_CONDENSED.with_rounded_corners())
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    if !color {
+        table.force_no_tty();
+    }
+    table.set_width(u16::try_from(width).unwrap_or(u16::MAX));
+    table.set_header(columns.iter().map(|c| {
+        let cell = comfy_table::Cell::new(c.title);
+        if color {
+            cell.add_attribute(Attribute::Bold)
+        } else {
+            cell
+        }
+    }));
+    for row in rows.iter_mut() {
+        table.add_row(
+            std::mem::take(row)
+                .into_iter()
+                .map(|c| boxed_cell(c, color)),
+        );
+    }
+    table.set_constraints(columns.iter().enumerate().map(|(i, c)| {
+        if !shown[i] {
+            ColumnConstraint::Hidden
+        } else if c.fit == Fit::Wrap {
+            ColumnConstraint::LowerBoundary(comfy_table::Width::Fixed(
+                u16::try_from(MIN_CUT).unwrap_or(8),
+            ))
+        } else {
+            ColumnConstraint::ContentWidth
+        }
+    }));
+    table
+}
+
+/// `text` in at most `width` characters, ending in `…` when cut.
+fn cut(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }
 
 /// The width to wrap a table to, asked of stdout here: comfy-table's own
@@ -148,10 +263,10 @@ fn terminal_width() -> u16 {
         .unwrap_or(100)
 }
 
+/// A cell whose text is already escaped.
 fn boxed_cell(cell: Cell, color: bool) -> comfy_table::Cell {
     use comfy_table::Color;
-    let text = sanitize(&cell.text).into_owned();
-    let out = comfy_table::Cell::new(text);
+    let out = comfy_table::Cell::new(cell.text);
     if !color {
         return out;
     }
@@ -222,6 +337,43 @@ mod tests {
         assert_eq!(text, "tcp  -      two words\na\\x20b \\e[2J  x\n");
         for line in text.lines() {
             assert!(line.split_whitespace().count() >= 3);
+        }
+    }
+
+    #[test]
+    fn narrow_tables_give_way_in_order_and_never_split_values() {
+        const LIST: [Column; 5] = [
+            Column::new("LOCAL", 0),
+            Column::new("SERVICE", 0).fit(Fit::Drop(1)),
+            Column::new("USER", 0).fit(Fit::Drop(2)),
+            Column::new("PROCESS", 0).fit(Fit::Truncate),
+            Column::new("NOTE", 0).fit(Fit::Wrap),
+        ];
+        let row = || {
+            vec![
+                Cell::new("[2001:db8:85a3::8a2e:370:7334]:65535"),
+                Cell::new("kerberos-adm"),
+                Cell::new("postgres"),
+                Cell::new("a-very-long-process-name"),
+                Cell::new("some words that may wrap"),
+            ]
+        };
+        for (width, hidden, cut_name) in [(140, 0, false), (110, 1, false), (80, 2, true)] {
+            let mut rows = vec![row(), row()];
+            let text = layout(&LIST, &mut rows, width, false).to_string();
+            for line in text.lines() {
+                assert!(line.chars().count() <= width, "{width}: {line}");
+            }
+            assert!(
+                text.contains("[2001:db8:85a3::8a2e:370:7334]:65535"),
+                "{text}"
+            );
+            let present = ["SERVICE", "USER"]
+                .iter()
+                .filter(|t| text.contains(*t))
+                .count();
+            assert_eq!(present, 2 - hidden, "{width}:\n{text}");
+            assert_eq!(text.contains('…'), cut_name, "{width}:\n{text}");
         }
     }
 
