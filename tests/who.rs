@@ -1000,9 +1000,21 @@ fn hidden_owners_as_root_in_another_pid_namespace_and_as_nobody() {
 
 // ---------------------------------------------------------------- answers
 
+/// A port below the ephemeral range, free for TCP and UDP: outgoing
+/// connections of tests running beside this one never take it.
+fn quiet_port() -> u16 {
+    let start = 20_000 + (std::process::id() % 10_000) as u16;
+    (start..32_000)
+        .find(|&p| {
+            TcpListener::bind(("0.0.0.0", p)).is_ok()
+                && std::net::UdpSocket::bind(("0.0.0.0", p)).is_ok()
+        })
+        .expect("a free port below the ephemeral range")
+}
+
 #[test]
 fn a_port_nobody_uses_and_bad_input() {
-    let port = free_port();
+    let port = quiet_port();
     let out = run(&["who", &port.to_string()]);
     assert_exit(&out, 1);
     assert!(
