@@ -12,6 +12,8 @@
 //! - `raise_fd_limit`, `family_unsupported`, `ipv6_only_by_default`,
 //!   `Shutdown`: what servers and bind probes need.
 
+#[cfg(not(target_os = "linux"))]
+mod absent;
 #[cfg(not(any(target_os = "linux", target_os = "macos")))]
 mod ctrl_c;
 #[cfg(target_os = "linux")]

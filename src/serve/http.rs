@@ -107,7 +107,8 @@ pub fn read_head(bytes: &[u8]) -> Head {
     }
 }
 
-fn response(status: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
+/// A whole response with `Connection: close`.
+pub fn response(status: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nServer: portctl/{}\r\n\r\n",
         body.len(),
@@ -118,6 +119,50 @@ fn response(status: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Reads a request head within [`HEAD_TIMEOUT`], never more than
+/// [`MAX_HEAD`] and a byte; `None` when the client left, went silent or the
+/// server is stopping.
+pub async fn read_request(
+    stream: &TcpStream,
+    shutdown: &CancellationToken,
+) -> io::Result<Option<Head>> {
+    let mut head: Vec<u8> = Vec::new();
+    let deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return Ok(None),
+            _ = tokio::time::sleep_until(deadline) => return Ok(None),
+            ready = stream.readable() => ready?,
+        }
+        // One byte past the limit is enough to know the head is too long.
+        let room = (MAX_HEAD + 1).saturating_sub(head.len());
+        let read = read_available(stream, room, |bytes| head.extend_from_slice(bytes))?;
+        match read_head(&head) {
+            Head::Partial if read.is_none() => return Ok(None),
+            Head::Partial => continue,
+            done => return Ok(Some(done)),
+        }
+    }
+}
+
+/// The answer to a head over the limits or not HTTP at all.
+pub fn refusal(head: &Head) -> Option<Vec<u8>> {
+    match head {
+        Head::TooLarge => Some(response(
+            "431 Request Header Fields Too Large",
+            "text/plain",
+            b"request head too large\n",
+        )),
+        Head::Malformed => Some(response(
+            "400 Bad Request",
+            "text/plain",
+            b"not an HTTP/1.x request\n",
+        )),
+        Head::Partial | Head::Complete(..) => None,
+    }
+}
+
 pub async fn serve(
     mut stream: TcpStream,
     client: SocketAddr,
@@ -125,48 +170,24 @@ pub async fn serve(
     stats: &Stats,
 ) -> io::Result<()> {
     let server = stream.local_addr()?;
-    let mut head: Vec<u8> = Vec::new();
-    let deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
-    let reply = loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return Ok(()),
-            _ = tokio::time::sleep_until(deadline) => return Ok(()),
-            ready = stream.readable() => ready?,
-        }
-        // One byte past the limit is enough to know the head is too long.
-        let room = (MAX_HEAD + 1).saturating_sub(head.len());
-        let read = read_available(&stream, room, |bytes| head.extend_from_slice(bytes))?;
-        match read_head(&head) {
-            Head::Partial if read.is_none() => return Ok(()),
-            Head::Partial => continue,
-            Head::TooLarge => {
-                break response(
-                    "431 Request Header Fields Too Large",
-                    "text/plain",
-                    b"request head too large\n",
-                )
-            }
-            Head::Malformed => {
-                break response(
-                    "400 Bad Request",
-                    "text/plain",
-                    b"not an HTTP/1.x request\n",
-                )
-            }
-            Head::Complete(request, json) => {
-                let description = RequestDescription::new(request, client, server);
-                if json {
-                    let body = serde_json::to_vec_pretty(&description).map_err(io::Error::other)?;
-                    break response("200 OK", "application/json", &body);
-                }
-                break response(
+    let Some(head) = read_request(&stream, shutdown).await? else {
+        return Ok(());
+    };
+    let reply = match head {
+        Head::Complete(request, json) => {
+            let description = RequestDescription::new(request, client, server);
+            if json {
+                let body = serde_json::to_vec_pretty(&description).map_err(io::Error::other)?;
+                response("200 OK", "application/json", &body)
+            } else {
+                response(
                     "200 OK",
                     "text/plain; charset=utf-8",
                     description.text().as_bytes(),
-                );
+                )
             }
         }
+        other => refusal(&other).unwrap_or_default(),
     };
     stats.messages.fetch_add(1, Ordering::Relaxed);
     close_after(&mut stream, &reply).await;

@@ -3,20 +3,16 @@
 //! requests that arrive while one runs share its result, so the server
 //! never holds more than one table.
 
-use super::conn::{close_after, read_available, Stats};
-use super::http::{read_head, Head, MAX_HEAD};
+use super::conn::{close_after, Stats};
+use super::http::{read_request, refusal, response, Head};
 use crate::output::prometheus::CONTENT_TYPE;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// A client that sends no complete head in this time is dropped.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What every connection of one `serve metrics` shares.
 #[derive(Debug, Default)]
@@ -64,82 +60,40 @@ pub async fn serve(
     shutdown: &CancellationToken,
     stats: &Stats,
 ) -> io::Result<()> {
-    let mut head: Vec<u8> = Vec::new();
-    let deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
-    let path = loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return Ok(()),
-            _ = tokio::time::sleep_until(deadline) => return Ok(()),
-            ready = stream.readable() => ready?,
-        }
-        let room = (MAX_HEAD + 1).saturating_sub(head.len());
-        let read = read_available(&stream, room, |bytes| head.extend_from_slice(bytes))?;
-        match read_head(&head) {
-            Head::Partial if read.is_none() => return Ok(()),
-            Head::Partial => continue,
-            Head::TooLarge => {
-                close_after(
-                    &mut stream,
-                    &reply(
-                        "431 Request Header Fields Too Large",
-                        "text/plain",
-                        b"request head too large\n",
-                    ),
-                )
-                .await;
-                return Ok(());
-            }
-            Head::Malformed => {
-                close_after(
-                    &mut stream,
-                    &reply(
-                        "400 Bad Request",
-                        "text/plain",
-                        b"not an HTTP/1.x request\n",
-                    ),
-                )
-                .await;
-                return Ok(());
-            }
-            Head::Complete(request, _) => break (request.method, request.path),
+    let Some(head) = read_request(&stream, shutdown).await? else {
+        return Ok(());
+    };
+    let (method, path) = match head {
+        Head::Complete(request, _) => (request.method, request.path),
+        other => {
+            close_after(&mut stream, &refusal(&other).unwrap_or_default()).await;
+            return Ok(());
         }
     };
-    let answer = match (path.0.as_str(), path.1.as_str()) {
+    let answer = match (method.as_str(), path.as_str()) {
         ("GET" | "HEAD", "/metrics") => match scraper.exposition(Instant::now()).await {
             Ok(text) => {
                 stats.messages.fetch_add(1, Ordering::Relaxed);
-                let body: &[u8] = if path.0 == "HEAD" {
+                let body: &[u8] = if method == "HEAD" {
                     b""
                 } else {
                     text.as_bytes()
                 };
-                reply("200 OK", CONTENT_TYPE, body)
+                response("200 OK", CONTENT_TYPE, body)
             }
-            Err(e) => reply(
+            Err(e) => response(
                 "500 Internal Server Error",
                 "text/plain",
                 format!("cannot read the socket table: {e}\n").as_bytes(),
             ),
         },
-        ("GET" | "HEAD", _) => reply(
+        ("GET" | "HEAD", _) => response(
             "404 Not Found",
             "text/plain",
             b"portctl serves its metrics at /metrics\n",
         ),
-        _ => reply("405 Method Not Allowed", "text/plain", b"GET /metrics\n"),
+        _ => response("405 Method Not Allowed", "text/plain", b"GET /metrics\n"),
     };
     close_after(&mut stream, &answer).await;
     Ok(())
-}
-
-fn reply(status: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nServer: portctl/{}\r\n\r\n",
-        body.len(),
-        env!("CARGO_PKG_VERSION")
-    )
-    .into_bytes();
-    out.extend_from_slice(body);
-    out
 }
