@@ -4,12 +4,12 @@
 use crate::bind::{check_addresses, probe, Verdict};
 use crate::cli::CheckArgs;
 use crate::exit::{Exit, Result};
-use crate::holders::{find_holders, Held};
-use crate::model::{Proto, Socket, TcpState};
+use crate::holders::{find_holders, time_wait_on, Held};
+use crate::model::Proto;
 use crate::notes;
 use crate::output::{self, write_array, Cell, Column, Fit, Format, Output, Style};
 use crate::record::SocketRecord;
-use crate::sockets::{self, Scope, TableQuery};
+use crate::sockets::Scope;
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -87,7 +87,12 @@ pub fn run_check(args: &CheckArgs, output: Output) -> Result<Exit> {
         .map(|(port, proto, _)| (*port, *proto))
         .collect();
     let mut holders = find_holders(&held, args.host, Scope::FirstOwner)?;
-    let waiting = time_wait_on(&verdicts)?;
+    let free_tcp: Vec<u16> = verdicts
+        .iter()
+        .filter(|(_, proto, v)| *proto == Proto::Tcp && *v == Verdict::Free)
+        .map(|(port, _, _)| *port)
+        .collect();
+    let waiting = time_wait_on(&free_tcp, args.host)?;
     let records: Vec<CheckRecord> = verdicts
         .into_iter()
         .map(|(port, proto, verdict)| {
@@ -124,27 +129,6 @@ pub fn run_check(args: &CheckArgs, output: Output) -> Result<Exit> {
         write_check_text(stdout, output, &records)
     };
     output::deliver(answer, printed)
-}
-
-/// The TIME_WAIT sockets on the free TCP ports of `verdicts` (the kernel
-/// filters by state, so this reads little).
-fn time_wait_on(verdicts: &[(u16, Proto, Verdict)]) -> Result<Vec<Socket>> {
-    let free: Vec<u16> = verdicts
-        .iter()
-        .filter(|(_, proto, v)| *proto == Proto::Tcp && *v == Verdict::Free)
-        .map(|(port, _, _)| *port)
-        .collect();
-    if free.is_empty() {
-        return Ok(Vec::new());
-    }
-    let query = TableQuery {
-        tcp_states: Some(vec![TcpState::TimeWait]),
-        udp: false,
-        ..TableQuery::all()
-    };
-    let mut sockets = sockets::read_table(&query)?.sockets;
-    sockets.retain(|s| free.contains(&s.local.port()));
-    Ok(sockets)
 }
 
 const CHECK_COLUMNS: [Column; 4] = [

@@ -53,7 +53,19 @@ pub fn find_holders(
         owners,
         names,
     };
-    let lingering = time_wait_on(keys, &snapshot.sockets, host)?;
+    // TCP ports nothing else holds may be held by TIME_WAIT alone.
+    let unheld: Vec<u16> = keys
+        .iter()
+        .filter(|(port, proto)| {
+            *proto == Proto::Tcp
+                && !snapshot
+                    .sockets
+                    .iter()
+                    .any(|s| s.local.port() == *port && s.proto == *proto)
+        })
+        .map(|(port, _)| *port)
+        .collect();
+    let lingering = time_wait_on(&unheld, host)?;
     let mut lookups = Lookups::new(true);
     for key in keys {
         let on_port = snapshot
@@ -79,24 +91,11 @@ pub fn find_holders(
     Ok(result)
 }
 
-/// TIME_WAIT sockets on the TCP keys that nothing else holds (read only
-/// then: the kernel filters by state).
-fn time_wait_on(
-    keys: &[(u16, Proto)],
-    held: &[Socket],
-    host: Option<IpAddr>,
-) -> Result<Vec<Socket>> {
-    let unheld: Vec<(u16, Proto)> = keys
-        .iter()
-        .filter(|(port, proto)| {
-            *proto == Proto::Tcp
-                && !held
-                    .iter()
-                    .any(|s| s.local.port() == *port && s.proto == *proto)
-        })
-        .copied()
-        .collect();
-    if unheld.is_empty() {
+/// TCP connections in TIME_WAIT on `ports` (local), where they conflict
+/// with `host`. Read on demand: the kernel filters by state, so this
+/// costs little.
+pub fn time_wait_on(ports: &[u16], host: Option<IpAddr>) -> Result<Vec<Socket>> {
+    if ports.is_empty() {
         return Ok(Vec::new());
     }
     let query = TableQuery {
@@ -106,8 +105,7 @@ fn time_wait_on(
     };
     let mut sockets = sockets::read_table(&query)?.sockets;
     sockets.retain(|s| {
-        unheld.contains(&(s.local.port(), s.proto))
-            && host.is_none_or(|h| conflicts(s.local.ip(), s.v6only, h))
+        ports.contains(&s.local.port()) && host.is_none_or(|h| conflicts(s.local.ip(), s.v6only, h))
     });
     Ok(sockets)
 }
