@@ -4,7 +4,8 @@
 mod common;
 
 use common::{
-    assert_exit, assert_usage_error, needs_root, run, run_as_nobody, stderr, stdout, SocketHolder,
+    assert_exit, assert_usage_error, check_json, needs_root, run, run_as_nobody, stderr, stdout,
+    SocketHolder,
 };
 use portctl::check::{CheckRecord, Status};
 use portctl::free::FreeRecord;
@@ -13,15 +14,6 @@ use portctl::record::SocketRecord;
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
-
-fn check(args: &[&str]) -> (i32, Vec<CheckRecord>) {
-    let mut full = vec!["check", "--json"];
-    full.extend_from_slice(args);
-    let out = run(&full);
-    let records = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("bad JSON ({e}): {} / {}", stdout(&out), stderr(&out)));
-    (out.status.code().unwrap(), records)
-}
 
 /// A port nothing holds right now: bound by the OS, then released.
 fn unused_port() -> u16 {
@@ -34,7 +26,7 @@ fn unused_port() -> u16 {
 #[test]
 fn a_free_port_is_free_on_tcp_and_udp() {
     let port = unused_port();
-    let (code, records) = check(&[&port.to_string()]);
+    let (code, records) = check_json(&[&port.to_string()]);
     assert_eq!(code, 0, "{records:?}");
     assert_eq!(records.len(), 2);
     assert!(records
@@ -57,7 +49,7 @@ fn held_ports_name_their_holder_on_every_kind_of_address() {
     for host in ["0.0.0.0", "127.0.0.1", "::", "::1"] {
         let holder = SocketHolder::start(&[("tcp", host, 0)], false);
         let port = holder.ports[0];
-        let (code, records) = check(&[&port.to_string(), "--tcp"]);
+        let (code, records) = check_json(&[&port.to_string(), "--tcp"]);
         assert_eq!(code, 1, "{host}: {records:?}");
         let r = &records[0];
         assert!(!r.free && r.status == Status::InUse, "{host}");
@@ -88,10 +80,10 @@ fn held_ports_name_their_holder_on_every_kind_of_address() {
 fn host_narrows_to_one_address() {
     let holder = SocketHolder::start(&[("tcp", "127.0.0.1", 0)], false);
     let port = holder.ports[0].to_string();
-    assert_eq!(check(&[&port, "--tcp", "--host", "127.0.0.1"]).0, 1);
+    assert_eq!(check_json(&[&port, "--tcp", "--host", "127.0.0.1"]).0, 1);
     // 127.0.0.2 is another loopback address: a server could bind it.
-    assert_eq!(check(&[&port, "--tcp", "--host", "127.0.0.2"]).0, 0);
-    let (code, records) = check(&[&port, "--tcp", "--host", "192.0.2.1"]);
+    assert_eq!(check_json(&[&port, "--tcp", "--host", "127.0.0.2"]).0, 0);
+    let (code, records) = check_json(&[&port, "--tcp", "--host", "192.0.2.1"]);
     assert_eq!(code, 1);
     assert_eq!(records[0].status, Status::Unbindable);
     assert!(records[0]
@@ -105,13 +97,13 @@ fn host_narrows_to_one_address() {
 fn udp_holders() {
     let holder = SocketHolder::start(&[("udp", "127.0.0.1", 0)], false);
     let port = holder.ports[0];
-    let (code, records) = check(&[&port.to_string(), "--udp"]);
+    let (code, records) = check_json(&[&port.to_string(), "--udp"]);
     assert_eq!(code, 1);
     assert_eq!(records[0].proto, Proto::Udp);
     assert_eq!(records[0].holders[0].pid, Some(holder.pid()));
     assert_eq!(records[0].holders[0].state, None);
     // TCP on the same number is still free.
-    assert_eq!(check(&[&port.to_string(), "--tcp"]).0, 0);
+    assert_eq!(check_json(&[&port.to_string(), "--tcp"]).0, 0);
 }
 
 #[test]
@@ -139,7 +131,7 @@ fn time_wait_alone_does_not_hold_a_port() {
         waiting.iter().any(|r| r.local_port == port),
         "no TIME_WAIT on {port}: {waiting:?}"
     );
-    let (code, records) = check(&[&port.to_string(), "--tcp"]);
+    let (code, records) = check_json(&[&port.to_string(), "--tcp"]);
     assert_eq!(code, 0, "{records:?}");
 }
 
@@ -148,7 +140,7 @@ fn ranges_give_one_line_per_port_and_transport() {
     let holder = SocketHolder::start(&[("tcp", "127.0.0.1", 0)], false);
     let port = holder.ports[0];
     let range = format!("{}-{}", port - 1, port + 1);
-    let (code, records) = check(&[&range, "--tcp"]);
+    let (code, records) = check_json(&[&range, "--tcp"]);
     assert_eq!(code, 1);
     assert_eq!(
         records.iter().map(|r| r.port).collect::<Vec<_>>(),

@@ -5,23 +5,17 @@
 
 mod common;
 
-use common::{assert_exit, needs_root, on_terminal, portctl, python, run, stderr, stdout};
-use portctl::check::{CheckRecord, Status};
+use common::{
+    assert_exit, check_json, named_listener, needs_root, on_terminal, portctl, python, run, stderr,
+    stdout,
+};
+use portctl::check::Status;
 use portctl::list::WatchEvent;
 use portctl::model::TcpState;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn check(args: &[&str]) -> (i32, Vec<CheckRecord>) {
-    let mut full = vec!["check", "--json"];
-    full.extend_from_slice(args);
-    let out = run(&full);
-    let records = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("bad JSON ({e}): {} / {}", stdout(&out), stderr(&out)));
-    (out.status.code().unwrap(), records)
-}
 
 /// A python3 child holding one TCP socket bound to (host, port), set up
 /// by `setup` (Python statements on `s`, an unbound socket of `family`);
@@ -59,7 +53,7 @@ fn a_dual_stack_server_on_the_ipv6_wildcard_is_not_free_while_ipv4_holds_the_por
         // What a server meets: binding [::] the default way fails.
         let serve = run(&["serve", "hello", "--bind", "::", "--port", &p]);
         assert_exit(&serve, 1);
-        let (code, records) = check(&[&p, "--tcp", "--host", "::"]);
+        let (code, records) = check_json(&[&p, "--tcp", "--host", "::"]);
         assert_eq!(code, 1, "{host}: {records:?}");
         assert_eq!(records[0].status, Status::InUse);
         assert_eq!(records[0].holders.len(), 1, "{records:?}");
@@ -75,7 +69,7 @@ fn a_dual_stack_server_on_the_ipv6_wildcard_is_not_free_while_ipv4_holds_the_por
 fn holders_are_matched_by_the_address_a_server_would_meet() {
     // An IPv4-mapped holder is the IPv4 address it maps.
     let (mapped, port) = hold("AF_INET6", "", "::ffff:127.0.0.1", true);
-    let (code, records) = check(&[&port.to_string(), "--tcp", "--host", "127.0.0.1"]);
+    let (code, records) = check_json(&[&port.to_string(), "--tcp", "--host", "127.0.0.1"]);
     assert_eq!(code, 1);
     assert_eq!(records[0].holders.len(), 1, "{records:?}");
     assert_eq!(records[0].holders[0].pid, Some(mapped.id()));
@@ -94,12 +88,12 @@ fn holders_are_matched_by_the_address_a_server_would_meet() {
         ),
         &[],
     );
-    let (code, records) = check(&[&port.to_string(), "--tcp", "--host", "127.0.0.1"]);
+    let (code, records) = check_json(&[&port.to_string(), "--tcp", "--host", "127.0.0.1"]);
     assert_eq!(code, 1);
     let pids: Vec<Option<u32>> = records[0].holders.iter().map(|h| h.pid).collect();
     assert_eq!(pids, [Some(v4.id())], "{records:?}");
     // And ::1 is held by the IPv6-only one alone.
-    let (_, records) = check(&[&port.to_string(), "--tcp", "--host", "::1"]);
+    let (_, records) = check_json(&[&port.to_string(), "--tcp", "--host", "::1"]);
     let pids: Vec<Option<u32>> = records[0].holders.iter().map(|h| h.pid).collect();
     assert_eq!(pids, [Some(v6only.id())], "{records:?}");
     stop(v4);
@@ -134,7 +128,7 @@ time.sleep(60)
         .find(|r| r.state == Some(TcpState::Listen))
         .expect("the thread's listener is listed");
     assert_eq!(listener.pid, Some(child.id()), "{records:?}");
-    let (_, held) = check(&[&port, "--tcp"]);
+    let (_, held) = check_json(&[&port, "--tcp"]);
     assert_eq!(held[0].holders[0].pid, Some(child.id()));
     stop(child);
 }
@@ -143,7 +137,7 @@ time.sleep(60)
 fn a_socket_bound_without_listening_is_named_not_blamed_on_a_namespace() {
     for (family, host) in [("AF_INET", "127.0.0.1"), ("AF_INET6", "::1")] {
         let (holder, port) = hold(family, "", host, false);
-        let (code, records) = check(&[&port.to_string(), "--tcp"]);
+        let (code, records) = check_json(&[&port.to_string(), "--tcp"]);
         assert_eq!(code, 1, "{records:?}");
         let reason = records[0].reason.clone().unwrap();
         assert!(!reason.contains("namespace"), "{reason}");
@@ -239,15 +233,8 @@ fn a_closed_stdout_never_turns_a_negative_answer_into_success() {
 #[test]
 fn bidirectional_overrides_in_process_names_are_escaped() {
     // U+202E (RIGHT-TO-LEFT OVERRIDE) and U+2066 in a 15-byte comm.
-    let script = r#"
-import ctypes, socket, time
-ctypes.CDLL(None).prctl(15, "a\u202eb\u2066c".encode(), 0, 0, 0)
-s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
-print(s.getsockname()[1], flush=True)
-time.sleep(60)
-"#;
-    let (child, line) = python(script, &[]);
-    let port = line.trim().to_string();
+    let (child, port) = named_listener("a\u{202e}b\u{2066}c".as_bytes(), "127.0.0.1");
+    let port = port.to_string();
     let pid = child.id().to_string();
     for text in [
         stdout(&run(&["list", "--pid", &pid])),

@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::Server;
+use common::{assert_answers_promptly, fresh_client, Server};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,32 +51,6 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn start(args: &[&str]) -> Server {
     Server::start(args, 1)
-}
-
-/// A fresh client gets `welcome!` and one reply, within a second.
-#[track_caller]
-fn assert_answers_promptly(ip: IpAddr, port: u16) {
-    let took = fresh_client(ip, port);
-    assert!(
-        took < Duration::from_secs(1),
-        "a fresh client on {ip} took {took:?}"
-    );
-}
-
-/// How long a fresh client waits for `welcome!` and one reply.
-#[track_caller]
-fn fresh_client(ip: IpAddr, port: u16) -> Duration {
-    let started = Instant::now();
-    let mut s = TcpStream::connect((ip, port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut buf = [0u8; 8];
-    s.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"welcome!");
-    s.write_all(b"fresh\n").unwrap();
-    let mut reply = [0u8; 13];
-    s.read_exact(&mut reply).unwrap();
-    assert_eq!(&reply, b"hello,fresh!\n");
-    started.elapsed()
 }
 
 /// What a crowd of clients that never read managed to send.

@@ -4,25 +4,11 @@
 
 mod common;
 
-use common::{python, run, skip_or_fail, Server};
+use common::{named_listener, run, skip_or_fail, Server};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A listener whose process name is hostile to the format: a quote, a
-/// backslash and a newline.
-fn hostile_listener() -> (std::process::Child, u16) {
-    let script = r#"
-import ctypes, socket, time
-ctypes.CDLL(None).prctl(15, b'ev"il\\x\nname', 0, 0, 0)
-s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
-print(s.getsockname()[1], flush=True)
-time.sleep(60)
-"#;
-    let (child, line) = python(script, &[]);
-    (child, line.trim().parse().unwrap())
-}
 
 /// Parses an exposition with prometheus_client and prints, one per line,
 /// `family|sample name|labels as JSON|value`.
@@ -78,7 +64,7 @@ fn parse_with_official_client(text: &str) -> Option<Vec<(String, serde_json::Val
 
 #[test]
 fn the_official_parser_reads_every_family_and_hostile_names_exactly() {
-    let (mut child, port) = hostile_listener();
+    let (mut child, port) = named_listener(b"ev\"il\\x\nname", "127.0.0.1");
     let closed = {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -191,7 +177,7 @@ fn a_real_prometheus_scrapes_serve_metrics() {
     {
         return skip_or_fail("prometheus is missing (apt-get install prometheus)");
     }
-    let (mut child, watched) = hostile_listener();
+    let (mut child, watched) = named_listener(b"ev\"il\\x\nname", "127.0.0.1");
     let server = Server::start(&["metrics", "--port", "0", "-q"], 1);
     let web = {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -4,29 +4,17 @@
 
 mod common;
 
-use common::{assert_exit, on_terminal, portctl, python, run, stdout, wait_timeout, Server};
+use common::{
+    assert_exit, named_listener, on_terminal, portctl, run, stdout, wait_timeout, Server,
+};
 use std::io::{Read, Write};
 use std::net::{TcpListener, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A python3 child renamed (prctl PR_SET_NAME) to `\e[31mevil\a`, holding a
-/// TCP listener; returns it and the port.
-fn evil_process() -> (std::process::Child, u16) {
-    let script = r#"
-import ctypes, socket, time
-ctypes.CDLL(None).prctl(15, b"\x1b[31mevil\x07", 0, 0, 0)
-s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
-print(s.getsockname()[1], flush=True)
-time.sleep(60)
-"#;
-    let (child, line) = python(script, &[]);
-    (child, line.trim().parse().unwrap())
-}
-
 #[test]
 fn hostile_process_names_are_escaped() {
-    let (mut child, port) = evil_process();
+    let (mut child, port) = named_listener(b"\x1b[31mevil\x07", "127.0.0.1");
     let pid = child.id().to_string();
     let json = run(&["list", "--json", "--pid", &pid]);
     let records: Vec<portctl::record::SocketRecord> = serde_json::from_slice(&json.stdout).unwrap();

@@ -3,24 +3,11 @@
 
 mod common;
 
-use common::{on_terminal, python};
-
-/// A listener on `::1` whose process has a long name.
-fn long_named_v6_listener() -> (std::process::Child, u16) {
-    let script = r#"
-import ctypes, socket, time
-ctypes.CDLL(None).prctl(15, b"averyveryverylongprocessname", 0, 0, 0)
-s = socket.socket(socket.AF_INET6); s.bind(("::1", 0)); s.listen()
-print(s.getsockname()[1], flush=True)
-time.sleep(60)
-"#;
-    let (child, line) = python(script, &[]);
-    (child, line.trim().parse().unwrap())
-}
+use common::{named_listener, on_terminal};
 
 #[test]
 fn narrow_terminals_hide_columns_before_splitting_values() {
-    let (mut child, port) = long_named_v6_listener();
+    let (mut child, port) = named_listener(b"averyveryverylongprocessname", "::1");
     let endpoint = format!("[::1]:{port}");
     for (columns, service_shown) in [("80", false), ("120", true)] {
         for args in [

@@ -383,3 +383,64 @@ pub fn needs_root(why: &str) -> bool {
     skip_or_fail(&format!("needs root: {why}"));
     false
 }
+
+/// A python3 child whose process name (prctl PR_SET_NAME, at most 15
+/// bytes) is `name`, holding a TCP listener on `host`; returns it and the
+/// port. Hostile names are what the escaping tests feed portctl.
+pub fn named_listener(name: &[u8], host: &str) -> (std::process::Child, u16) {
+    let hex: String = name.iter().map(|b| format!("{b:02x}")).collect();
+    let family = if host.contains(':') {
+        "AF_INET6"
+    } else {
+        "AF_INET"
+    };
+    let script = format!(
+        "import ctypes, socket, time\n\
+         ctypes.CDLL(None).prctl(15, bytes.fromhex('{hex}'), 0, 0, 0)\n\
+         s = socket.socket(socket.{family}); s.bind(('{host}', 0)); s.listen()\n\
+         print(s.getsockname()[1], flush=True)\n\
+         time.sleep(60)\n"
+    );
+    let (child, line) = python(&script, &[]);
+    (child, line.trim().parse().unwrap())
+}
+
+/// How long a fresh hello client on `ip` waits for `welcome!` and one
+/// reply.
+#[track_caller]
+pub fn fresh_client(ip: std::net::IpAddr, port: u16) -> std::time::Duration {
+    use std::io::{Read, Write};
+    let started = std::time::Instant::now();
+    let mut s = std::net::TcpStream::connect((ip, port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 8];
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"welcome!");
+    s.write_all(b"fresh\n").unwrap();
+    let mut reply = [0u8; 13];
+    s.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"hello,fresh!\n");
+    started.elapsed()
+}
+
+/// A fresh hello client on `ip` gets `welcome!` and one reply within a
+/// second.
+#[track_caller]
+pub fn assert_answers_promptly(ip: std::net::IpAddr, port: u16) {
+    let took = fresh_client(ip, port);
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "a fresh client on {ip} took {took:?}"
+    );
+}
+
+/// Runs `portctl check --json ARGS`: the exit code and the records.
+pub fn check_json(args: &[&str]) -> (i32, Vec<portctl::check::CheckRecord>) {
+    let mut full = vec!["check", "--json"];
+    full.extend_from_slice(args);
+    let out = run(&full);
+    let records = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad JSON ({e}): {} / {}", stdout(&out), stderr(&out)));
+    (out.status.code().unwrap(), records)
+}
