@@ -7,7 +7,9 @@
 //!   as reported), `holders` (who holds a port, and the wording),
 //!   `bind` (binding as servers do), `resolve` (names), `hello` (the
 //!   protocol's bytes), `http` (HTTP/1.1 pieces), `registry` (IANA),
-//!   `process` (names and users), `platform` (the one door to the OS).
+//!   `process` (names and users), `story` (a port's whole story),
+//!   `stopping` (whom a kill may signal, and how), `rows` (a socket as a
+//!   table row), `platform` (the one door to the OS).
 //! - below both: `cli`, `parse`, `exit`, `model` (plain data), `output`
 //!   (table, plain, JSON; escaping); `nolibm` keeps libm.so out (glibc).
 
@@ -38,10 +40,13 @@ pub mod process;
 pub mod record;
 pub mod registry;
 pub mod resolve;
+pub mod rows;
 pub mod scrape;
 pub mod serve;
 pub mod settings;
 pub mod sockets;
+pub mod stopping;
+pub mod story;
 pub mod talk;
 pub mod wait;
 pub mod whatis;

@@ -148,9 +148,33 @@ impl<'a, W: Write> TextTable<'a, W> {
     }
 }
 
-/// The comfy-table for `rows` in `width` columns, giving way as each
-/// column's `Fit` says.
-fn layout(columns: &[Column], rows: &mut [Vec<Cell>], width: usize, color: bool) -> Table {
+/// What a table draws around each shown column beyond its text, and
+/// once around the whole.
+#[derive(Debug, Clone, Copy)]
+pub struct Chrome {
+    pub per_column: usize,
+    pub frame: usize,
+}
+
+/// comfy-table's boxes: a space either side and a border per column, one
+/// more border at the end.
+const BOXED: Chrome = Chrome {
+    per_column: 3,
+    frame: 1,
+};
+
+/// How a table fits its width: which columns show and how wide each is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fitted {
+    pub shown: Vec<bool>,
+    pub widths: Vec<usize>,
+}
+
+/// Escapes `rows` and decides how they fit in `width` columns, giving way
+/// as each column's `Fit` says: droppable columns are hidden (lowest
+/// first), then `Truncate` cells are cut with `…`. The printed tables and
+/// `top` follow the same decision.
+pub fn fit(columns: &[Column], rows: &mut [Vec<Cell>], width: usize, chrome: Chrome) -> Fitted {
     for row in rows.iter_mut() {
         for cell in row.iter_mut() {
             cell.text = sanitize(&cell.text).into_owned();
@@ -168,12 +192,12 @@ fn layout(columns: &[Column], rows: &mut [Vec<Cell>], width: usize, color: bool)
                 .unwrap_or(0)
         })
         .collect();
-    // Each column costs its text, a space either side and a border.
     let needed = |shown: &[bool], widths: &[usize]| -> usize {
-        1 + (0..columns.len())
-            .filter(|&i| shown[i])
-            .map(|i| widths[i] + 3)
-            .sum::<usize>()
+        chrome.frame
+            + (0..columns.len())
+                .filter(|&i| shown[i])
+                .map(|i| widths[i] + chrome.per_column)
+                .sum::<usize>()
     };
     let mut shown = vec![true; columns.len()];
     let mut widths = natural.clone();
@@ -203,6 +227,12 @@ fn layout(columns: &[Column], rows: &mut [Vec<Cell>], width: usize, color: bool)
             }
         }
     }
+    Fitted { shown, widths }
+}
+
+/// The comfy-table for `rows` in `width` columns, fitted by `fit`.
+fn layout(columns: &[Column], rows: &mut [Vec<Cell>], width: usize, color: bool) -> Table {
+    let Fitted { shown, .. } = fit(columns, rows, width, BOXED);
     let mut table = Table::new();
     table
         .load_style(presets::UTF8_FULL_CONDENSED.with_rounded_corners())

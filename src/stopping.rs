@@ -1,0 +1,195 @@
+//! Stopping what listens on a port, shared by `kill` and `top`: which
+//! processes are the targets (listeners only, never the clients that merely
+//! connect), which are never signalled, and the SIGTERM, wait, SIGKILL
+//! sequence.
+
+use crate::bind::{check_addresses, probe, Verdict};
+use crate::containers;
+use crate::exit::{Error, Result};
+use crate::holders::{find_holders, ContainerText, HiddenOwner};
+use crate::model::{Proto, Signal};
+use crate::output;
+use crate::platform;
+use crate::record::SocketRecord;
+use crate::sockets::Scope;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+/// A signal sent to a listener, as `kill --json` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signalled {
+    pub pid: u32,
+    pub process: Option<String>,
+    pub signal: Signal,
+}
+
+/// A process listening on the port.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Target {
+    pub pid: u32,
+    pub name: Option<String>,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "{} (pid {})", output::sanitize(name), self.pid),
+            None => write!(f, "pid {}", self.pid),
+        }
+    }
+}
+
+/// The listeners of `port`, with their owners' units and containers.
+pub fn listening_records(port: u16, protos: &[Proto]) -> Result<Vec<SocketRecord>> {
+    let keys: Vec<(u16, Proto)> = protos.iter().map(|p| (port, *p)).collect();
+    Ok(find_holders(&keys, None, Scope::Every)?
+        .into_values()
+        .flatten()
+        .filter(SocketRecord::is_listening)
+        .collect())
+}
+
+/// The processes listening on `port`. Hidden owners are an error, since
+/// nothing can be done about them from here; so is a container runtime's
+/// own process, which serves every container it runs.
+pub fn listeners(port: u16, protos: &[Proto]) -> Result<Vec<Target>> {
+    let holders = listening_records(port, protos)?;
+    if let Some(runtime) = holders.iter().find(|h| h.held_by_runtime()) {
+        let name = output::sanitize(runtime.process.as_deref().unwrap_or_default()).into_owned();
+        return Err(Error::negative(match &runtime.container {
+            Some(container) => format!(
+                "port {port} is published by {}: portctl never stops {name}, which serves every container; stop the container with `{}`, or add --container",
+                ContainerText(container),
+                containers::stop_command(container)
+            ),
+            None => format!(
+                "port {port} is held by {name}, a container runtime's own process: portctl never stops it"
+            ),
+        }));
+    }
+    if holders.iter().any(|h| h.pid.is_none()) {
+        return Err(Error::negative(format!(
+            "port {port} is held by {}",
+            HiddenOwner::of(&holders, "stop it")
+        )));
+    }
+    let mut targets: Vec<Target> = holders
+        .iter()
+        .flat_map(|h| {
+            let pids = if h.pids.is_empty() {
+                h.pid.into_iter().collect()
+            } else {
+                h.pids.clone()
+            };
+            pids.into_iter().map(|pid| Target {
+                pid,
+                // Names are known for the first owner; others are looked up.
+                name: (Some(pid) == h.pid).then(|| h.process.clone()).flatten(),
+            })
+        })
+        .collect();
+    let unnamed: Vec<u32> = targets
+        .iter()
+        .filter(|t| t.name.is_none())
+        .map(|t| t.pid)
+        .collect();
+    let names = crate::process::names(&unnamed);
+    for target in &mut targets {
+        if target.name.is_none() {
+            target.name = names.get(&target.pid).cloned();
+        }
+    }
+    targets.sort();
+    targets.dedup_by_key(|t| t.pid);
+    Ok(targets)
+}
+
+pub fn port_free(port: u16, protos: &[Proto]) -> bool {
+    let addresses = check_addresses(None);
+    protos
+        .iter()
+        .all(|p| probe(port, *p, &addresses) != Verdict::InUse)
+}
+
+pub fn wait_free(port: u16, protos: &[Proto], limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if port_free(port, protos) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// How a port's listeners are stopped: how long SIGTERM gets to free the
+/// port, and whether SIGKILL follows for those still listening.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub timeout: Duration,
+    pub force: bool,
+}
+
+/// SIGTERM to every target, a wait for the port, then SIGKILL to those
+/// still listening when the plan says `force`: the signals sent, and
+/// whether the port is free.
+pub fn stop(
+    targets: &[Target],
+    port: u16,
+    protos: &[Proto],
+    plan: Plan,
+) -> Result<(Vec<Signalled>, bool)> {
+    let mut signals = Vec::new();
+    let mut signal = |target: &Target, signal: Signal| -> Result<()> {
+        platform::send_signal(target.pid, signal)
+            .map_err(|e| Error::negative(format!("cannot signal {target}: {e}")))?;
+        signals.push(Signalled {
+            pid: target.pid,
+            process: target.name.clone(),
+            signal,
+        });
+        Ok(())
+    };
+    for target in targets {
+        signal(target, Signal::Term)?;
+    }
+    let mut free = wait_free(port, protos, plan.timeout);
+    if !free && plan.force {
+        for target in listeners(port, protos)? {
+            if targets.contains(&target) {
+                signal(&target, Signal::Kill)?;
+            }
+        }
+        free = wait_free(port, protos, Duration::from_secs(2));
+    }
+    Ok((signals, free))
+}
+
+/// The agreed `targets` that still listen on `port`: a confirmation may
+/// have waited long, and a PID reused in the meantime is never signalled.
+pub fn still_listening(
+    mut targets: Vec<Target>,
+    port: u16,
+    protos: &[Proto],
+) -> Result<Vec<Target>> {
+    let now = listeners(port, protos)?;
+    targets.retain(|t| now.contains(t));
+    Ok(targets)
+}
+
+/// Refuses PID 1, portctl itself and its parent.
+pub fn refuse_protected(targets: &[Target]) -> Result<()> {
+    let me = std::process::id();
+    let parent = platform::parent_pid();
+    match targets
+        .iter()
+        .find(|t| t.pid == 1 || t.pid == me || Some(t.pid) == parent)
+    {
+        Some(target) => Err(Error::negative(format!(
+            "refusing to signal {target}: portctl never stops PID 1, itself or its parent"
+        ))),
+        None => Ok(()),
+    }
+}
