@@ -124,6 +124,9 @@ pub enum Command {
     /// This machine's sockets once, in the Prometheus text format
     Metrics(MetricsArgs),
 
+    /// A live view of the sockets: filter, sort, details, kill (q to leave)
+    Top(TopArgs),
+
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     Completions(CompletionsArgs),
 
@@ -374,6 +377,13 @@ pub struct MetricsArgs {
     /// Also report whether PORT is free (portctl_port_free); repeatable
     #[arg(long = "port", value_name = "PORT", value_parser = port)]
     pub ports: Vec<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Read the socket table every SECONDS
+    #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = seconds)]
+    pub interval: Duration,
 }
 
 #[derive(Debug, Args)]

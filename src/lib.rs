@@ -2,7 +2,8 @@
 //! map; in short, two floors with arrows pointing down:
 //!
 //! - commands, each a leaf: `whatis`, `list`, `check` (and `free`),
-//!   `free`, `who`, `serve`, `talk`, `kill`, `wait`, `probe`; `docs`.
+//!   `free`, `who`, `serve`, `talk`, `kill`, `wait`, `probe`, `top`;
+//!   `docs`.
 //! - facts, shared: `sockets` (the table and owners), `record` (a socket
 //!   as reported), `holders` (who holds a port, and the wording),
 //!   `bind` (binding as servers do), `resolve` (names), `hello` (the
@@ -48,6 +49,7 @@ pub mod sockets;
 pub mod stopping;
 pub mod story;
 pub mod talk;
+pub mod top;
 pub mod wait;
 pub mod whatis;
 pub mod who;
@@ -86,6 +88,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Wait(args) => wait::run(args, output),
         Command::Probe(args) => probe::run(args, output),
         Command::Metrics(args) => metrics::run(args),
+        Command::Top(args) => top::run(args, output),
         Command::Completions(args) => docs::completions(args),
         Command::Man => docs::man(),
     }

@@ -5,8 +5,10 @@
 
 use crate::bind::{self, Verdict};
 use crate::exit::Result;
+use crate::holders::HiddenOwner;
 use crate::model::{Proto, Socket};
 use crate::notes::{self, Note};
+use crate::output::sanitize;
 use crate::platform;
 use crate::process::{self, Parent};
 use crate::record::{Lookups, Snapshot, SocketRecord};
@@ -33,6 +35,51 @@ pub struct WhoSocket {
     pub started: Option<String>,
     /// The owner's parents, nearest first, up to PID 1.
     pub parents: Vec<Parent>,
+}
+
+impl WhoSocket {
+    /// `nginx (pid 77, www-data)`, `pid 77`, or why the owner is hidden.
+    pub fn holder(&self) -> String {
+        let r = &self.socket;
+        match (&r.process, r.pid) {
+            (Some(name), Some(pid)) => {
+                let user = r
+                    .user
+                    .as_deref()
+                    .map(|u| format!(", {}", sanitize(u)))
+                    .unwrap_or_default();
+                format!("{} (pid {pid}{user})", sanitize(name))
+            }
+            (None, Some(pid)) => format!("pid {pid}"),
+            _ => HiddenOwner::of(std::slice::from_ref(r), "name it").to_string(),
+        }
+    }
+
+    /// The command line, escaped, its words joined by spaces.
+    pub fn command(&self) -> Option<String> {
+        let cmdline = self.cmdline.as_ref()?;
+        let words: Vec<String> = cmdline.iter().map(|a| sanitize(a).into_owned()).collect();
+        Some(words.join(" "))
+    }
+
+    /// `bash (4100) < sshd (880) < systemd (1)`; `None` without parents.
+    pub fn parent_chain(&self) -> Option<String> {
+        if self.parents.is_empty() {
+            return None;
+        }
+        let chain: Vec<String> = self
+            .parents
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} ({})",
+                    sanitize(p.process.as_deref().unwrap_or("?")),
+                    p.pid
+                )
+            })
+            .collect();
+        Some(chain.join(" < "))
+    }
 }
 
 /// One process's story, read once however many sockets it holds.

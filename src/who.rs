@@ -4,7 +4,7 @@
 
 use crate::cli::WhoArgs;
 use crate::exit::{Exit, Result};
-use crate::holders::{ContainerText, HiddenOwner};
+use crate::holders::ContainerText;
 use crate::model::{Proto, TcpState};
 use crate::output::{self, endpoint, sanitize, Output};
 use crate::story::story;
@@ -43,26 +43,14 @@ fn write_story<W: Write>(mut out: W, story: &Story, protos: &[Proto]) -> io::Res
     }
     for s in &servers {
         writeln!(out, "{}", headline(port, s))?;
-        if let Some(cmdline) = &s.cmdline {
-            let line: Vec<String> = cmdline.iter().map(|a| sanitize(a).into_owned()).collect();
-            writeln!(out, "  command: {}", line.join(" "))?;
+        if let Some(command) = s.command() {
+            writeln!(out, "  command: {command}")?;
         }
         if let Some(started) = &s.started {
             writeln!(out, "  started: {started}")?;
         }
-        if !s.parents.is_empty() {
-            let chain: Vec<String> = s
-                .parents
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{} ({})",
-                        sanitize(p.process.as_deref().unwrap_or("?")),
-                        p.pid
-                    )
-                })
-                .collect();
-            writeln!(out, "  parents: {}", chain.join(" < "))?;
+        if let Some(chain) = s.parent_chain() {
+            writeln!(out, "  parents: {chain}")?;
         }
     }
     let others = story.sockets.len() - servers.len();
@@ -99,18 +87,7 @@ fn write_story<W: Write>(mut out: W, story: &Story, protos: &[Proto]) -> io::Res
 fn headline(port: u16, s: &WhoSocket) -> String {
     let r = &s.socket;
     let proto = r.proto;
-    let holder = match (&r.process, r.pid) {
-        (Some(name), Some(pid)) => {
-            let user = r
-                .user
-                .as_deref()
-                .map(|u| format!(", {}", sanitize(u)))
-                .unwrap_or_default();
-            format!("{} (pid {pid}{user})", sanitize(name))
-        }
-        (None, Some(pid)) => format!("pid {pid}"),
-        _ => HiddenOwner::of(std::slice::from_ref(r), "name it").to_string(),
-    };
+    let holder = s.holder();
     let under = s
         .parents
         .first()

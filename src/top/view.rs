@@ -1,0 +1,308 @@
+//! How `top` looks: the header with the counts, the socket table in
+//! `list`'s columns (giving way as the printed tables do), the status
+//! line, and the help, details and confirmation windows. Drawing only:
+//! everything shown comes from `State`; outside text is escaped here.
+
+use super::state::{Confirm, Details, Overlay, State};
+use crate::holders::ContainerText;
+use crate::notes::Note;
+use crate::output::{self, endpoint, fit, sanitize, Chrome};
+use crate::rows;
+use crate::story::WhoSocket;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
+use ratatui::Frame;
+use std::time::Duration;
+
+/// The keys, as the help window lists them (and README).
+pub const HELP: [(&str, &str); 13] = [
+    ("↑ ↓ j", "move (k does not move up: it kills, as in htop)"),
+    ("PgUp PgDn", "a page up or down"),
+    ("Home End", "first or last socket"),
+    ("/", "filter as you type: port, address, process, container"),
+    (
+        "Enter",
+        "keep the filter (while typing); details of the socket",
+    ),
+    ("Esc", "clear the filter; close a window; quit"),
+    ("s  S", "sort by the next column; flip the direction"),
+    ("a", "listeners only / all sockets"),
+    ("k", "stop what listens on the socket's port (asks y/n)"),
+    ("?", "this help"),
+    ("q", "quit (closes a window first)"),
+    ("Ctrl+C", "quit"),
+    ("", "k follows `portctl kill`: listeners only, never PID 1"),
+];
+
+/// top's table: one space between columns, no borders.
+const SPACED: Chrome = Chrome {
+    per_column: 1,
+    frame: 0,
+};
+
+pub fn draw(frame: &mut Frame, state: &State, every: Duration, color: bool) {
+    let [head, subhead, body, foot] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    frame.render_widget(Paragraph::new(header(state, every)), head);
+    frame.render_widget(
+        Paragraph::new(subheader(state)).style(Style::new().add_modifier(Modifier::DIM)),
+        subhead,
+    );
+    draw_table(frame, state, body, color);
+    frame.render_widget(
+        Paragraph::new(footer(state)).style(Style::new().add_modifier(Modifier::REVERSED)),
+        foot,
+    );
+    match state.overlay() {
+        Overlay::None => {}
+        Overlay::Help => {
+            let lines = HELP
+                .iter()
+                .map(|(keys, what)| Line::from(format!("{keys:<10} {what}")))
+                .collect();
+            window(frame, "keys", lines);
+        }
+        Overlay::Details(details) => window(frame, "details", details_lines(details)),
+        Overlay::Confirm(confirm) => window(frame, "stop", confirm_lines(confirm)),
+    }
+}
+
+/// `portctl top · 1017 sockets · tcp 12 LISTEN, 1000 ESTABLISHED · udp 5 · every 1s`,
+/// the counts of `list --summary`.
+fn header(state: &State, every: Duration) -> String {
+    let mut parts = vec![format!("portctl top · {} sockets", state.total())];
+    let mut by_proto: Vec<(String, Vec<String>)> = Vec::new();
+    for row in state.counts() {
+        let count = match row.state {
+            Some(s) => format!("{} {s}", row.count),
+            None => row.count.to_string(),
+        };
+        match by_proto.iter_mut().find(|(p, _)| *p == row.proto.as_str()) {
+            Some((_, counts)) => counts.push(count),
+            None => by_proto.push((row.proto.as_str().to_string(), vec![count])),
+        }
+    }
+    parts.extend(
+        by_proto
+            .into_iter()
+            .map(|(proto, counts)| format!("{proto} {}", counts.join(", "))),
+    );
+    parts.push(format!("every {}", humantime::format_duration(every)));
+    parts.join(" · ")
+}
+
+/// What is shown and how: mode, sort, filter.
+fn subheader(state: &State) -> String {
+    let (sort, descending) = state.sort();
+    let mut parts = vec![
+        if state.listeners_only() {
+            "listeners only".to_string()
+        } else {
+            "all sockets".to_string()
+        },
+        format!(
+            "sort: {}{}",
+            sort.label(),
+            if descending { " ↓" } else { "" }
+        ),
+        format!("{} shown", state.rows().len()),
+    ];
+    if !state.filter().is_empty() {
+        parts.push(format!("filter: {}", sanitize(state.filter())));
+    }
+    parts.join(" · ")
+}
+
+fn footer(state: &State) -> String {
+    if state.typing() {
+        return format!(
+            "/{}▏ Enter keeps the filter, Esc clears it",
+            sanitize(state.filter())
+        );
+    }
+    match state.status() {
+        Some(status) => sanitize(status).into_owned(),
+        None => "↑↓ move  / filter  s sort  a listeners/all  Enter details  k kill  ? help  q quit"
+            .to_string(),
+    }
+}
+
+fn draw_table(frame: &mut Frame, state: &State, area: Rect, color: bool) {
+    if state.rows().len() == 0 {
+        let text = if !state.has_read() {
+            "reading the socket table…".to_string()
+        } else if state.filter().is_empty() {
+            "no sockets".to_string()
+        } else {
+            format!("no socket matches '{}'", sanitize(state.filter()))
+        };
+        frame.render_widget(Paragraph::new(text), area);
+        return;
+    }
+    let wide = state.wide();
+    let columns = rows::columns(wide);
+    // Every matching row takes part in the widths, so that they hold
+    // still while scrolling.
+    let mut cells: Vec<Vec<output::Cell>> = state.rows().map(|r| rows::row(r, wide)).collect();
+    let fitted = fit(columns, &mut cells, usize::from(area.width), SPACED);
+    let shown = |i: &usize| fitted.shown[*i];
+    let (offset, page) = state.window();
+    let selected = state.selected();
+    let visible = cells
+        .into_iter()
+        .enumerate()
+        .skip(offset)
+        .take(page)
+        .map(|(n, row)| {
+            let row = Row::new(
+                row.into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| shown(i))
+                    .map(|(_, cell)| Cell::from(cell.text).style(style_of(cell.style, color))),
+            );
+            if Some(n) == selected {
+                row.style(Style::new().add_modifier(Modifier::REVERSED))
+            } else {
+                row
+            }
+        });
+    let heading_style = if color {
+        Style::new().add_modifier(Modifier::BOLD)
+    } else {
+        Style::new()
+    };
+    let heading = Row::new(
+        columns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| shown(i))
+            .map(|(_, c)| Cell::from(c.title)),
+    )
+    .style(heading_style);
+    let widths: Vec<Constraint> = (0..columns.len())
+        .filter(shown)
+        .map(|i| Constraint::Length(u16::try_from(fitted.widths[i]).unwrap_or(u16::MAX)))
+        .collect();
+    frame.render_widget(
+        Table::new(visible, widths)
+            .header(heading)
+            .column_spacing(1),
+        area,
+    );
+}
+
+/// The colour a cell's `Style` means, as the printed tables colour it.
+fn style_of(style: output::Style, color: bool) -> Style {
+    use output::Style as Meaning;
+    if !color {
+        return Style::new();
+    }
+    match style {
+        Meaning::Normal => Style::new(),
+        Meaning::Dim => Style::new().fg(Color::DarkGray),
+        Meaning::Good => Style::new().fg(Color::Green),
+        Meaning::Bad => Style::new().fg(Color::Red),
+        Meaning::Warn => Style::new().fg(Color::Yellow),
+        Meaning::Bold => Style::new().add_modifier(Modifier::BOLD),
+    }
+}
+
+/// A bordered window in the middle of the screen, as tall as its lines.
+fn window(frame: &mut Frame, title: &str, lines: Vec<Line<'static>>) {
+    let full = frame.area();
+    let width = full.width.saturating_sub(4).min(100);
+    let height = u16::try_from(lines.len() + 2)
+        .unwrap_or(u16::MAX)
+        .min(full.height.saturating_sub(2));
+    let area = Rect {
+        x: full.x + (full.width - width) / 2,
+        y: full.y + (full.height - height) / 2,
+        width,
+        height,
+    };
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::new()
+                .borders(Borders::ALL)
+                .title(format!(" {title} ")),
+        ),
+        area,
+    );
+}
+
+fn details_lines(details: &Details) -> Vec<Line<'static>> {
+    match details {
+        Details::Loading(_) => vec![Line::from("reading the story of this socket…")],
+        Details::Failed(why) => vec![Line::from(sanitize(why).into_owned())],
+        Details::Ready(socket, notes) => story_lines(socket, notes)
+            .into_iter()
+            .map(Line::from)
+            .chain([Line::from(""), Line::from("Esc closes")])
+            .collect(),
+    }
+}
+
+/// What `who` knows of one socket: the owner, its command line, start,
+/// parents, unit and container, and the port's notes.
+fn story_lines(s: &WhoSocket, notes: &[Note]) -> Vec<String> {
+    let r = &s.socket;
+    let mut lines = vec![format!(
+        "{}/{} {} → {} {}",
+        r.local_port,
+        r.proto,
+        endpoint(r.local(), false),
+        endpoint(r.remote(), true),
+        r.state.map(|s| s.to_string()).unwrap_or_default()
+    )];
+    lines.push(format!("process:   {}", s.holder()));
+    if let Some(command) = s.command() {
+        lines.push(format!("command:   {command}"));
+    }
+    if let Some(started) = &s.started {
+        lines.push(format!("started:   {started}"));
+    }
+    if let Some(chain) = s.parent_chain() {
+        lines.push(format!("parents:   {chain}"));
+    }
+    if let Some(service) = &r.service {
+        lines.push(format!("service:   {}", sanitize(service)));
+    }
+    if let Some(unit) = &r.unit {
+        lines.push(format!("unit:      {}", sanitize(unit)));
+    }
+    if let Some(container) = &r.container {
+        lines.push(format!("container: {}", ContainerText(container)));
+    }
+    lines.extend(notes.iter().map(|n| format!("note: {}", sanitize(&n.text))));
+    lines
+}
+
+fn confirm_lines(confirm: &Confirm) -> Vec<Line<'static>> {
+    match confirm {
+        Confirm::Looking { port, proto } => vec![Line::from(format!(
+            "looking for what listens on {port}/{proto}…"
+        ))],
+        Confirm::Asking {
+            port,
+            proto,
+            targets,
+        } => {
+            let names: Vec<String> = targets.iter().map(ToString::to_string).collect();
+            vec![
+                Line::from(format!(
+                    "Stop {} listening on port {port}/{proto}?",
+                    names.join(", ")
+                )),
+                Line::from("SIGTERM, as `portctl kill` sends it.   y: yes   n: no"),
+            ]
+        }
+    }
+}
