@@ -10,20 +10,18 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-/// A socket bound the way servers bind by default: SO_REUSEADDR and
-/// `listen` for TCP, and for IPv6 the system's own dual-stack setting, so
-/// `[::]` conflicts with `0.0.0.0` exactly when a server's would.
+/// A socket bound the way servers bind by default: the OS's own reuse
+/// rule (`platform::prepare_server`: SO_REUSEADDR for TCP on Unix,
+/// SO_EXCLUSIVEADDRUSE on Windows), `listen` for TCP, and for IPv6 the
+/// system's own dual-stack setting, so `[::]` conflicts with `0.0.0.0`
+/// exactly when a server's would.
 pub fn bind_server(addr: SocketAddr, proto: Proto, backlog: i32) -> io::Result<RawSocket> {
     let kind = match proto {
         Proto::Tcp => Type::STREAM,
         Proto::Udp => Type::DGRAM,
     };
     let socket = RawSocket::new(Domain::for_address(addr), kind, None)?;
-    // UDP gets no SO_REUSEADDR: two UDP sockets with it can share a port,
-    // and that port is not free.
-    if proto == Proto::Tcp {
-        socket.set_reuse_address(true)?;
-    }
+    platform::prepare_server(&socket, proto)?;
     socket.bind(&addr.into())?;
     if proto == Proto::Tcp {
         socket.listen(backlog)?;
@@ -36,7 +34,8 @@ pub fn bind_server(addr: SocketAddr, proto: Proto, backlog: i32) -> io::Result<R
 pub enum BindOutcome {
     Free,
     InUse,
-    /// EACCES: a system port without privileges.
+    /// EACCES (WSAEACCES): what it means is the OS's to say
+    /// (`platform::bind_denied`).
     Denied,
     /// EADDRNOTAVAIL: the address is not on this machine.
     NotLocal,
@@ -79,12 +78,28 @@ pub enum Verdict {
     Unbindable(Unbindable),
 }
 
+/// What "access denied" from a bind means where it happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// A system port without the privilege to bind it (Unix); `start` is
+    /// the first unprivileged port where the OS says.
+    Privileged { start: Option<u16> },
+    /// Another socket holds the port and refuses to share it (Windows'
+    /// SO_EXCLUSIVEADDRUSE; any holder under Wine).
+    Held,
+    /// The port lies in a range the OS excluded from binding (Windows).
+    Excluded,
+}
+
 /// Why a port that nobody holds still cannot be bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unbindable {
     /// Below the unprivileged start (`start`, where the OS says), and no
     /// privilege to bind it.
     Privileged { port: u16, start: Option<u16> },
+    /// In a range Windows excluded from binding: Hyper-V, WSL and Docker
+    /// reserve such ranges, and nothing is listed as holding them.
+    Excluded { port: u16, proto: Proto },
     /// The address is not one of this machine's.
     NotLocal { ip: IpAddr },
     /// Anything else the OS said.
@@ -106,6 +121,10 @@ impl fmt::Display for Unbindable {
                     ),
                 }
             }
+            Unbindable::Excluded { port, proto } => write!(
+                f,
+                "{port}/{proto} lies in a port range Windows excluded from binding (Hyper-V, WSL and Docker reserve them; no process holds it): `netsh int ipv4 show excludedportrange protocol={proto}` lists the ranges"
+            ),
             Unbindable::NotLocal { ip } => write!(f, "{ip} is not an address of this machine"),
             Unbindable::Failed { ip, error } => write!(f, "cannot bind {ip}: {error}"),
         }
@@ -119,9 +138,10 @@ pub fn probe(port: u16, proto: Proto, addresses: &[IpAddr]) -> Verdict {
         let why = match try_bind(SocketAddr::new(ip, port), proto) {
             BindOutcome::Free | BindOutcome::NoFamily => continue,
             BindOutcome::InUse => return Verdict::InUse,
-            BindOutcome::Denied => Unbindable::Privileged {
-                port,
-                start: platform::port_settings().unprivileged_start,
+            BindOutcome::Denied => match platform::bind_denied(port, proto) {
+                Denied::Held => return Verdict::InUse,
+                Denied::Privileged { start } => Unbindable::Privileged { port, start },
+                Denied::Excluded => Unbindable::Excluded { port, proto },
             },
             BindOutcome::NotLocal => Unbindable::NotLocal { ip },
             BindOutcome::Failed(e) => Unbindable::Failed {
@@ -261,6 +281,14 @@ mod tests {
         assert!(privileged(Some(1024)).contains("80 is a system port"));
         assert!(privileged(None).contains("80 is a system port"));
         assert!(privileged(Some(2000)).contains("below net.ipv4.ip_unprivileged_port_start (2000)"));
+        let excluded = Unbindable::Excluded {
+            port: 50000,
+            proto: Proto::Tcp,
+        }
+        .to_string();
+        assert!(excluded.contains("50000/tcp lies in a port range Windows excluded"));
+        assert!(excluded.contains("netsh int ipv4 show excludedportrange protocol=tcp"));
+        assert!(!excluded.contains("root"));
         assert!(Unbindable::NotLocal {
             ip: ip("192.0.2.1")
         }

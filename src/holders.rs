@@ -9,7 +9,7 @@ use crate::output::{endpoint, sanitize};
 use crate::platform;
 use crate::process;
 use crate::record::{Lookups, Snapshot, SocketRecord};
-use crate::sockets::{self, Scope, TableQuery};
+use crate::sockets::{self, Scope, TableQuery, Unseen};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
@@ -194,7 +194,8 @@ impl fmt::Display for ContainerText<'_> {
 
 /// A holder whose process portctl cannot see. As a normal user that is
 /// another user's process, and sudo names it; as root it lives outside
-/// this PID namespace or is the kernel's, and sudo would change nothing.
+/// this PID namespace or is the kernel's, and sudo would change nothing;
+/// on Windows the system reports no process for it.
 pub struct HiddenOwner<'a> {
     user: Option<&'a str>,
     /// What sudo would let the user do: "name it", "stop it".
@@ -212,19 +213,22 @@ impl<'a> HiddenOwner<'a> {
 
 impl fmt::Display for HiddenOwner<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if platform::is_superuser() {
-            return f.write_str(
+        match (platform::unseen_owner(), self.user) {
+            (Unseen::Beyond, _) => f.write_str(
                 "a process that is not visible here: outside this PID namespace, or the kernel's own socket",
-            );
-        }
-        match self.user {
-            Some(user) => write!(
+            ),
+            (Unseen::NoProcess, _) => {
+                f.write_str("no process the system names (it reports PID 0)")
+            }
+            (Unseen::OtherUser, Some(user)) => write!(
                 f,
                 "a process of user {} you cannot see; run with sudo to {}",
                 sanitize(user),
                 self.to
             ),
-            None => write!(f, "a process you cannot see; run with sudo to {}", self.to),
+            (Unseen::OtherUser, None) => {
+                write!(f, "a process you cannot see; run with sudo to {}", self.to)
+            }
         }
     }
 }
@@ -232,11 +236,15 @@ impl fmt::Display for HiddenOwner<'_> {
 /// The hint `list` gives when some sockets have no visible owner.
 pub fn unowned_hint(count: usize) -> String {
     let sockets = if count == 1 { "socket" } else { "sockets" };
-    if platform::is_superuser() {
-        format!("{count} {sockets} without a visible owner: outside this PID namespace, or the kernel's own")
-    } else {
-        format!(
+    match platform::unseen_owner() {
+        Unseen::Beyond => format!(
+            "{count} {sockets} without a visible owner: outside this PID namespace, or the kernel's own"
+        ),
+        Unseen::NoProcess => format!(
+            "{count} {sockets} the system reports without an owning process (PID 0)"
+        ),
+        Unseen::OtherUser => format!(
             "{count} {sockets} of processes you cannot inspect; run with sudo to see their owners"
-        )
+        ),
     }
 }

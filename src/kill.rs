@@ -5,8 +5,9 @@ use crate::cli::KillArgs;
 use crate::containers::{self, Container};
 use crate::exit::{Error, Exit, Result};
 use crate::holders::ContainerText;
-use crate::model::Proto;
+use crate::model::{Proto, Signal};
 use crate::output::{self, Output};
+use crate::platform;
 pub use crate::stopping::Signalled;
 use crate::stopping::{
     listeners, listening_records, port_free, refuse_protected, still_listening, stop, wait_free,
@@ -34,8 +35,9 @@ fn outcome(args: &KillArgs, protos: &[Proto], free: bool) -> String {
         "the port is still held".to_string()
     } else {
         format!(
-            "the port is still held after {:.1}s; --force sends SIGKILL",
-            args.timeout.as_secs_f64()
+            "the port is still held after {:.1}s; --force sends {}",
+            args.timeout.as_secs_f64(),
+            platform::signal_name(Signal::Kill)
         )
     };
     // A container's first process may ignore SIGTERM: say how its runtime
@@ -134,7 +136,7 @@ fn print<W: Write>(mut out: W, output: Output, report: &KillReport, note: &str) 
             pid: s.pid,
             name: s.process.clone(),
         };
-        writeln!(out, "sent {} to {target}", s.signal)?;
+        writeln!(out, "sent {} to {target}", platform::signal_name(s.signal))?;
     }
     writeln!(out, "port {}: {note}", report.port)?;
     out.flush()

@@ -5,6 +5,7 @@ use crate::exit::{Exit, Result};
 use crate::holders::unowned_hint;
 use crate::model::{Proto, Socket, TcpState};
 use crate::output::{self, write_array, Cell, Column, Format, Output, Style};
+use crate::platform;
 use crate::process;
 use crate::record::{Lookups, Snapshot, SocketRecord};
 pub use crate::rows::SummaryRow;
@@ -131,7 +132,7 @@ fn summary(args: &ListArgs, output: Output) -> Result<Exit> {
     for row in &rows {
         table.push(vec![
             Cell::new(row.proto.as_str()),
-            Cell::new(row.state.map_or("-", TcpState::as_str)),
+            Cell::new(row.state.map_or("-", platform::state_name)),
             Cell::new(row.count.to_string()),
         ])?;
     }

@@ -99,9 +99,11 @@ impl TcpState {
     }
 }
 
+/// As the OS's own tools print it (`LISTENING` on Windows); JSON keeps
+/// `as_str` everywhere.
 impl fmt::Display for TcpState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(crate::platform::state_name(*self))
     }
 }
 

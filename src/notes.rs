@@ -2,8 +2,10 @@
 //! tells and `check` adds (SPEC.md, `who`), each from a fact of the
 //! kernel or the machine's settings, never a guess.
 
+use crate::bind::{Unbindable, Verdict};
 use crate::holders::{ContainerText, HiddenOwner};
 use crate::model::{Proto, Socket, TcpState};
+use crate::platform;
 use crate::record::SocketRecord;
 use crate::settings::PortSettings;
 use serde::{Deserialize, Serialize};
@@ -20,6 +22,10 @@ pub enum NoteKind {
     Reserved,
     Ephemeral,
     ContainerPublished,
+    /// In a port range the OS excluded from binding (Windows).
+    Excluded,
+    /// Held by the system on behalf of another program (Windows' http.sys).
+    SystemHolder,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,22 +85,45 @@ fn seconds(d: Duration) -> String {
 
 /// Every note about `port` on `protos`: from the sockets on it (`sockets`,
 /// raw, TIME_WAIT included), their records, and the machine's settings.
-/// `tcp_bindable`: whether a SO_REUSEADDR server could bind the TCP port
-/// right now (a real bind probe), which decides what TIME_WAIT means.
+/// `tcp`: what a server binding the TCP port right now meets (a real bind
+/// probe), which decides what TIME_WAIT means and finds excluded ranges.
 pub fn notes(
     port: u16,
     protos: &[Proto],
     sockets: &[Socket],
     records: &[SocketRecord],
     settings: &PortSettings,
-    tcp_bindable: bool,
+    tcp: &Verdict,
 ) -> Vec<Note> {
+    let tcp_bindable = *tcp == Verdict::Free;
     let mut notes: Vec<Note> = protos
         .iter()
         .flat_map(|&proto| socket_notes(port, proto, sockets, records, tcp_bindable))
         .collect();
+    if let Verdict::Unbindable(why @ Unbindable::Excluded { .. }) = tcp {
+        notes.push(Note {
+            kind: NoteKind::Excluded,
+            text: why.to_string(),
+        });
+    }
+    notes.extend(system_holder_notes(records));
     notes.extend(settings_notes(port, settings));
     notes
+}
+
+/// What the OS needs said about a holder beyond its name (Windows' PID 4
+/// serving http.sys), once per holder.
+fn system_holder_notes(records: &[SocketRecord]) -> Vec<Note> {
+    let mut pids: Vec<u32> = records.iter().filter_map(|r| r.pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids.into_iter()
+        .filter_map(platform::holder_note)
+        .map(|text| Note {
+            kind: NoteKind::SystemHolder,
+            text: text.to_string(),
+        })
+        .collect()
 }
 
 /// What the sockets on `port`/`proto` say.
@@ -254,14 +283,40 @@ mod tests {
             Some(false),
         );
         let kinds = |port| -> Vec<NoteKind> {
-            notes(port, &[Proto::Tcp, Proto::Udp], &[], &[], &settings, true)
-                .into_iter()
-                .map(|n| n.kind)
-                .collect()
+            notes(
+                port,
+                &[Proto::Tcp, Proto::Udp],
+                &[],
+                &[],
+                &settings,
+                &Verdict::Free,
+            )
+            .into_iter()
+            .map(|n| n.kind)
+            .collect()
         };
         assert_eq!(kinds(80), [NoteKind::Privileged]);
         assert_eq!(kinds(40000), [NoteKind::Reserved]);
         assert_eq!(kinds(40001), [NoteKind::Ephemeral]);
         assert!(kinds(8080).is_empty());
+    }
+
+    #[test]
+    fn an_excluded_range_is_a_note_of_its_own() {
+        let excluded = Verdict::Unbindable(Unbindable::Excluded {
+            port: 50000,
+            proto: Proto::Tcp,
+        });
+        let notes = notes(
+            50000,
+            &[Proto::Tcp],
+            &[],
+            &[],
+            &PortSettings::default(),
+            &excluded,
+        );
+        assert_eq!(notes.len(), 1);
+        assert_eq!(notes[0].kind, NoteKind::Excluded);
+        assert!(notes[0].text.contains("excludedportrange"));
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::model::{Family, Proto, Socket, TcpState};
 use crate::output::{endpoint, Cell, Column, Fit, Style};
+use crate::platform;
 use crate::record::SocketRecord;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -89,7 +90,7 @@ pub fn row(record: &SocketRecord, wide: bool) -> Vec<Cell> {
         Cell::new(proto),
         Cell::new(endpoint(record.local(), false)),
         Cell::new(endpoint(record.remote(), true)),
-        Cell::styled(record.state.map_or("", TcpState::as_str), state_style),
+        Cell::styled(record.state.map_or("", platform::state_name), state_style),
         Cell::new(record.service.clone().unwrap_or_default()),
         Cell::new(record.user.clone().unwrap_or_default()),
         Cell::new(pid),

@@ -62,6 +62,18 @@ impl TableQuery {
     }
 }
 
+/// Why a socket's owner may be missing from the table, as the OS has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unseen {
+    /// Another user's process, which elevated rights (sudo) would name.
+    OtherUser,
+    /// Outside this PID namespace, or the kernel's own: as root nothing
+    /// more can be seen.
+    Beyond,
+    /// The OS reports the socket with no process at all (Windows' PID 0).
+    NoProcess,
+}
+
 /// Why the table could not be read.
 #[derive(Debug)]
 pub enum ReadError {

@@ -13,6 +13,7 @@ use crate::platform;
 use crate::record::SocketRecord;
 use crate::sockets::Scope;
 use serde::{Deserialize, Serialize};
+use std::io;
 use std::time::{Duration, Instant};
 
 /// A signal sent to a listener, as `kill --json` reports it.
@@ -142,9 +143,8 @@ pub fn stop(
     plan: Plan,
 ) -> Result<(Vec<Signalled>, bool)> {
     let mut signals = Vec::new();
-    let mut signal = |target: &Target, signal: Signal| -> Result<()> {
-        platform::send_signal(target.pid, signal)
-            .map_err(|e| Error::negative(format!("cannot signal {target}: {e}")))?;
+    let mut signal = |target: &Target, signal: Signal| -> io::Result<()> {
+        platform::send_signal(target.pid, signal)?;
         signals.push(Signalled {
             pid: target.pid,
             process: target.name.clone(),
@@ -153,18 +153,33 @@ pub fn stop(
         Ok(())
     };
     for target in targets {
-        signal(target, Signal::Term)?;
+        match signal(target, Signal::Term) {
+            Err(e) if straight_to_kill(&e, plan) => signal(target, Signal::Kill),
+            done => done,
+        }
+        .map_err(|e| cannot_signal(target, &e))?;
     }
     let mut free = wait_free(port, protos, plan.timeout);
     if !free && plan.force {
         for target in listeners(port, protos)? {
             if targets.contains(&target) {
-                signal(&target, Signal::Kill)?;
+                signal(&target, Signal::Kill).map_err(|e| cannot_signal(&target, &e))?;
             }
         }
         free = wait_free(port, protos, Duration::from_secs(2));
     }
     Ok((signals, free))
+}
+
+/// A process the polite step cannot ask (on Windows, one without a
+/// window: there is no SIGTERM) is ended at once when the plan forces,
+/// and otherwise left alone with the reason.
+fn straight_to_kill(e: &io::Error, plan: Plan) -> bool {
+    plan.force && e.kind() == io::ErrorKind::Unsupported
+}
+
+fn cannot_signal(target: &Target, e: &io::Error) -> Error {
+    Error::negative(format!("cannot signal {target}: {e}"))
 }
 
 /// The agreed `targets` that still listen on `port`: a confirmation may
@@ -179,17 +194,37 @@ pub fn still_listening(
     Ok(targets)
 }
 
-/// Refuses PID 1, portctl itself and its parent.
+/// Refuses the system's own processes (PID 1; PIDs 0 and 4 on Windows),
+/// portctl itself and its parent.
 pub fn refuse_protected(targets: &[Target]) -> Result<()> {
     let me = std::process::id();
     let parent = platform::parent_pid();
     match targets
         .iter()
-        .find(|t| t.pid == 1 || t.pid == me || Some(t.pid) == parent)
+        .find(|t| platform::is_system_process(t.pid) || t.pid == me || Some(t.pid) == parent)
     {
         Some(target) => Err(Error::negative(format!(
-            "refusing to signal {target}: portctl never stops PID 1, itself or its parent"
+            "refusing to signal {target}: portctl never stops {}, itself or its parent",
+            platform::system_processes()
         ))),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_that_cannot_be_asked_is_ended_only_when_forced() {
+        let no_window = io::Error::new(io::ErrorKind::Unsupported, "no window");
+        let denied = io::Error::from(io::ErrorKind::PermissionDenied);
+        let plan = |force| Plan {
+            timeout: Duration::from_secs(1),
+            force,
+        };
+        assert!(straight_to_kill(&no_window, plan(true)));
+        assert!(!straight_to_kill(&no_window, plan(false)));
+        assert!(!straight_to_kill(&denied, plan(true)));
     }
 }

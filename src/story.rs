@@ -3,7 +3,7 @@
 //! parents, unit and container, and the notes on why the port is or is not
 //! bindable beyond them.
 
-use crate::bind::{self, Verdict};
+use crate::bind;
 use crate::exit::Result;
 use crate::holders::HiddenOwner;
 use crate::model::{Proto, Socket};
@@ -107,14 +107,14 @@ fn owner(pid: u32) -> Owner {
 /// notes.
 pub fn story(port: u16, protos: &[Proto]) -> Result<Story> {
     let (snapshot, records) = sockets_on(port, protos)?;
-    let tcp_bindable = bind::probe(port, Proto::Tcp, &bind::check_addresses(None)) == Verdict::Free;
+    let tcp = bind::probe(port, Proto::Tcp, &bind::check_addresses(None));
     let notes = notes::notes(
         port,
         protos,
         &snapshot.sockets,
         &records,
         &platform::port_settings(),
-        tcp_bindable,
+        &tcp,
     );
     let mut stories: HashMap<u32, Owner> = HashMap::new();
     let sockets = records

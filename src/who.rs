@@ -7,6 +7,7 @@ use crate::exit::{Exit, Result};
 use crate::holders::ContainerText;
 use crate::model::{Proto, TcpState};
 use crate::output::{self, endpoint, sanitize, Output};
+use crate::platform;
 use crate::story::story;
 pub use crate::story::{Story, WhoSocket};
 use std::io::{self, Write};
@@ -61,7 +62,11 @@ fn write_story<W: Write>(mut out: W, story: &Story, protos: &[Proto]) -> io::Res
             .iter()
             .filter(|s| !servers.iter().any(|v| std::ptr::eq(*v, *s)))
         {
-            let state = s.socket.state.map_or("UDP", TcpState::as_str).to_string();
+            let state = s
+                .socket
+                .state
+                .map_or("UDP", platform::state_name)
+                .to_string();
             match by_state.iter_mut().find(|(k, _)| *k == state) {
                 Some((_, n)) => *n += 1,
                 None => by_state.push((state, 1)),

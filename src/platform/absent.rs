@@ -1,18 +1,19 @@
 //! What portctl answers where an OS does not offer a fact: no process
 //! story, no port sysctls, no container sockets, no socket handover, no
-//! users or signals. Each OS module re-exports what it lacks from here.
+//! users. Each OS module re-exports what it lacks from here.
 
-use crate::model::Signal;
 use std::io;
 
-fn unsupported(what: &str) -> io::Error {
+pub(super) fn unsupported(what: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,
         format!("{what} is not supported on this operating system"),
     )
 }
 
-/// Not read here: `who` shows what the socket table says.
+/// Not read here: `who` shows what the socket table says. (Windows reads
+/// them through sysinfo.)
+#[cfg(not(target_os = "windows"))]
 pub fn process_facts(_pid: u32) -> Option<crate::process::ProcFacts> {
     None
 }
@@ -21,6 +22,7 @@ pub fn process_cgroup(_pid: u32) -> Option<String> {
     None
 }
 
+#[cfg(not(target_os = "windows"))]
 pub fn process_cmdline(_pid: u32) -> Option<Vec<String>> {
     None
 }
@@ -50,14 +52,6 @@ pub fn exec_with_sockets(
     _sockets: Vec<socket2::Socket>,
 ) -> io::Error {
     unsupported("free --exec")
-}
-
-pub fn send_signal(_pid: u32, _signal: Signal) -> io::Result<()> {
-    Err(unsupported("stopping processes"))
-}
-
-pub fn parent_pid() -> Option<u32> {
-    None
 }
 
 pub fn is_superuser() -> bool {

@@ -9,8 +9,14 @@
 //! - `process_facts`, `port_settings`, `local_stream`: the story of a
 //!   process, the port sysctls, a container runtime's API socket;
 //! - `exec_with_sockets`: `free --exec`'s socket handover;
-//! - `raise_fd_limit`, `family_unsupported`, `ipv6_only_by_default`,
-//!   `Shutdown`: what servers and bind probes need.
+//! - `prepare_server`, `bind_denied`, `raise_fd_limit`,
+//!   `family_unsupported`, `ipv6_only_by_default`, `Shutdown`: how servers
+//!   and bind probes bind, and what a refused bind means;
+//! - `unseen_owner`, `is_system_process`, `holder_note`, `signal_name`,
+//!   `state_name`: the OS's own words for owners, processes and states.
+//!
+//! `windows_rules` holds Windows' rules that need no Windows, compiled
+//! everywhere under test.
 
 #[cfg(not(target_os = "linux"))]
 mod absent;
@@ -28,6 +34,8 @@ mod unix;
 mod unsupported;
 #[cfg(target_os = "windows")]
 mod windows;
+#[cfg(any(target_os = "windows", test))]
+mod windows_rules;
 
 #[cfg(target_os = "linux")]
 use linux as os;
@@ -39,8 +47,9 @@ use unsupported as os;
 use windows as os;
 
 pub use os::{
-    exec_with_sockets, family_unsupported, find_owners, ipv6_only_by_default, is_superuser,
-    local_stream, parent_pid, port_settings, process_cgroup, process_cmdline, process_exe,
-    process_facts, raise_fd_limit, read_table, read_table_with_owners, send_signal, user_name,
-    Shutdown,
+    bind_denied, exec_with_sockets, family_unsupported, find_owners, holder_note,
+    ipv6_only_by_default, is_superuser, is_system_process, local_stream, parent_pid, port_settings,
+    prepare_server, process_cgroup, process_cmdline, process_exe, process_facts, raise_fd_limit,
+    read_table, read_table_with_owners, send_signal, signal_name, state_name, system_processes,
+    unseen_owner, user_name, Shutdown,
 };

@@ -54,7 +54,13 @@ fn read(query: &TableQuery) -> Result<(Table, Vec<(u64, u32)>), ReadError> {
         if !query.wants_state(socket.state) {
             continue;
         }
-        pairs.extend(info.associated_pids.iter().map(|&pid| (socket.inode, pid)));
+        // PID 0 is no process: Windows' owner of sockets that have none.
+        pairs.extend(
+            info.associated_pids
+                .iter()
+                .filter(|&&pid| pid != 0)
+                .map(|&pid| (socket.inode, pid)),
+        );
         table.sockets.push(socket);
     }
     Ok((table, pairs))
@@ -75,12 +81,18 @@ fn socket_of(info: &SocketInfo) -> Socket {
             None,
         ),
     };
+    // TIME_WAIT has no owner, as on Linux where its inode is 0.
+    let inode = if state == Some(TcpState::TimeWait) {
+        0
+    } else {
+        key(proto, local, remote)
+    };
     Socket {
         proto,
         local,
         remote,
         state,
-        inode: key(proto, local, remote),
+        inode,
         uid: None,
         v6only: None,
         time_wait_left: None,

@@ -1,8 +1,61 @@
 //! The calls Linux and macOS share: signals, the parent, the open-file
-//! limit, the effective user, user names, and Ctrl+C/SIGTERM for servers.
+//! limit, the effective user, user names, how servers bind, and
+//! Ctrl+C/SIGTERM for servers.
 
-use crate::model::Signal;
+use crate::bind::Denied;
+use crate::model::{Proto, Signal, TcpState};
+use crate::sockets::Unseen;
 use std::io;
+
+/// SO_REUSEADDR for TCP, as servers set it, so connections in TIME_WAIT
+/// do not keep a restarted server out. UDP gets none: two UDP sockets
+/// with it can share a port, and that port is not free.
+pub fn prepare_server(socket: &socket2::Socket, proto: Proto) -> io::Result<()> {
+    if proto == Proto::Tcp {
+        socket.set_reuse_address(true)?;
+    }
+    Ok(())
+}
+
+/// EACCES from a bind: a system port without the privilege to bind it.
+pub fn bind_denied(_port: u16, _proto: Proto) -> Denied {
+    Denied::Privileged {
+        start: super::port_settings().unprivileged_start,
+    }
+}
+
+/// Why an owner may be missing: another user's process, which sudo
+/// names; as root, one outside this PID namespace or the kernel's.
+pub fn unseen_owner() -> Unseen {
+    if is_superuser() {
+        Unseen::Beyond
+    } else {
+        Unseen::OtherUser
+    }
+}
+
+/// PID 1, which `kill` never stops.
+pub fn is_system_process(pid: u32) -> bool {
+    pid == 1
+}
+
+pub fn system_processes() -> &'static str {
+    "PID 1"
+}
+
+/// Nothing more to say about a holder than its name.
+pub fn holder_note(_pid: u32) -> Option<&'static str> {
+    None
+}
+
+pub fn signal_name(signal: Signal) -> &'static str {
+    signal.as_str()
+}
+
+/// State names as `netstat` and `ss` print them.
+pub fn state_name(state: TcpState) -> &'static str {
+    state.as_str()
+}
 
 /// Sends `signal`; a process already gone is not an error.
 pub fn send_signal(pid: u32, signal: Signal) -> io::Result<()> {

@@ -1,12 +1,14 @@
 //! Any other OS: portctl builds, and says at run time what it cannot do.
 
 pub use super::absent::{
-    exec_with_sockets, is_superuser, local_stream, parent_pid, port_settings, process_cgroup,
-    process_cmdline, process_exe, process_facts, raise_fd_limit, send_signal, user_name,
+    exec_with_sockets, is_superuser, local_stream, port_settings, process_cgroup, process_cmdline,
+    process_exe, process_facts, raise_fd_limit, user_name,
 };
 pub use super::ctrl_c::Shutdown;
 
-use crate::sockets::{OwnerQuery, Owners, ReadError, Table, TableQuery};
+use crate::bind::Denied;
+use crate::model::{Proto, Signal, TcpState};
+use crate::sockets::{OwnerQuery, Owners, ReadError, Table, TableQuery, Unseen};
 use std::io;
 
 pub fn read_table(_query: &TableQuery) -> Result<Table, ReadError> {
@@ -27,4 +29,47 @@ pub fn family_unsupported(_e: &io::Error) -> bool {
 
 pub fn ipv6_only_by_default() -> bool {
     false
+}
+
+/// No way to stop a process is known here.
+pub fn send_signal(_pid: u32, _signal: Signal) -> io::Result<()> {
+    Err(super::absent::unsupported("stopping processes"))
+}
+
+pub fn parent_pid() -> Option<u32> {
+    None
+}
+
+/// A plain bind: no reuse rules are known here.
+pub fn prepare_server(_socket: &socket2::Socket, _proto: Proto) -> io::Result<()> {
+    Ok(())
+}
+
+/// Access denied, with nothing known about why.
+pub fn bind_denied(_port: u16, _proto: Proto) -> Denied {
+    Denied::Privileged { start: None }
+}
+
+pub fn unseen_owner() -> Unseen {
+    Unseen::OtherUser
+}
+
+pub fn is_system_process(_pid: u32) -> bool {
+    false
+}
+
+pub fn system_processes() -> &'static str {
+    "the system's own processes"
+}
+
+pub fn holder_note(_pid: u32) -> Option<&'static str> {
+    None
+}
+
+pub fn signal_name(signal: Signal) -> &'static str {
+    signal.as_str()
+}
+
+pub fn state_name(state: TcpState) -> &'static str {
+    state.as_str()
 }

@@ -1,15 +1,42 @@
-//! Windows: the table from netstat2 (GetExtendedTcpTable and friends).
-//! Stopping processes, process stories and the excluded port ranges are
-//! still to come (issue #13); until then they answer as `absent` says.
+//! Windows: the table from netstat2 (GetExtendedTcpTable and friends),
+//! process stories from sysinfo, and Windows' own rules for binding and
+//! stopping processes:
+//!
+//! - servers and the bind probe use SO_EXCLUSIVEADDRUSE, never
+//!   SO_REUSEADDR, which on Windows lets a bind land on top of another
+//!   socket of the same user and would call a held port free;
+//! - WSAEACCES from a bind means an exclusive holder or an excluded port
+//!   range (Hyper-V, WSL, Docker), never a missing privilege;
+//! - there is no SIGTERM: the polite step closes the process's windows
+//!   (WM_CLOSE, as `taskkill` without `/F` does), the forced one is
+//!   TerminateProcess.
 
 pub use super::absent::{
-    exec_with_sockets, is_superuser, local_stream, parent_pid, port_settings, process_cgroup,
-    process_cmdline, process_exe, process_facts, raise_fd_limit, send_signal, user_name,
+    exec_with_sockets, is_superuser, local_stream, port_settings, process_cgroup, process_exe,
+    raise_fd_limit, user_name,
 };
 pub use super::ctrl_c::Shutdown;
 pub use super::netstat2::{find_owners, read_table, read_table_with_owners};
+pub use super::windows_rules::{
+    holder_note, is_system_process, signal_name, state_name, system_processes,
+};
 
+use crate::bind::Denied;
+use crate::model::{Proto, Signal, TcpState};
+use crate::process::ProcFacts;
+use crate::sockets::{TableQuery, Unseen};
 use std::io;
+use std::os::windows::io::AsRawSocket;
+use std::time::{Duration, UNIX_EPOCH};
+use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
+use windows_sys::Win32::Foundation::{CloseHandle, ERROR_INVALID_PARAMETER, HWND, LPARAM};
+use windows_sys::Win32::Networking::WinSock::{
+    setsockopt, SOCKET, SOL_SOCKET, SO_EXCLUSIVEADDRUSE,
+};
+use windows_sys::Win32::System::Threading::{OpenProcess, TerminateProcess, PROCESS_TERMINATE};
+use windows_sys::Win32::UI::WindowsAndMessaging::{
+    EnumWindows, GetWindowThreadProcessId, PostMessageW, WM_CLOSE,
+};
 
 /// WSAEAFNOSUPPORT.
 pub fn family_unsupported(e: &io::Error) -> bool {
@@ -19,4 +46,145 @@ pub fn family_unsupported(e: &io::Error) -> bool {
 /// Windows sockets take IPv6 only unless told otherwise.
 pub fn ipv6_only_by_default() -> bool {
     true
+}
+
+/// SO_EXCLUSIVEADDRUSE, as Microsoft asks servers to bind: no other
+/// socket may share the port, and the bind fails if one already does.
+pub fn prepare_server(socket: &socket2::Socket, _proto: Proto) -> io::Result<()> {
+    let on: i32 = 1;
+    // SAFETY: a valid socket handle, and an option value that lives for
+    // the call with its length passed with it.
+    let rc = unsafe {
+        setsockopt(
+            socket.as_raw_socket() as SOCKET,
+            SOL_SOCKET,
+            SO_EXCLUSIVEADDRUSE,
+            (&on as *const i32).cast(),
+            std::mem::size_of::<i32>() as i32,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// WSAEACCES: a socket on the port holds it exclusively (or, under Wine,
+/// at all); with none in the table, the port lies in an excluded range.
+pub fn bind_denied(port: u16, proto: Proto) -> Denied {
+    let query = TableQuery {
+        tcp: proto == Proto::Tcp,
+        udp: proto == Proto::Udp,
+        ..TableQuery::all()
+    };
+    let held = read_table(&query).is_ok_and(|table| {
+        table
+            .sockets
+            .iter()
+            .any(|s| s.local.port() == port && s.state != Some(TcpState::TimeWait))
+    });
+    super::windows_rules::denied_by(held)
+}
+
+/// The polite step closes the process's top-level windows; a process
+/// without any (most servers) cannot be asked, and says so. The forced
+/// step is TerminateProcess. A process already gone is not an error.
+pub fn send_signal(pid: u32, signal: Signal) -> io::Result<()> {
+    match signal {
+        Signal::Term => close_windows(pid),
+        Signal::Kill => terminate(pid),
+    }
+}
+
+fn close_windows(pid: u32) -> io::Result<()> {
+    struct Search {
+        pid: u32,
+        closed: usize,
+    }
+    unsafe extern "system" fn each(window: HWND, state: LPARAM) -> i32 {
+        // SAFETY: `state` is the `Search` passed to EnumWindows below,
+        // alive and exclusively ours for the whole enumeration.
+        let search = unsafe { &mut *(state as *mut Search) };
+        let mut owner = 0u32;
+        // SAFETY: a window handle from EnumWindows and a valid out pointer.
+        unsafe { GetWindowThreadProcessId(window, &mut owner) };
+        // SAFETY: posting a message to a window handle is always allowed;
+        // a window that vanished makes the call fail harmlessly.
+        if owner == search.pid && unsafe { PostMessageW(window, WM_CLOSE, 0, 0) } != 0 {
+            search.closed += 1;
+        }
+        1
+    }
+    let mut search = Search { pid, closed: 0 };
+    // SAFETY: the callback only touches `search`, which outlives the call.
+    unsafe { EnumWindows(Some(each), &mut search as *mut Search as LPARAM) };
+    if search.closed > 0 {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "it has no window to close, and Windows has no SIGTERM: --force ends it with TerminateProcess",
+    ))
+}
+
+fn terminate(pid: u32) -> io::Result<()> {
+    // SAFETY: OpenProcess with a plain PID; the handle is closed below.
+    let handle = unsafe { OpenProcess(PROCESS_TERMINATE, 0, pid) };
+    if handle.is_null() {
+        let e = io::Error::last_os_error();
+        // No such process any more.
+        return if e.raw_os_error() == Some(ERROR_INVALID_PARAMETER as i32) {
+            Ok(())
+        } else {
+            Err(e)
+        };
+    }
+    // SAFETY: a handle opened with PROCESS_TERMINATE.
+    let ended = unsafe { TerminateProcess(handle, 1) } != 0;
+    let e = io::Error::last_os_error();
+    // SAFETY: the handle is ours and closed once.
+    unsafe { CloseHandle(handle) };
+    if ended {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+/// Windows reports every socket's PID, whoever runs portctl: a socket
+/// without one belongs to no process, and elevation would not change it.
+pub fn unseen_owner() -> Unseen {
+    Unseen::NoProcess
+}
+
+/// One process's command line, start and parent, from sysinfo.
+pub fn process_facts(pid: u32) -> Option<ProcFacts> {
+    let mut system = System::new().ok()?;
+    let id = Pid::from_u32(pid);
+    system.refresh_processes_specifics(
+        ProcessesToUpdate::Some(&[id]),
+        false,
+        ProcessRefreshKind::nothing().with_cmd(UpdateKind::Always),
+    );
+    let process = system.process(id)?;
+    Some(ProcFacts {
+        ppid: process.parent().map(Pid::as_u32),
+        cmdline: process
+            .cmd()
+            .iter()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect(),
+        started: Some(UNIX_EPOCH + Duration::from_secs(process.start_time())),
+        cgroup: String::new(),
+    })
+}
+
+pub fn process_cmdline(pid: u32) -> Option<Vec<String>> {
+    process_facts(pid).map(|f| f.cmdline)
+}
+
+/// portctl's parent, which it never stops.
+pub fn parent_pid() -> Option<u32> {
+    process_facts(std::process::id())?.ppid
 }
