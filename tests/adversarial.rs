@@ -1,6 +1,8 @@
 //! Adversarial clients against the real `portctl serve`: after each, the
 //! server still answers a fresh client promptly and its memory is back
 //! near where it started. Every loop is bounded in count and time.
+// Unix only: its servers are stopped with SIGTERM and measured in /proc.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! `portctl check` and `portctl free` against real listeners on loopback
 //! and the wildcard addresses.
+// Unix only: its holders are python3 processes and its nobody case runs through setpriv; tests/held.rs is the portable part.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! `portctl free --exec`: the port is kept bound and handed to the program
 //! (systemd socket activation), so nobody can take it in between.
+// Unix only: free --exec hands sockets over the Unix way (socket activation).
+#![cfg(unix)]
 
 mod common;
 

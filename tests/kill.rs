@@ -1,4 +1,6 @@
 //! `portctl kill` against child processes holding ports.
+// Unix only: its holders are python3 processes that handle SIGTERM.
+#![cfg(unix)]
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! `free`, `list`, `kill` and `probe` give the right answer, to the right
 //! holder, with the right advice, whatever the addresses, namespaces and
 //! readers they meet. Each case here was answered wrongly before.
+// Unix only: it needs python3 holders, /proc and signals.
+#![cfg(unix)]
 
 mod common;
 

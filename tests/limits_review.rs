@@ -1,6 +1,8 @@
 //! What a hostile review found, each held by a test: an impostor runtime
 //! process, peer bytes in error lines and JSON, a closed stdout under
 //! talk, replies that never pause, interim-response floods.
+// Unix only: it needs python3 holders and setpriv.
+#![cfg(unix)]
 
 mod common;
 

@@ -12,6 +12,8 @@
 //! connections that sent over 64 KiB without a newline.
 //!
 //! Loopback only; every loop is bounded in count and time.
+// Unix only: it measures servers in /proc and stops them with SIGTERM.
+#![cfg(unix)]
 
 mod common;
 

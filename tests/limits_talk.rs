@@ -17,6 +17,8 @@
 //!
 //! Loopback only (127.0.0.1 and [::1]); every loop is bounded in count and
 //! time, and every peer and child ends by itself.
+// Unix only: it measures peak memory with wait4.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! `portctl list` against real sockets on loopback, opened by the test and
 //! by child processes.
+// Unix only: it cross-checks ss and needs python3 holders and /proc.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! `portctl metrics` and `serve metrics` read by real consumers: the
 //! official Python client's parser, and (where installed, always in CI)
 //! a real Prometheus scraping `serve metrics`.
+// Unix only: it parses with python3 prometheus-client and runs Prometheus.
+#![cfg(unix)]
 
 mod common;
 

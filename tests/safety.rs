@@ -1,6 +1,8 @@
 //! Terminal safety, signals and pipes: hostile process names and peer
 //! bytes never reach a terminal raw; SIGINT, SIGTERM and closed pipes end
 //! every command cleanly.
+// Unix only: it sends SIGINT/SIGTERM and uses pseudo-terminals.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,4 +1,6 @@
 //! `portctl serve` started as a real process and spoken to over loopback.
+// Unix only: its servers are stopped with SIGTERM, which Windows lacks.
+#![cfg(unix)]
 
 mod common;
 

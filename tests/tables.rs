@@ -1,5 +1,7 @@
 //! Tables on a terminal of 80 and 120 columns: a value is never split
 //! across lines, and columns give way in a deliberate order.
+// Unix only: it runs portctl on a pseudo-terminal (util-linux script).
+#![cfg(unix)]
 
 mod common;
 

@@ -210,6 +210,7 @@ fn http_get_with_content_length_chunked_and_read_to_close_bodies() {
 }
 
 #[test]
+#[cfg(unix)] // the real server is python3's http.server
 fn http_against_a_real_server() {
     let dir = std::env::temp_dir().join(format!("portctl-www-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -6,6 +6,8 @@
 //! Loopback only: containers are there to be attributed, never connected
 //! to. A test whose real part is missing skips, except in CI where it
 //! fails (`skip_or_fail`).
+// Unix only: it needs /proc, cgroups, namespaces, Docker and signals.
+#![cfg(unix)]
 
 mod common;
 

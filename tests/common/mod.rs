@@ -1,6 +1,10 @@
 //! Shared helpers for the integration tests: run the real binary with a
 //! clean environment and read its output.
 #![allow(dead_code)] // each test binary uses its own subset of these helpers
+//!
+//! The helpers marked `cfg(unix)` need python3, signals, `/proc`, setpriv
+//! or util-linux's `script`; the rest also run the Windows build under
+//! Wine.
 
 use std::process::{Command, Output, Stdio};
 
@@ -52,6 +56,7 @@ pub fn assert_usage_error(out: &Output, value: &str) {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+#[cfg(unix)]
 /// A child process (python3) that holds sockets until dropped.
 /// Starts `python3 -c SCRIPT ARGS...` and returns it with the first line it
 /// prints (scripts print once their sockets are open).
@@ -73,12 +78,14 @@ pub fn python(script: &str, args: &[String]) -> (std::process::Child, String) {
     (child, line)
 }
 
+#[cfg(unix)]
 pub struct SocketHolder {
     pub child: std::process::Child,
     /// The local ports it bound, in the order of its specs.
     pub ports: Vec<u16>,
 }
 
+#[cfg(unix)]
 impl SocketHolder {
     /// Each spec is `tcp|udp HOST PORT`; PORT 0 lets the OS choose. A
     /// `tcp` socket listens; `udp` is bound. `ignore_term` makes the child
@@ -122,6 +129,7 @@ time.sleep(120)
     }
 }
 
+#[cfg(unix)]
 impl Drop for SocketHolder {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -129,12 +137,14 @@ impl Drop for SocketHolder {
     }
 }
 
+#[cfg(unix)]
 /// True when the tests run as root (as CI does).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
+#[cfg(unix)]
 /// A copy of the binary that the `nobody` user can execute, wherever the
 /// checkout lives.
 pub fn binary_for_nobody() -> std::path::PathBuf {
@@ -152,6 +162,7 @@ pub fn binary_for_nobody() -> std::path::PathBuf {
     path
 }
 
+#[cfg(unix)]
 /// Runs portctl as `nobody` (setpriv), with a clean environment.
 pub fn run_as_nobody(args: &[&str]) -> Output {
     Command::new("setpriv")
@@ -214,11 +225,13 @@ impl Server {
         self.child.id()
     }
 
+    #[cfg(unix)]
     pub fn terminate(&self) {
         // SAFETY: kill(2) on our own child's PID.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
     }
 
+    #[cfg(unix)]
     /// SIGTERM, then the exit code and everything it wrote on stderr.
     pub fn stop(mut self) -> (Option<i32>, String) {
         self.terminate();
@@ -230,17 +243,20 @@ impl Server {
         (status, err)
     }
 
+    #[cfg(unix)]
     /// The server's resident memory in KiB.
     pub fn rss_kib(&self) -> u64 {
         self.status_kib("VmRSS:")
     }
 
+    #[cfg(unix)]
     /// The server's peak resident memory so far in KiB (`VmHWM`): what it
     /// held at its worst, even if it has given it back since.
     pub fn peak_rss_kib(&self) -> u64 {
         self.status_kib("VmHWM:")
     }
 
+    #[cfg(unix)]
     fn status_kib(&self, key: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
         status
@@ -303,6 +319,7 @@ pub fn into_closed_pipe(args: &[&str]) -> (Option<i32>, String) {
     (child.wait().unwrap().code(), err)
 }
 
+#[cfg(unix)]
 /// Runs `portctl ARGS` under a pseudo-terminal (util-linux `script`), so
 /// portctl sees a terminal; returns what the terminal received.
 pub fn on_terminal(args: &str, env: &[(&str, &str)]) -> String {
@@ -323,6 +340,7 @@ pub fn on_terminal(args: &str, env: &[(&str, &str)]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+#[cfg(unix)]
 /// Reaps `child` with wait4(2), polling (WNOHANG) until `limit` and then
 /// killing it; returns its exit code (`None` when a signal ended it) and
 /// its peak resident set in KiB (`ru_maxrss`, which Linux counts in KiB).
@@ -374,6 +392,7 @@ pub fn skip_or_fail(reason: &str) {
     eprintln!("skipped: {reason}");
 }
 
+#[cfg(unix)]
 /// The root-only preamble: true when the test runs as root (as CI does);
 /// otherwise skips, saying `why` (a failure under CI).
 pub fn needs_root(why: &str) -> bool {
@@ -384,6 +403,7 @@ pub fn needs_root(why: &str) -> bool {
     false
 }
 
+#[cfg(unix)]
 /// A python3 child whose process name (prctl PR_SET_NAME, at most 15
 /// bytes) is `name`, holding a TCP listener on `host`; returns it and the
 /// port. Hostile names are what the escaping tests feed portctl.

@@ -1,0 +1,142 @@
+//! A held port is never called free, on every OS: the holders are the
+//! test's own sockets and a real `portctl serve`, which run the same on
+//! Linux and on Windows (under Wine in CI, where Windows binds with
+//! SO_EXCLUSIVEADDRUSE and a conflict comes back as WSAEACCES).
+
+mod common;
+
+use common::{assert_exit, check_json, portctl, run, stdout};
+use portctl::check::{CheckRecord, Status};
+use portctl::model::Proto;
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, UdpSocket};
+use std::process::{Child, Stdio};
+
+/// `portctl serve hello` on 127.0.0.1 and a free port, killed when dropped.
+struct Serve {
+    child: Child,
+    port: u16,
+}
+
+impl Serve {
+    fn start() -> Serve {
+        let mut child = portctl()
+            .args(["serve", "hello", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start portctl serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .rsplit_once(':')
+            .and_then(|(_, rest)| rest.split(' ').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        Serve { child, port }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The one record of `check --json` for `proto`.
+fn verdict(records: &[CheckRecord], proto: Proto) -> &CheckRecord {
+    records
+        .iter()
+        .find(|r| r.proto == proto)
+        .unwrap_or_else(|| panic!("no {proto} record in {records:?}"))
+}
+
+/// In use, exit 1, and never worded as a missing privilege or a PID 0.
+#[track_caller]
+fn assert_held(args: &[&str], proto: Proto) {
+    let (code, records) = check_json(args);
+    let record = verdict(&records, proto);
+    assert_eq!(record.status, Status::InUse, "{args:?}: {records:?}");
+    assert_eq!(code, 1, "{args:?}: {records:?}");
+    let text = stdout(&run(&[&["check"], args].concat()));
+    for wrong in ["root", "CAP_NET_BIND_SERVICE", "pid 0", "free  "] {
+        assert!(!text.contains(wrong), "{args:?} says {wrong:?}: {text}");
+    }
+}
+
+#[test]
+fn a_port_held_by_another_process_is_in_use() {
+    let server = Serve::start();
+    let port = server.port.to_string();
+    assert_held(&["--tcp", &port], Proto::Tcp);
+    assert_held(&["--tcp", "--host", "127.0.0.1", &port], Proto::Tcp);
+}
+
+#[test]
+fn a_port_held_by_this_process_is_in_use_on_every_address_it_covers() {
+    let specific = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = specific.local_addr().unwrap().port().to_string();
+    assert_held(&["--tcp", &port], Proto::Tcp);
+    assert_held(&["--tcp", "--host", "127.0.0.1", &port], Proto::Tcp);
+
+    let wildcard = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = wildcard.local_addr().unwrap().port().to_string();
+    assert_held(&["--tcp", "--host", "127.0.0.1", &port], Proto::Tcp);
+    assert_held(&["--tcp", &port], Proto::Tcp);
+}
+
+#[test]
+fn a_udp_port_held_is_in_use() {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = socket.local_addr().unwrap().port().to_string();
+    assert_held(&["--udp", &port], Proto::Udp);
+}
+
+#[test]
+fn a_port_let_go_is_free_again() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let (code, records) = check_json(&["--tcp", &port.to_string()]);
+    assert_eq!(
+        verdict(&records, Proto::Tcp).status,
+        Status::Free,
+        "{records:?}"
+    );
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn free_hands_out_a_port_a_server_can_bind() {
+    let out = run(&["free"]);
+    assert_exit(&out, 0);
+    let port: u16 = stdout(&out).trim().parse().unwrap();
+    TcpListener::bind(("127.0.0.1", port)).expect("the port free said was free");
+}
+
+#[test]
+fn list_shows_the_listener_and_never_pid_0() {
+    let server = Serve::start();
+    let out = run(&["list", "--json", "--listening", "--tcp"]);
+    assert_exit(&out, 0);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r["local_port"] == server.port)
+        .unwrap_or_else(|| panic!("port {} not listed: {rows:?}", server.port));
+    // The server's own PID where the OS names owners; none under Wine,
+    // which keeps every socket in its own server process (PID 0).
+    assert!(
+        row["pid"].is_null() || row["pid"] == server.child.id(),
+        "{row}"
+    );
+    assert!(
+        rows.iter().all(|r| r["pid"] != 0),
+        "a PID 0 owner: {rows:?}"
+    );
+}
