@@ -151,7 +151,17 @@ fn draw_table(frame: &mut Frame, state: &State, area: Rect, color: bool) {
     // Every matching row takes part in the widths, so that they hold
     // still while scrolling.
     let mut cells: Vec<Vec<output::Cell>> = state.rows().map(|r| rows::row(r, wide)).collect();
-    let fitted = fit(columns, &mut cells, usize::from(area.width), SPACED);
+    let mut fitted = fit(columns, &mut cells, usize::from(area.width), SPACED);
+    // What still does not fit is left off at the right edge: ratatui
+    // would squeeze every column and split an address to make room.
+    let mut room = usize::from(area.width) + 1;
+    for (shown, width) in fitted.shown.iter_mut().zip(&fitted.widths) {
+        if !*shown {
+            continue;
+        }
+        *shown = *width < room;
+        room = if *shown { room - (width + 1) } else { 0 };
+    }
     let shown = |i: &usize| fitted.shown[*i];
     let (offset, page) = state.window();
     let selected = state.selected();

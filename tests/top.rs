@@ -1,0 +1,310 @@
+//! `portctl top` driven as a person would: the real binary in a tmux pane
+//! of a known size, keys sent with `send-keys`, the screen read back with
+//! `capture-pane`. Each test has its own tmux server (`-L`), killed when
+//! the test ends; every wait is bounded.
+#![cfg(unix)]
+
+mod common;
+
+use common::{assert_usage_error, named_listener, portctl, skip_or_fail, wait_timeout, Server};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// What the pane prints once top has exited, with its exit code.
+const EXITED: &str = "top-exited-with";
+
+/// A tmux server of its own with one session running `portctl top`.
+struct Pane {
+    server: String,
+}
+
+impl Pane {
+    /// `portctl top ARGS` in a `width`×`height` pane; `None` (skipped)
+    /// when tmux is missing, a failure under CI.
+    fn start(args: &str, width: u16, height: u16) -> Option<Pane> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        if Command::new("tmux").arg("-V").output().is_err() {
+            skip_or_fail("tmux is not installed (apt-get install tmux)");
+            return None;
+        }
+        let pane = Pane {
+            server: format!(
+                "portctl-test-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ),
+        };
+        let command = format!(
+            "{} top {args}; echo {EXITED}-$?; sleep 60",
+            env!("CARGO_BIN_EXE_portctl")
+        );
+        let started = pane
+            .tmux(&["new-session", "-d", "-s", "top"])
+            .args(["-x", &width.to_string(), "-y", &height.to_string()])
+            .arg(command)
+            .status()
+            .expect("run tmux");
+        assert!(started.success(), "tmux new-session failed");
+        Some(pane)
+    }
+
+    fn tmux(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("tmux");
+        cmd.args(["-L", &self.server, "-f", "/dev/null"])
+            .args(args)
+            .env_remove("TMUX")
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// The pane's text now.
+    fn screen(&self) -> String {
+        let out = self
+            .tmux(&["capture-pane", "-p", "-t", "top"])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Sends tmux key names (`Enter`, `Escape`, `q`).
+    fn keys(&self, keys: &[&str]) {
+        let mut cmd = self.tmux(&["send-keys", "-t", "top"]);
+        assert!(cmd.args(keys).status().unwrap().success());
+    }
+
+    /// Types `text` as it is.
+    fn type_text(&self, text: &str) {
+        let mut cmd = self.tmux(&["send-keys", "-t", "top", "-l"]);
+        assert!(cmd.arg(text).status().unwrap().success());
+    }
+
+    /// Polls the screen until `ready` holds, for at most ten seconds.
+    #[track_caller]
+    fn wait_for(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let screen = self.screen();
+            if ready(&screen) {
+                return screen;
+            }
+            if Instant::now() > deadline {
+                panic!("waited 10 s for {what}; the screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The PID of top itself: the child of the pane's shell.
+    fn top_pid(&self) -> u32 {
+        let out = self
+            .tmux(&["display-message", "-p", "-t", "top", "#{pane_pid}"])
+            .output()
+            .unwrap();
+        let shell = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let children =
+            std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
+        children.split_whitespace().next().unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for Pane {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]).status();
+    }
+}
+
+/// A `portctl serve hello` child of this test, and its port.
+fn server() -> Server {
+    Server::start(&["hello", "--port", "0", "--quiet"], 1)
+}
+
+fn shows(port: u16) -> impl Fn(&str) -> bool {
+    move |screen: &str| screen.contains(&format!("127.0.0.1:{port} "))
+}
+
+#[test]
+fn the_table_shows_a_listener_and_the_filter_narrows_it() {
+    let server = server();
+    let Some(pane) = Pane::start("", 100, 30) else {
+        return;
+    };
+    let screen = pane.wait_for("the server's listener", shows(server.port));
+    assert!(
+        screen.contains("PROTO") && screen.contains("LISTEN"),
+        "{screen}"
+    );
+    assert!(screen.contains("sockets · tcp"), "the counts:\n{screen}");
+    pane.keys(&["/"]);
+    pane.type_text(&server.port.to_string());
+    let screen = pane.wait_for("the filter", |s| {
+        s.contains(&format!("filter: {}", server.port))
+    });
+    let rows: Vec<&str> = screen.lines().filter(|l| l.starts_with("tcp")).collect();
+    assert!(!rows.is_empty(), "{screen}");
+    for row in rows {
+        assert!(row.contains(&server.port.to_string()), "{row}\n{screen}");
+    }
+    pane.keys(&["Escape"]);
+    pane.wait_for("the filter cleared", |s| !s.contains("filter:"));
+}
+
+#[test]
+fn enter_opens_the_story_of_the_socket() {
+    let server = server();
+    let Some(pane) = Pane::start("", 100, 30) else {
+        return;
+    };
+    pane.wait_for("the server's listener", shows(server.port));
+    pane.keys(&["/"]);
+    pane.type_text(&server.port.to_string());
+    pane.keys(&["Enter"]);
+    pane.wait_for("one row", |s| s.contains("1 shown"));
+    pane.keys(&["Enter"]);
+    let screen = pane.wait_for("the details", |s| s.contains("command:"));
+    assert!(screen.contains("serve hello --port 0"), "{screen}");
+    assert!(
+        screen.contains(&format!("portctl (pid {}", server.pid())),
+        "{screen}"
+    );
+    assert!(screen.contains("parents:"), "{screen}");
+    pane.keys(&["Escape"]);
+    pane.wait_for("the details closed", |s| !s.contains("command:"));
+}
+
+#[test]
+fn k_asks_then_stops_the_listener() {
+    let mut server = server();
+    let Some(pane) = Pane::start("", 100, 30) else {
+        return;
+    };
+    pane.wait_for("the server's listener", shows(server.port));
+    pane.keys(&["/"]);
+    pane.type_text(&server.port.to_string());
+    pane.keys(&["Enter"]);
+    pane.wait_for("one row", |s| s.contains("1 shown"));
+    let question = format!(
+        "Stop portctl (pid {}) listening on port {}/tcp?",
+        server.pid(),
+        server.port
+    );
+    pane.keys(&["k"]);
+    pane.wait_for("the question", |s| s.contains(&question));
+    pane.keys(&["n"]);
+    pane.wait_for("nothing done", |s| s.contains("nothing done"));
+    assert!(server.child.try_wait().unwrap().is_none(), "n stopped it");
+    pane.keys(&["k"]);
+    pane.wait_for("the question again", |s| s.contains(&question));
+    pane.keys(&["y"]);
+    let screen = pane.wait_for("the outcome", |s| s.contains("the port is free"));
+    assert!(
+        screen.contains(&format!("sent SIGTERM to portctl (pid {})", server.pid())),
+        "{screen}"
+    );
+    assert!(
+        wait_timeout(&mut server.child, Duration::from_secs(10)).is_some(),
+        "the server still runs"
+    );
+    pane.wait_for("the row gone", |s| s.contains("no socket matches"));
+}
+
+#[test]
+fn q_quits_and_gives_the_terminal_back() {
+    let server = server();
+    let Some(pane) = Pane::start("", 100, 30) else {
+        return;
+    };
+    pane.wait_for("the table", shows(server.port));
+    pane.keys(&["q"]);
+    let screen = pane.wait_for("top to exit", |s| s.contains(EXITED));
+    assert!(screen.contains(&format!("{EXITED}-0")), "{screen}");
+    assert!(!screen.contains("PROTO"), "the table stayed:\n{screen}");
+    assert!(
+        !screen.contains("127.0.0.1:"),
+        "the table stayed:\n{screen}"
+    );
+}
+
+#[test]
+fn sigterm_gives_the_terminal_back() {
+    let Some(pane) = Pane::start("", 100, 30) else {
+        return;
+    };
+    pane.wait_for("the table", |s| s.contains("PROTO"));
+    let top = pane.top_pid();
+    // SAFETY: kill(2) on the top this test started, in its tmux pane.
+    unsafe { libc::kill(top as i32, libc::SIGTERM) };
+    let screen = pane.wait_for("top to exit", |s| s.contains(EXITED));
+    assert!(screen.contains(&format!("{EXITED}-0")), "{screen}");
+    assert!(!screen.contains("PROTO"), "the table stayed:\n{screen}");
+}
+
+#[test]
+fn a_narrower_terminal_drops_columns_and_keeps_addresses_whole() {
+    let server = server();
+    let Some(pane) = Pane::start("", 100, 30) else {
+        return;
+    };
+    pane.wait_for("the table", shows(server.port));
+    // Only the server's rows, so that the widths do not depend on what
+    // else this machine holds.
+    pane.keys(&["/"]);
+    pane.type_text(&server.port.to_string());
+    pane.keys(&["Enter"]);
+    let screen = pane.wait_for("one row", |s| s.contains("1 shown"));
+    assert!(
+        screen.contains("SERVICE") && screen.contains("USER"),
+        "{screen}"
+    );
+    assert!(pane
+        .tmux(&["resize-window", "-t", "top", "-x", "56", "-y", "24"])
+        .status()
+        .unwrap()
+        .success());
+    let screen = pane.wait_for("the columns to give way", |s| {
+        shows(server.port)(s) && !s.contains("SERVICE") && !s.contains("USER")
+    });
+    assert!(
+        screen.contains("PID") && screen.contains(&server.pid().to_string()),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("LISTEN") && screen.contains("portctl"),
+        "{screen}"
+    );
+    for line in screen.lines() {
+        assert!(line.chars().count() <= 56, "{line}");
+    }
+}
+
+#[test]
+fn hostile_process_names_are_escaped() {
+    let (mut child, port) = named_listener(b"top\x1b[2Jevil", "127.0.0.1");
+    let pane = Pane::start("", 100, 30);
+    if let Some(pane) = &pane {
+        pane.wait_for("the listener", shows(port));
+        pane.keys(&["/"]);
+        pane.type_text(&port.to_string());
+        let screen = pane.wait_for("the name", |s| s.contains("evil"));
+        assert!(screen.contains("top\\e[2Jevil"), "{screen}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn without_a_terminal_top_points_to_list_watch() {
+    let out = portctl()
+        .arg("top")
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_usage_error(&out, "list --watch");
+}
+
+#[test]
+fn json_is_refused() {
+    let out = portctl().args(["top", "--json"]).output().unwrap();
+    assert_usage_error(&out, "--json");
+}
