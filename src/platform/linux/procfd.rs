@@ -3,11 +3,15 @@
 //!
 //! Every directory is opened relative to its parent and every link read
 //! with `readlinkat`, so the kernel never walks a full path per descriptor.
+//! Directories are listed and links read into reused buffers: no heap
+//! allocation per descriptor, which matters most where the allocator takes
+//! a global lock (musl) and the scan runs on several threads.
 
 use crate::sockets::Scope;
 use rustix::fd::OwnedFd;
-use rustix::fs::{openat, readlinkat, Dir, Mode, OFlags, CWD};
+use rustix::fs::{openat, readlinkat_raw, Mode, OFlags, RawDir, CWD};
 use std::collections::HashSet;
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -25,6 +29,13 @@ pub struct FdScan {
 /// Descriptors read per work item: large enough to amortise the hand-off,
 /// small enough that one process holding 20,000 sockets is shared out.
 const CHUNK: usize = 512;
+
+/// Bytes of directory entries read per `getdents64`: some 1,300 entries.
+const DIRENT_BUFFER: usize = 32 * 1024;
+
+/// The longest link read whole: `socket:[` and a 20-digit inode fit. A
+/// longer target is cut short and never reads as a socket.
+const LINK_MAX: usize = 64;
 
 /// One process's descriptor directory and a slice of its entries.
 struct Work {
@@ -58,14 +69,15 @@ pub fn scan(wanted: Option<&HashSet<u64>>, scope: Scope) -> FdScan {
 /// on this thread.
 fn list_work() -> Option<(Vec<Work>, bool)> {
     let proc = open_dir(CWD, "/proc").ok()?;
+    let mut buf = Box::new_uninit_slice(DIRENT_BUFFER);
     let mut queue: Vec<Work> = Vec::new();
     let mut unreadable = false;
     let mut path = String::with_capacity(16);
-    for pid in pids(&proc)? {
+    for pid in numbered(&proc, &mut buf) {
         path.clear();
         path.push_str(itoa(pid, &mut [0u8; 10]));
         path.push_str("/fd");
-        match list_fds(&proc, pid, &path) {
+        match list_fds(&proc, pid, &path, &mut buf) {
             Ok(Some(work)) => queue.extend(work),
             Ok(None) => {}
             Err(()) => unreadable = true,
@@ -74,14 +86,16 @@ fn list_work() -> Option<(Vec<Work>, bool)> {
     Some((queue, unreadable))
 }
 
-fn pids(proc: &OwnedFd) -> Option<Vec<u32>> {
-    Some(
-        Dir::read_from(proc)
-            .ok()?
-            .flatten()
-            .filter_map(|e| parse_u32(e.file_name().to_bytes()))
-            .collect(),
-    )
+/// The entries of `dir` named by a number (PIDs in `/proc`, descriptors
+/// and threads below a process), listed through `buf`. An error ends the
+/// listing: the directory of a process that exits mid-read.
+fn numbered(dir: &OwnedFd, buf: &mut [MaybeUninit<u8>]) -> Vec<u32> {
+    let mut entries = RawDir::new(dir, buf);
+    let mut numbers = Vec::new();
+    while let Some(Ok(entry)) = entries.next() {
+        numbers.extend(parse_u32(entry.file_name().to_bytes()));
+    }
+    numbers
 }
 
 /// Owners of `wanted` found only in the descriptor tables of threads that
@@ -95,16 +109,17 @@ pub fn scan_threads(wanted: &HashSet<u64>) -> Vec<(u64, u32)> {
     let Some(proc) = open_dir(CWD, "/proc").ok() else {
         return Vec::new();
     };
+    let mut buf = Box::new_uninit_slice(DIRENT_BUFFER);
     let mut queue: Vec<Work> = Vec::new();
     let mut path = String::with_capacity(32);
-    for pid in pids(&proc).unwrap_or_default() {
-        for tid in threads_with_own_table(&proc, pid) {
+    for pid in numbered(&proc, &mut buf) {
+        for tid in threads_with_own_table(&proc, pid, &mut buf) {
             path.clear();
             path.push_str(itoa(pid, &mut [0u8; 10]));
             path.push_str("/task/");
             path.push_str(itoa(tid, &mut [0u8; 10]));
             path.push_str("/fd");
-            if let Ok(Some(work)) = list_fds(&proc, pid, &path) {
+            if let Ok(Some(work)) = list_fds(&proc, pid, &path, &mut buf) {
                 queue.extend(work);
             }
         }
@@ -130,20 +145,16 @@ fn read_links(queue: &[Work], wanted: Option<&HashSet<u64>>, scope: Scope) -> Ve
     let next_item = AtomicUsize::new(0);
     let worker = || {
         let mut mine: Vec<(u64, u32)> = Vec::new();
-        let mut link = Vec::with_capacity(64);
-        let mut name = String::with_capacity(12);
+        let mut link = [0u8; LINK_MAX];
         while !done.load(Ordering::Relaxed) {
             let i = next_item.fetch_add(1, Ordering::Relaxed);
             let Some(work) = queue.get(i) else { break };
             for &fd in &work.fds {
-                name.clear();
-                name.push_str(itoa(fd, &mut [0u8; 10]));
-                let Ok(target) = readlinkat(&*work.dir, name.as_str(), std::mem::take(&mut link))
+                let Ok(len) = readlinkat_raw(&*work.dir, itoa(fd, &mut [0u8; 10]), &mut link)
                 else {
                     continue; // closed since the listing
                 };
-                let inode = socket_inode(target.as_bytes());
-                link = target.into_bytes();
+                let inode = socket_inode(&link[..len]);
                 let Some(inode) = inode.filter(|i| wanted.is_none_or(|w| w.contains(i))) else {
                     continue;
                 };
@@ -175,7 +186,7 @@ fn read_links(queue: &[Work], wanted: Option<&HashSet<u64>>, scope: Scope) -> Ve
 /// (`unshare(CLONE_FILES)`): their sockets appear only under
 /// `/proc/PID/task/TID/fd`. Most processes have one table; `kcmp` tells
 /// without listing any descriptors.
-fn threads_with_own_table(proc: &OwnedFd, pid: u32) -> Vec<u32> {
+fn threads_with_own_table(proc: &OwnedFd, pid: u32, buf: &mut [MaybeUninit<u8>]) -> Vec<u32> {
     let mut path = String::with_capacity(16);
     path.push_str(itoa(pid, &mut [0u8; 10]));
     path.push_str("/task");
@@ -189,14 +200,9 @@ fn threads_with_own_table(proc: &OwnedFd, pid: u32) -> Vec<u32> {
     let Ok(dir) = open_dir(proc, &path) else {
         return Vec::new();
     };
-    let Ok(entries) = Dir::read_from(&dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| parse_u32(e.file_name().to_bytes()))
-        .filter(|&tid| tid != pid && !same_fd_table(pid, tid))
-        .collect()
+    let mut tids = numbered(&dir, buf);
+    tids.retain(|&tid| tid != pid && !same_fd_table(pid, tid));
+    tids
 }
 
 /// Whether two tasks share one descriptor table. Where `kcmp` cannot
@@ -222,19 +228,18 @@ fn same_fd_table(pid: u32, tid: u32) -> bool {
 /// The descriptors in `path` (a process's or one thread's `fd` directory),
 /// cut into work items owned by `pid`. `Ok(None)` for a process that
 /// exited (or has no descriptors); `Err` when it may not be inspected.
-fn list_fds(proc: &OwnedFd, pid: u32, path: &str) -> Result<Option<Vec<Work>>, ()> {
+fn list_fds(
+    proc: &OwnedFd,
+    pid: u32,
+    path: &str,
+    buf: &mut [MaybeUninit<u8>],
+) -> Result<Option<Vec<Work>>, ()> {
     let dir = match open_dir(proc, path) {
         Ok(dir) => dir,
         Err(rustix::io::Errno::ACCESS | rustix::io::Errno::PERM) => return Err(()),
         Err(_) => return Ok(None),
     };
-    let Ok(entries) = Dir::read_from(&dir) else {
-        return Ok(None);
-    };
-    let fds: Vec<u32> = entries
-        .flatten()
-        .filter_map(|e| parse_u32(e.file_name().to_bytes()))
-        .collect();
+    let fds = numbered(&dir, buf);
     if fds.is_empty() {
         return Ok(None);
     }
