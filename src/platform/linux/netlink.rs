@@ -1,22 +1,26 @@
 //! The kernel's socket table over netlink sock_diag, the interface `ss`
 //! uses. netstat2 0.11 reads the same source but drops the peer of
 //! connected UDP sockets and ends a table silently on a netlink error, so
-//! portctl talks to sock_diag itself through netlink-packet-sock-diag.
+//! portctl talks to sock_diag itself: the request is built with
+//! netlink-packet-sock-diag, the replies are read from their bytes (the
+//! crate's parser allocates several times per socket, and a dump runs
+//! beside the threads of the `/proc` scan).
 
 use crate::model::{Proto, Socket, TcpState};
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP, NLM_F_DUMP_INTR,
+    NLM_F_REQUEST,
 };
-use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
-use netlink_packet_sock_diag::inet::{
-    nlas::Nla, ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags,
+use netlink_packet_sock_diag::constants::{
+    AF_INET, AF_INET6, INET_DIAG_SKV6ONLY, IPPROTO_TCP, IPPROTO_UDP, SOCK_DIAG_BY_FAMILY,
 };
+use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
 use netlink_packet_sock_diag::SockDiagMessage;
 use netlink_sys::{
     protocols::NETLINK_SOCK_DIAG, Socket as NetlinkSocket, SocketAddr as NetlinkAddr,
 };
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Kernel TCP state numbers (include/net/tcp_states.h).
 pub fn tcp_state(code: u8) -> Option<TcpState> {
@@ -128,30 +132,54 @@ fn dump_once(ipv6: bool, proto: Proto, states: u32, out: &mut Vec<Socket>) -> io
         let len = socket.recv(&mut &mut buffer[..], 0)?;
         let mut offset = 0;
         while offset < len {
-            let message = NetlinkMessage::<SockDiagMessage>::deserialize(&buffer[offset..len])
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-            interrupted |= message.header.flags & NLM_F_DUMP_INTR != 0;
-            match message.payload {
-                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response)) => {
-                    let mut socket = socket_of(proto, &response);
-                    if socket.state == Some(TcpState::TimeWait) {
-                        socket.time_wait_left = expires(&buffer[offset..len]);
-                    }
-                    out.push(socket);
-                }
-                NetlinkPayload::Done(_) if interrupted => return Ok(Dump::Interrupted),
-                NetlinkPayload::Done(_) => return Ok(Dump::Consistent),
-                NetlinkPayload::Error(e) => {
-                    return Err(e
-                        .code
-                        .map(|c| io::Error::from_raw_os_error(-c.get()))
-                        .unwrap_or_else(|| io::Error::other("netlink error")));
+            let message = &buffer[offset..len];
+            let header = message
+                .get(..NLMSG_HEADER)
+                .ok_or_else(|| malformed("a cut header"))?;
+            let length = u32_at(header, 0).unwrap_or_default();
+            let kind = u16::from_ne_bytes([header[4], header[5]]);
+            let flags = u16::from_ne_bytes([header[6], header[7]]);
+            let body = usize::try_from(length)
+                .ok()
+                .and_then(|length| message.get(NLMSG_HEADER..length))
+                .ok_or_else(|| malformed("a message longer than its datagram"))?;
+            interrupted |= flags & NLM_F_DUMP_INTR != 0;
+            match kind {
+                SOCK_DIAG_BY_FAMILY => out.push(socket_of(proto, body)?),
+                NLMSG_DONE if interrupted => return Ok(Dump::Interrupted),
+                NLMSG_DONE => return Ok(Dump::Consistent),
+                NLMSG_ERROR => {
+                    return Err(match body.get(..4) {
+                        Some(&[a, b, c, d]) if i32::from_ne_bytes([a, b, c, d]) < 0 => {
+                            io::Error::from_raw_os_error(-i32::from_ne_bytes([a, b, c, d]))
+                        }
+                        _ => io::Error::other("netlink error"),
+                    });
                 }
                 _ => {}
             }
-            offset = next_message(offset, message.header.length, len)?;
+            offset = next_message(offset, length, len)?;
         }
     }
+}
+
+/// The netlink header before every message: length, type, flags,
+/// sequence, port.
+const NLMSG_HEADER: usize = 16;
+
+/// `struct inet_diag_msg` (linux/inet_diag.h), the fixed part of a reply;
+/// its attributes follow.
+const INET_DIAG_MSG: usize = 72;
+
+fn malformed(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("malformed sock_diag reply: {what}"),
+    )
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
 }
 
 /// Where the message after one of `length` bytes at `offset` starts
@@ -169,45 +197,63 @@ fn next_message(offset: usize, length: u32, len: usize) -> io::Result<usize> {
     }
 }
 
-/// `idiag_expires` of a raw sock_diag reply, in milliseconds: the time a
-/// TIME_WAIT socket has left. netlink-packet-sock-diag reads it for the
-/// other timers only, so it is taken from the bytes: after the 16-byte
-/// netlink header, 4 bytes of family/state/timer/retransmits and the
-/// 48-byte socket id.
-fn expires(message: &[u8]) -> Option<std::time::Duration> {
-    const AT: usize = 16 + 4 + 48;
-    let bytes: [u8; 4] = message.get(AT..AT + 4)?.try_into().ok()?;
-    Some(std::time::Duration::from_millis(u64::from(
-        u32::from_ne_bytes(bytes),
-    )))
-}
-
-fn socket_of(proto: Proto, response: &InetResponse) -> Socket {
-    let h = &response.header;
-    let id = &h.socket_id;
+/// One socket from the body of a `SOCK_DIAG_BY_FAMILY` reply, an
+/// `inet_diag_msg`: family, state, timer, retransmits (bytes 0–3); ports
+/// (big-endian) and addresses (4–39); expiry, queues, uid and inode
+/// (52–71); then attributes, of which only `INET_DIAG_SKV6ONLY` is read.
+fn socket_of(proto: Proto, body: &[u8]) -> io::Result<Socket> {
+    let msg = body
+        .get(..INET_DIAG_MSG)
+        .ok_or_else(|| malformed("a cut inet_diag_msg"))?;
+    let port = |at: usize| u16::from_be_bytes([msg[at], msg[at + 1]]);
+    let address = |at: usize| -> io::Result<IpAddr> {
+        let bytes: [u8; 16] = msg[at..at + 16].try_into().unwrap_or_default();
+        match msg[0] {
+            AF_INET => Ok(IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]])),
+            AF_INET6 => Ok(IpAddr::from(bytes)),
+            family => Err(malformed(&format!("address family {family}"))),
+        }
+    };
+    let word = |at: usize| u32_at(msg, at).unwrap_or_default();
     let state = match proto {
-        Proto::Tcp => tcp_state(h.state),
+        Proto::Tcp => tcp_state(msg[1]),
         Proto::Udp => None,
     };
-    let v6only = response.nlas.iter().find_map(|nla| match nla {
-        Nla::SkV6Only(v6only) => Some(*v6only),
-        _ => None,
-    });
-    Socket {
+    Ok(Socket {
         proto,
-        local: SocketAddr::new(id.source_address, id.source_port),
-        remote: SocketAddr::new(id.destination_address, id.destination_port),
+        local: SocketAddr::new(address(8)?, port(4)),
+        remote: SocketAddr::new(address(24)?, port(6)),
         state,
-        inode: u64::from(h.inode),
-        uid: Some(h.uid),
-        v6only,
-        time_wait_left: None,
+        inode: u64::from(word(68)),
+        uid: Some(word(64)),
+        v6only: attribute(&body[INET_DIAG_MSG..], INET_DIAG_SKV6ONLY)
+            .and_then(|value| value.first())
+            .map(|&v6only| v6only != 0),
+        // `idiag_expires`, in milliseconds: the time a TIME_WAIT socket
+        // has left.
+        time_wait_left: (state == Some(TcpState::TimeWait))
+            .then(|| std::time::Duration::from_millis(u64::from(word(52)))),
+    })
+}
+
+/// The value of the first attribute of `kind` (a 4-byte length and type,
+/// then the value, padded to 4 bytes).
+fn attribute(mut attributes: &[u8], kind: u16) -> Option<&[u8]> {
+    while attributes.len() >= 4 {
+        let length = usize::from(u16::from_ne_bytes([attributes[0], attributes[1]]));
+        let value = attributes.get(4..length)?;
+        if u16::from_ne_bytes([attributes[2], attributes[3]]) == kind {
+            return Some(value);
+        }
+        attributes = attributes.get(length.next_multiple_of(4)..)?;
     }
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv6Addr;
 
     #[test]
     fn message_lengths_that_cannot_advance_are_errors() {
@@ -217,6 +263,45 @@ mod tests {
         assert!(next_message(0, 8, 144).is_err());
         assert!(next_message(72, 200, 144).is_err());
         assert!(next_message(0, u32::MAX, 144).is_err());
+    }
+
+    /// A reply as the kernel writes it: an IPv6 TIME_WAIT socket with an
+    /// attribute before `INET_DIAG_SKV6ONLY`.
+    #[test]
+    fn replies_read_from_their_bytes() {
+        let mut body = vec![0u8; INET_DIAG_MSG];
+        body[0] = AF_INET6;
+        body[1] = 6;
+        body[4..6].copy_from_slice(&8080u16.to_be_bytes());
+        body[6..8].copy_from_slice(&443u16.to_be_bytes());
+        body[8..24].copy_from_slice(&"::1".parse::<Ipv6Addr>().unwrap().octets());
+        body[24..40].copy_from_slice(&"2001:db8::2".parse::<Ipv6Addr>().unwrap().octets());
+        body[52..56].copy_from_slice(&1500u32.to_ne_bytes());
+        body[64..68].copy_from_slice(&1000u32.to_ne_bytes());
+        body[68..72].copy_from_slice(&4242u32.to_ne_bytes());
+        for (kind, value) in [(8u16, &[0u8, 0][..]), (INET_DIAG_SKV6ONLY, &[1][..])] {
+            body.extend((4 + value.len() as u16).to_ne_bytes());
+            body.extend(kind.to_ne_bytes());
+            body.extend(value);
+            body.resize(body.len().next_multiple_of(4), 0);
+        }
+        let socket = socket_of(Proto::Tcp, &body).unwrap();
+        assert_eq!(socket.local, "[::1]:8080".parse().unwrap());
+        assert_eq!(socket.remote, "[2001:db8::2]:443".parse().unwrap());
+        assert_eq!(socket.state, Some(TcpState::TimeWait));
+        assert_eq!(
+            socket.time_wait_left,
+            Some(std::time::Duration::from_millis(1500))
+        );
+        assert_eq!((socket.uid, socket.inode), (Some(1000), 4242));
+        assert_eq!(socket.v6only, Some(true));
+
+        body[0] = AF_INET;
+        body[8..12].copy_from_slice(&[127, 0, 0, 1]);
+        let socket = socket_of(Proto::Udp, &body[..INET_DIAG_MSG]).unwrap();
+        assert_eq!(socket.local, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!((socket.state, socket.v6only), (None, None));
+        assert!(socket_of(Proto::Tcp, &body[..INET_DIAG_MSG - 1]).is_err());
     }
 
     #[test]
