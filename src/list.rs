@@ -93,16 +93,18 @@ pub fn run(args: &ListArgs, output: Output) -> Result<Exit> {
     }
     let mut lookups = Lookups::new(output.is_json() || args.wide);
     let stdout = io::stdout().lock();
-    let out = io::BufWriter::with_capacity(64 * 1024, stdout);
     match output.format {
         Format::Json => write_array(
-            out,
+            stdout,
             snapshot
                 .sockets
                 .iter()
                 .map(|socket| snapshot.record(socket, &mut lookups)),
         )?,
-        _ => write_text(out, output, &snapshot, &mut lookups, args.wide)?,
+        _ => {
+            let out = io::BufWriter::with_capacity(64 * 1024, stdout);
+            write_text(out, output, &snapshot, &mut lookups, args.wide)?;
+        }
     }
     Ok(Exit::Ok)
 }
