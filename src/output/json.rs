@@ -21,7 +21,7 @@ impl Formatter for TerminalSafe {
         fragment: &str,
     ) -> io::Result<()> {
         let mut rest = fragment;
-        while let Some(at) = rest.find(needs_escape) {
+        while let Some(at) = first_escape(rest) {
             out.write_all(&rest.as_bytes()[..at])?;
             let c = rest[at..].chars().next().unwrap_or_default();
             let mut units = [0u16; 2];
@@ -32,6 +32,14 @@ impl Formatter for TerminalSafe {
         }
         CompactFormatter.write_string_fragment(out, rest)
     }
+}
+
+/// Where the first character that needs an escape starts. Printable
+/// ASCII, nearly every byte written, is passed over a byte at a time
+/// before any character is decoded.
+fn first_escape(text: &str) -> Option<usize> {
+    let start = text.bytes().position(|b| !matches!(b, b' '..=b'~'))?;
+    text[start..].find(needs_escape).map(|at| start + at)
 }
 
 fn to_writer<W: Write, T: Serialize + ?Sized>(out: W, item: &T) -> io::Result<()> {
