@@ -6,53 +6,100 @@
 use super::state::{key_of, Event, Reading, SocketKey};
 use crate::exit::Result;
 use crate::model::Proto;
+use crate::model::Socket;
 use crate::process;
 use crate::record::{Lookups, Snapshot};
 use crate::rows::summarize;
-use crate::sockets::{self, TableQuery};
+use crate::sockets::{self, Owners, Scope, TableQuery};
 use crate::stopping::{self, Plan, Target};
 use crate::story;
+use std::collections::HashSet;
 use std::sync::mpsc::Sender;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long SIGTERM gets to free the port, as `kill`'s default.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Reads the table every `every` until the receiver is gone.
 pub fn readings(every: Duration, events: Sender<Event>) {
-    thread::spawn(move || loop {
-        let event = match read() {
-            Ok(reading) => Event::Reading(reading),
-            Err(e) => Event::ReadFailed(e.message),
-        };
-        if events.send(event).is_err() {
-            return;
+    thread::spawn(move || {
+        let mut reader = Reader::default();
+        loop {
+            let event = match reader.read() {
+                Ok(reading) => Event::Reading(reading),
+                Err(e) => Event::ReadFailed(e.message),
+            };
+            if events.send(event).is_err() {
+                return;
+            }
+            thread::sleep(every);
         }
-        thread::sleep(every);
     });
 }
 
-/// Every socket with its owner, unit and container. Units and containers
-/// are looked up afresh each time: a PID may be reused while top runs.
-fn read() -> Result<Reading> {
-    let (mut table, owners) = sockets::read_table_with_owners(&TableQuery::all())?;
-    let sockets = std::mem::take(&mut table.sockets);
-    let names = process::names(&owners.pids_of(&sockets));
-    let snapshot = Snapshot {
-        sockets,
-        owners,
-        names,
-    };
-    let mut lookups = Lookups::new(true);
-    Ok(Reading {
-        records: snapshot
-            .sockets
-            .iter()
-            .map(|s| snapshot.record(s, &mut lookups))
-            .collect(),
-        counts: summarize(&snapshot.sockets),
-    })
+/// How often every owner is looked up again, new sockets or not: a
+/// socket's holders can change (a server forks and its parent exits).
+const FULL_SCAN_EVERY: Duration = Duration::from_secs(10);
+
+/// The owners of the sockets seen so far. Finding owners walks every
+/// process's descriptors, which costs in proportion to all the files open
+/// on the machine; an idle table has no new sockets, so between full scans
+/// only new sockets are looked for.
+#[derive(Default)]
+struct Reader {
+    owners: Vec<(u64, u32)>,
+    hidden: bool,
+    /// Inodes whose owners were looked for (found or not).
+    looked_up: HashSet<u64>,
+    full_scan: Option<Instant>,
+}
+
+impl Reader {
+    /// Every socket with its owner, unit and container. Units and
+    /// containers are looked up afresh each time: a PID may be reused.
+    fn read(&mut self) -> Result<Reading> {
+        let sockets = sockets::read_table(&TableQuery::all())?.sockets;
+        let owners = self.owners_of(&sockets);
+        let names = process::names(&owners.pids_of(&sockets));
+        let snapshot = Snapshot {
+            sockets,
+            owners,
+            names,
+        };
+        let mut lookups = Lookups::new(true);
+        Ok(Reading {
+            records: snapshot
+                .sockets
+                .iter()
+                .map(|s| snapshot.record(s, &mut lookups))
+                .collect(),
+            counts: summarize(&snapshot.sockets),
+        })
+    }
+
+    fn owners_of(&mut self, sockets: &[Socket]) -> Owners {
+        let due = self
+            .full_scan
+            .is_none_or(|at| at.elapsed() >= FULL_SCAN_EVERY);
+        let current: HashSet<u64> = sockets.iter().map(|s| s.inode).collect();
+        if due {
+            self.full_scan = Some(Instant::now());
+            let owners = sockets::find_owners(sockets, Scope::Every);
+            self.hidden = owners.hidden;
+            self.owners = owners.into_pairs();
+        } else {
+            let new = sockets
+                .iter()
+                .filter(|s| s.inode != 0 && !self.looked_up.contains(&s.inode));
+            let found = sockets::find_owners(new, Scope::Every);
+            self.hidden |= found.hidden;
+            self.owners.retain(|(inode, _)| current.contains(inode));
+            self.owners.extend(found.into_pairs());
+        }
+        self.looked_up = current;
+        Owners::from_pairs(self.owners.clone(), self.hidden)
+    }
 }
 
 /// `who`'s story of the port, and this socket's part in it.

@@ -129,7 +129,7 @@ fn footer(state: &State) -> String {
     }
     match state.status() {
         Some(status) => sanitize(status).into_owned(),
-        None => "↑↓ move  / filter  s sort  a listeners/all  Enter details  k kill  ? help  q quit"
+        None => "↑↓ move  / filter  s sort  a all  Enter details  k kill  ? help  q quit"
             .to_string(),
     }
 }
@@ -228,7 +228,10 @@ fn style_of(style: output::Style, color: bool) -> Style {
 fn window(frame: &mut Frame, title: &str, lines: Vec<Line<'static>>) {
     let full = frame.area();
     let width = full.width.saturating_sub(4).min(100);
-    let height = u16::try_from(lines.len() + 2)
+    // Long lines wrap: each takes as many rows as its width needs.
+    let inner = usize::from(width.saturating_sub(2)).max(1);
+    let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
+    let height = u16::try_from(rows + 2)
         .unwrap_or(u16::MAX)
         .min(full.height.saturating_sub(2));
     let area = Rect {
