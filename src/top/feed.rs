@@ -5,8 +5,8 @@
 
 use super::state::{key_of, Event, Reading, SocketKey};
 use crate::exit::Result;
-use crate::model::Proto;
-use crate::model::Socket;
+use crate::model::{Proto, Signal, Socket};
+use crate::platform;
 use crate::process;
 use crate::record::{Lookups, Snapshot};
 use crate::rows::summarize;
@@ -158,15 +158,16 @@ pub fn stop(port: u16, proto: Proto, targets: Vec<Target>, events: Sender<Event>
                         pid: s.pid,
                         name: s.process.clone(),
                     };
-                    format!("sent {} to {target}", s.signal)
+                    format!("sent {} to {target}", platform::signal_name(s.signal))
                 })
                 .collect();
             let after = if free {
                 "the port is free".to_string()
             } else {
                 format!(
-                    "still held after {:.0}s; `portctl kill --force {port}` sends SIGKILL",
-                    STOP_TIMEOUT.as_secs_f64()
+                    "still held after {:.0}s; `portctl kill --force {port}` sends {}",
+                    STOP_TIMEOUT.as_secs_f64(),
+                    platform::signal_name(Signal::Kill)
                 )
             };
             Ok(format!("{}; port {port}: {after}", sent.join(", ")))

@@ -5,8 +5,10 @@
 
 use super::state::{Confirm, Details, Overlay, State};
 use crate::holders::ContainerText;
+use crate::model::Signal;
 use crate::notes::Note;
 use crate::output::{self, endpoint, fit, sanitize, Chrome};
+use crate::platform;
 use crate::rows;
 use crate::story::WhoSocket;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -129,8 +131,9 @@ fn footer(state: &State) -> String {
     }
     match state.status() {
         Some(status) => sanitize(status).into_owned(),
-        None => "↑↓ move  / filter  s sort  a all  Enter details  k kill  ? help  q quit"
-            .to_string(),
+        None => {
+            "↑↓ move  / filter  s sort  a all  Enter details  k kill  ? help  q quit".to_string()
+        }
     }
 }
 
@@ -314,7 +317,10 @@ fn confirm_lines(confirm: &Confirm) -> Vec<Line<'static>> {
                     "Stop {} listening on port {port}/{proto}?",
                     names.join(", ")
                 )),
-                Line::from("SIGTERM, as `portctl kill` sends it.   y: yes   n: no"),
+                Line::from(format!(
+                    "{}, as `portctl kill` sends it.   y: yes   n: no",
+                    platform::signal_name(Signal::Term)
+                )),
             ]
         }
     }
