@@ -51,6 +51,8 @@ impl WhoSocket {
                 format!("{} (pid {pid}{user})", sanitize(name))
             }
             (None, Some(pid)) => format!("pid {pid}"),
+            // Inode 0: TIME_WAIT and the like, which no process owns.
+            _ if r.inode == 0 => "no process: the kernel keeps it until it ends".to_string(),
             _ => HiddenOwner::of(std::slice::from_ref(r), "name it").to_string(),
         }
     }
