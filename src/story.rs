@@ -172,3 +172,43 @@ fn sockets_on(port: u16, protos: &[Proto]) -> Result<(Snapshot, Vec<SocketRecord
         .collect();
     Ok((snapshot, records))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Family, TcpState};
+
+    fn unowned(inode: u64, state: TcpState) -> WhoSocket {
+        let ip = "127.0.0.1".parse().unwrap();
+        WhoSocket {
+            socket: SocketRecord {
+                proto: Proto::Tcp,
+                family: Family::Ipv4,
+                local_addr: ip,
+                local_port: 8080,
+                remote_addr: ip,
+                remote_port: 50000,
+                state: Some(state),
+                pid: None,
+                process: None,
+                user: None,
+                inode,
+                service: None,
+                pids: Vec::new(),
+                unit: None,
+                container: None,
+            },
+            cmdline: None,
+            started: None,
+            parents: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn time_wait_has_no_process_and_a_hidden_owner_is_not_none() {
+        let lingering = unowned(0, TcpState::TimeWait).holder();
+        assert!(lingering.starts_with("no process"), "{lingering}");
+        let hidden = unowned(4242, TcpState::Established).holder();
+        assert!(!hidden.starts_with("no process"), "{hidden}");
+    }
+}
