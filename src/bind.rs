@@ -2,9 +2,10 @@
 //! that decides whether a port is free, and the kernel's rules for which
 //! bound addresses overlap.
 
-use crate::model::Proto;
+use crate::model::{Proto, TcpState};
 use crate::parse::PortRange;
 use crate::platform;
+use crate::sockets::{self, TableQuery};
 use socket2::{Domain, Socket as RawSocket, Type};
 use std::fmt;
 use std::io;
@@ -34,8 +35,8 @@ pub fn bind_server(addr: SocketAddr, proto: Proto, backlog: i32) -> io::Result<R
 pub enum BindOutcome {
     Free,
     InUse,
-    /// EACCES (WSAEACCES): what it means is the OS's to say
-    /// (`platform::bind_denied`).
+    /// EACCES (WSAEACCES): what it means depends on how the OS's servers
+    /// bind (`ServerBind`).
     Denied,
     /// EADDRNOTAVAIL: the address is not on this machine.
     NotLocal,
@@ -78,17 +79,17 @@ pub enum Verdict {
     Unbindable(Unbindable),
 }
 
-/// What "access denied" from a bind means where it happened.
+/// How servers bind on this OS, which decides what a bind probe can
+/// trust and what "access denied" means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Denied {
-    /// A system port without the privilege to bind it (Unix); `start` is
-    /// the first unprivileged port where the OS says.
-    Privileged { start: Option<u16> },
-    /// Another socket holds the port and refuses to share it (Windows'
-    /// SO_EXCLUSIVEADDRUSE; any holder under Wine).
-    Held,
-    /// The port lies in a range the OS excluded from binding (Windows).
-    Excluded,
+pub enum ServerBind {
+    /// SO_REUSEADDR for TCP (Unix): a conflict is "address in use", access
+    /// denied is a system port, TIME_WAIT keeps no such server out.
+    ReuseAddr,
+    /// SO_EXCLUSIVEADDRUSE (Windows): a conflict may come back as access
+    /// denied, and a specific address may bind beside a wildcard holder of
+    /// the same user, so the socket table has a say too.
+    Exclusive,
 }
 
 /// Why a port that nobody holds still cannot be bound.
@@ -99,7 +100,7 @@ pub enum Unbindable {
     Privileged { port: u16, start: Option<u16> },
     /// In a range Windows excluded from binding: Hyper-V, WSL and Docker
     /// reserve such ranges, and nothing is listed as holding them.
-    Excluded { port: u16, proto: Proto },
+    Excluded { port: u16, proto: Proto, ip: IpAddr },
     /// The address is not one of this machine's.
     NotLocal { ip: IpAddr },
     /// Anything else the OS said.
@@ -121,9 +122,10 @@ impl fmt::Display for Unbindable {
                     ),
                 }
             }
-            Unbindable::Excluded { port, proto } => write!(
+            Unbindable::Excluded { port, proto, ip } => write!(
                 f,
-                "{port}/{proto} lies in a port range Windows excluded from binding (Hyper-V, WSL and Docker reserve them; no process holds it): `netsh int ipv4 show excludedportrange protocol={proto}` lists the ranges"
+                "{port}/{proto} lies in a port range Windows excluded from binding (Hyper-V, WSL and Docker reserve them; no process holds it): `netsh int {} show excludedportrange protocol={proto}` lists the ranges",
+                if ip.is_ipv4() { "ipv4" } else { "ipv6" }
             ),
             Unbindable::NotLocal { ip } => write!(f, "{ip} is not an address of this machine"),
             Unbindable::Failed { ip, error } => write!(f, "cannot bind {ip}: {error}"),
@@ -132,16 +134,17 @@ impl fmt::Display for Unbindable {
 }
 
 /// Binds `port` on every address; the first address that says no decides.
+/// Where servers bind exclusively (Windows), a port the binds call free
+/// is still in use when the table shows a socket that covers it.
 pub fn probe(port: u16, proto: Proto, addresses: &[IpAddr]) -> Verdict {
     let mut verdict = Verdict::Free;
     for &ip in addresses {
         let why = match try_bind(SocketAddr::new(ip, port), proto) {
             BindOutcome::Free | BindOutcome::NoFamily => continue,
             BindOutcome::InUse => return Verdict::InUse,
-            BindOutcome::Denied => match platform::bind_denied(port, proto) {
-                Denied::Held => return Verdict::InUse,
-                Denied::Privileged { start } => Unbindable::Privileged { port, start },
-                Denied::Excluded => Unbindable::Excluded { port, proto },
+            BindOutcome::Denied => match access_denied(port, proto, ip) {
+                Verdict::Unbindable(why) => why,
+                _ => return Verdict::InUse,
             },
             BindOutcome::NotLocal => Unbindable::NotLocal { ip },
             BindOutcome::Failed(e) => Unbindable::Failed {
@@ -151,7 +154,78 @@ pub fn probe(port: u16, proto: Proto, addresses: &[IpAddr]) -> Verdict {
         };
         verdict = Verdict::Unbindable(why);
     }
+    if verdict == Verdict::Free && held_beside_bind(port, proto, addresses) {
+        return Verdict::InUse;
+    }
     verdict
+}
+
+/// What binding `ip` ran into when the OS said "access denied": the
+/// port in use, or why it cannot be bound.
+pub fn access_denied(port: u16, proto: Proto, ip: IpAddr) -> Verdict {
+    let model = platform::server_bind();
+    let held = match model {
+        ServerBind::ReuseAddr => Some(false),
+        ServerBind::Exclusive => table_holds(port, proto, &[ip]),
+    };
+    let start = platform::port_settings().unprivileged_start;
+    match denied_means(model, held, port, proto, ip, start) {
+        Some(why) => Verdict::Unbindable(why),
+        None => Verdict::InUse,
+    }
+}
+
+/// Where servers bind exclusively (Windows), a bind of a specific address
+/// may succeed beside a wildcard holder of the same user: whether the
+/// table shows such a holder of `port` on one of `addresses`. Always
+/// false where binds see every holder.
+pub fn held_beside_bind(port: u16, proto: Proto, addresses: &[IpAddr]) -> bool {
+    platform::server_bind() == ServerBind::Exclusive
+        && table_holds(port, proto, addresses) == Some(true)
+}
+
+/// What "access denied" from binding `ip` means: a system port where
+/// servers reuse addresses (Unix); where they bind exclusively
+/// (Windows), a holder when the table shows one (`held`), an excluded
+/// port range when it shows none, and no guess when it cannot be read.
+/// `None`: the port is in use.
+fn denied_means(
+    model: ServerBind,
+    held: Option<bool>,
+    port: u16,
+    proto: Proto,
+    ip: IpAddr,
+    start: Option<u16>,
+) -> Option<Unbindable> {
+    match (model, held) {
+        (ServerBind::ReuseAddr, _) => Some(Unbindable::Privileged { port, start }),
+        (ServerBind::Exclusive, Some(true)) => None,
+        (ServerBind::Exclusive, Some(false)) => Some(Unbindable::Excluded { port, proto, ip }),
+        (ServerBind::Exclusive, None) => Some(Unbindable::Failed {
+            ip,
+            error: "access denied, and the socket table could not be read to say why".into(),
+        }),
+    }
+}
+
+/// Whether the table shows a socket on `port` (TIME_WAIT aside) that
+/// keeps a server from binding one of `addresses`; `None` when the table
+/// cannot be read.
+fn table_holds(port: u16, proto: Proto, addresses: &[IpAddr]) -> Option<bool> {
+    let query = TableQuery {
+        tcp: proto == Proto::Tcp,
+        udp: proto == Proto::Udp,
+        ..TableQuery::all()
+    };
+    let table = sockets::read_table(&query).ok()?;
+    Some(table.sockets.iter().any(|s| {
+        s.proto == proto
+            && s.local.port() == port
+            && s.state != Some(TcpState::TimeWait)
+            && addresses
+                .iter()
+                .any(|&ip| conflicts(s.local.ip(), s.v6only, ip))
+    }))
 }
 
 /// `wanted` distinct ports free on every one of `addresses`: inside
@@ -226,13 +300,14 @@ fn pick_from_os(proto: Proto, addresses: &[IpAddr], wanted: usize) -> io::Result
 /// on the same port: the same address (an IPv4-mapped `::ffff:a.b.c.d` is
 /// `a.b.c.d`), or a wildcard on either side that covers the other. A
 /// `[::]` socket covers IPv4 too unless it is IPv6-only; `v6only` is the
-/// bound socket's setting where known, and a server binding `[::]` gets the
-/// system's default.
+/// bound socket's setting, and where the OS does not say (Windows'
+/// table), it may be dual-stack as Node's and Java's are. A server binding
+/// `[::]` gets the system's default.
 pub fn conflicts(bound: IpAddr, v6only: Option<bool>, wanted: IpAddr) -> bool {
     let default_v6only = platform::ipv6_only_by_default();
     let (bound, wanted) = (bound.to_canonical(), wanted.to_canonical());
     bound == wanted
-        || covers(bound, v6only.unwrap_or(default_v6only), wanted)
+        || covers(bound, v6only.unwrap_or(false), wanted)
         || covers(wanted, default_v6only, bound)
 }
 
@@ -276,6 +351,52 @@ mod tests {
     }
 
     #[test]
+    fn access_denied_means_what_the_os_binds_by() {
+        let any = ip("0.0.0.0");
+        let means = |model, held| denied_means(model, held, 8080, Proto::Tcp, any, Some(1024));
+        // Unix: a system port, whatever the table says.
+        assert_eq!(
+            means(ServerBind::ReuseAddr, Some(false)),
+            Some(Unbindable::Privileged {
+                port: 8080,
+                start: Some(1024)
+            })
+        );
+        // Windows: a holder in the table, an excluded range without one,
+        // and no guess when the table cannot be read.
+        assert_eq!(means(ServerBind::Exclusive, Some(true)), None);
+        assert_eq!(
+            means(ServerBind::Exclusive, Some(false)),
+            Some(Unbindable::Excluded {
+                port: 8080,
+                proto: Proto::Tcp,
+                ip: any
+            })
+        );
+        let unread = means(ServerBind::Exclusive, None).unwrap().to_string();
+        assert!(unread.contains("could not be read"), "{unread}");
+        assert!(
+            !unread.contains("root") && !unread.contains("excluded"),
+            "{unread}"
+        );
+        let v6 = Unbindable::Excluded {
+            port: 8080,
+            proto: Proto::Udp,
+            ip: ip("::"),
+        };
+        assert!(v6
+            .to_string()
+            .contains("netsh int ipv6 show excludedportrange protocol=udp"));
+    }
+
+    #[test]
+    fn a_wildcard_whose_v6only_is_unknown_may_hold_ipv4() {
+        assert!(conflicts(ip("::"), None, ip("127.0.0.1")));
+        assert!(conflicts(ip("::"), None, ip("0.0.0.0")));
+        assert!(!conflicts(ip("::"), Some(true), ip("127.0.0.1")));
+    }
+
+    #[test]
     fn unbindable_reasons_read_as_sentences() {
         let privileged = |start| Unbindable::Privileged { port: 80, start }.to_string();
         assert!(privileged(Some(1024)).contains("80 is a system port"));
@@ -284,6 +405,7 @@ mod tests {
         let excluded = Unbindable::Excluded {
             port: 50000,
             proto: Proto::Tcp,
+            ip: ip("0.0.0.0"),
         }
         .to_string();
         assert!(excluded.contains("50000/tcp lies in a port range Windows excluded"));

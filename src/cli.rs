@@ -109,7 +109,7 @@ pub enum Command {
     #[command(allow_negative_numbers = true)]
     Who(WhoArgs),
 
-    /// Stop the process listening on a port (SIGTERM; SIGKILL with --force)
+    /// Stop the process listening on a port (SIGTERM; --force ends it)
     #[command(allow_negative_numbers = true)]
     Kill(KillArgs),
 
@@ -214,11 +214,11 @@ pub struct KillArgs {
     #[command(flatten)]
     pub transport: TransportFilter,
 
-    /// Seconds to wait for the port to be released after SIGTERM
+    /// Seconds to wait for the port to be released after asking (SIGTERM; WM_CLOSE on Windows)
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = seconds)]
     pub timeout: Duration,
 
-    /// Send SIGKILL to what is still holding the port after the timeout
+    /// End what still holds the port after the timeout (SIGKILL; TerminateProcess on Windows, at once for a process without a window)
     #[arg(long)]
     pub force: bool,
 

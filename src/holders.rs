@@ -1,7 +1,7 @@
 //! Who holds a port: the sockets bound to it and their owners, read once
 //! for many ports, and the one place that words why a port is held.
 
-use crate::bind::conflicts;
+use crate::bind::{conflicts, ServerBind};
 use crate::containers::Container;
 use crate::exit::Result;
 use crate::model::{Proto, Socket, TcpState};
@@ -118,14 +118,26 @@ impl fmt::Display for Held<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let holders = self.0;
         if holders.is_empty() {
-            return f.write_str(
-                "in use, but no socket holding it is visible here (another network namespace?)",
-            );
+            return f.write_str(match platform::unseen_owner() {
+                // Every socket is in the table there: no namespaces.
+                Unseen::NoProcess => "in use, but the system's table shows no socket holding it",
+                _ => {
+                    "in use, but no socket holding it is visible here (another network namespace?)"
+                }
+            });
         }
         if holders.iter().all(|h| h.state == Some(TcpState::TimeWait)) {
+            let why = match platform::server_bind() {
+                ServerBind::ReuseAddr => {
+                    "left by a socket without SO_REUSEADDR: no server can bind it"
+                }
+                ServerBind::Exclusive => {
+                    "left by a server that bound it exclusively: no server can bind it exclusively"
+                }
+            };
             return write!(
                 f,
-                "held by {} connection{} in TIME_WAIT left by a socket without SO_REUSEADDR: no server can bind it until they end",
+                "held by {} connection{} in TIME_WAIT {why} until they end",
                 holders.len(),
                 if holders.len() == 1 { "" } else { "s" }
             );
@@ -140,7 +152,14 @@ impl fmt::Display for Held<'_> {
             }
             write!(f, "{}", Describe(holder))?;
         }
-        Ok(())
+        // What the OS needs said about a holder (Windows' PID 4), once.
+        match holders
+            .iter()
+            .find_map(|h| h.pid.and_then(platform::holder_note))
+        {
+            Some(note) => write!(f, " ({note})"),
+            None => Ok(()),
+        }
     }
 }
 

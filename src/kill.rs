@@ -7,7 +7,6 @@ use crate::exit::{Error, Exit, Result};
 use crate::holders::ContainerText;
 use crate::model::{Proto, Signal};
 use crate::output::{self, Output};
-use crate::platform;
 pub use crate::stopping::Signalled;
 use crate::stopping::{
     listeners, listening_records, port_free, refuse_protected, still_listening, stop, wait_free,
@@ -37,7 +36,7 @@ fn outcome(args: &KillArgs, protos: &[Proto], free: bool) -> String {
         format!(
             "the port is still held after {:.1}s; --force sends {}",
             args.timeout.as_secs_f64(),
-            platform::signal_name(Signal::Kill)
+            Signal::Kill
         )
     };
     // A container's first process may ignore SIGTERM: say how its runtime
@@ -136,7 +135,7 @@ fn print<W: Write>(mut out: W, output: Output, report: &KillReport, note: &str) 
             pid: s.pid,
             name: s.process.clone(),
         };
-        writeln!(out, "sent {} to {target}", platform::signal_name(s.signal))?;
+        writeln!(out, "sent {} to {target}", s.signal)?;
     }
     writeln!(out, "port {}: {note}", report.port)?;
     out.flush()

@@ -90,8 +90,12 @@ impl TcpState {
             .filter(|c| c.is_ascii_alphanumeric())
             .map(|c| c.to_ascii_uppercase())
             .collect();
-        if squashed == "LISTENING" {
-            return Some(TcpState::Listen);
+        // The names Windows' netstat prints.
+        match squashed.as_str() {
+            "LISTENING" => return Some(TcpState::Listen),
+            "SYNRECEIVED" => return Some(TcpState::SynRecv),
+            "CLOSED" => return Some(TcpState::Close),
+            _ => {}
         }
         TcpState::ALL
             .into_iter()
@@ -143,16 +147,17 @@ impl Socket {
     }
 }
 
-/// The signals `kill` sends, named as `kill -l` does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// `kill`'s two steps: ask the process to stop, then end it. Named as the
+/// OS does (`platform::signal_name`): SIGTERM and SIGKILL, as `kill -l`
+/// has them, or WM_CLOSE and TerminateProcess on Windows; JSON too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
-    #[serde(rename = "SIGTERM")]
     Term,
-    #[serde(rename = "SIGKILL")]
     Kill,
 }
 
 impl Signal {
+    /// The Unix names, which every OS's JSON is read back from too.
     pub fn as_str(self) -> &'static str {
         match self {
             Signal::Term => "SIGTERM",
@@ -163,7 +168,27 @@ impl Signal {
 
 impl fmt::Display for Signal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(crate::platform::signal_name(*self))
+    }
+}
+
+impl Serialize for Signal {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(crate::platform::signal_name(*self))
+    }
+}
+
+impl<'de> Deserialize<'de> for Signal {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        match name.as_str() {
+            "SIGTERM" | "WM_CLOSE" => Ok(Signal::Term),
+            "SIGKILL" | "TerminateProcess" => Ok(Signal::Kill),
+            other => Err(serde::de::Error::unknown_variant(
+                other,
+                &["SIGTERM", "SIGKILL", "WM_CLOSE", "TerminateProcess"],
+            )),
+        }
     }
 }
 
@@ -179,6 +204,11 @@ mod tests {
         assert_eq!(TcpState::parse("fin_wait1"), Some(TcpState::FinWait1));
         assert_eq!(TcpState::parse("syn-recv"), Some(TcpState::SynRecv));
         assert_eq!(TcpState::parse("bogus"), None);
+        // As Windows' netstat prints them.
+        assert_eq!(TcpState::parse("LISTENING"), Some(TcpState::Listen));
+        assert_eq!(TcpState::parse("SYN_RECEIVED"), Some(TcpState::SynRecv));
+        assert_eq!(TcpState::parse("FIN_WAIT_2"), Some(TcpState::FinWait2));
+        assert_eq!(TcpState::parse("CLOSED"), Some(TcpState::Close));
     }
 
     #[test]

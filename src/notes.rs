@@ -2,7 +2,7 @@
 //! tells and `check` adds (SPEC.md, `who`), each from a fact of the
 //! kernel or the machine's settings, never a guess.
 
-use crate::bind::{Unbindable, Verdict};
+use crate::bind::{ServerBind, Unbindable, Verdict};
 use crate::holders::{ContainerText, HiddenOwner};
 use crate::model::{Proto, Socket, TcpState};
 use crate::platform;
@@ -60,15 +60,7 @@ pub fn time_wait(port: u16, proto: Proto, sockets: &[Socket], effect: Lingering)
     }
     let longest = waiting.iter().filter_map(|s| s.time_wait_left).max();
     let left = longest.map_or_else(String::new, |d| format!(", the last for {}", seconds(d)));
-    let meaning = match effect {
-        Lingering::ReuseAddrBinds => format!(
-            ": a server that sets SO_REUSEADDR can bind {port} now; one that does not gets \"address in use\" until then"
-        ),
-        Lingering::BlocksEveryBind => format!(
-            ": the socket that left them did not set SO_REUSEADDR, so no server can bind {port} until the last one ends"
-        ),
-        Lingering::BesideHolders => String::new(),
-    };
+    let meaning = lingering_meaning(port, effect, platform::server_bind());
     Some(Note {
         kind: NoteKind::TimeWait,
         text: format!(
@@ -77,6 +69,26 @@ pub fn time_wait(port: u16, proto: Proto, sockets: &[Socket], effect: Lingering)
             if waiting.len() == 1 { "" } else { "s" },
         ),
     })
+}
+
+/// What connections in TIME_WAIT mean for a server binding `port` the
+/// way servers bind on this OS.
+fn lingering_meaning(port: u16, effect: Lingering, model: ServerBind) -> String {
+    match (effect, model) {
+        (Lingering::ReuseAddrBinds, ServerBind::ReuseAddr) => format!(
+            ": a server that sets SO_REUSEADDR can bind {port} now; one that does not gets \"address in use\" until then"
+        ),
+        (Lingering::BlocksEveryBind, ServerBind::ReuseAddr) => format!(
+            ": the socket that left them did not set SO_REUSEADDR, so no server can bind {port} until the last one ends"
+        ),
+        (Lingering::ReuseAddrBinds, ServerBind::Exclusive) => {
+            format!(": they do not keep a server from binding {port}")
+        }
+        (Lingering::BlocksEveryBind, ServerBind::Exclusive) => format!(
+            ": the server that left them bound {port} exclusively, so an exclusive bind fails until the last one ends"
+        ),
+        (Lingering::BesideHolders, _) => String::new(),
+    }
 }
 
 fn seconds(d: Duration) -> String {
@@ -252,6 +264,22 @@ mod tests {
     }
 
     #[test]
+    fn time_wait_means_what_the_os_binds_by() {
+        let unix = |effect| lingering_meaning(8080, effect, ServerBind::ReuseAddr);
+        assert!(unix(Lingering::ReuseAddrBinds).contains("SO_REUSEADDR can bind 8080 now"));
+        assert!(unix(Lingering::BlocksEveryBind).contains("no server can bind 8080"));
+        let windows = |effect| lingering_meaning(8080, effect, ServerBind::Exclusive);
+        let binds = windows(Lingering::ReuseAddrBinds);
+        assert!(
+            binds.contains("do not keep a server from binding 8080"),
+            "{binds}"
+        );
+        assert!(!binds.contains("SO_REUSEADDR"), "{binds}");
+        assert!(windows(Lingering::BlocksEveryBind).contains("exclusively"));
+        assert!(windows(Lingering::BesideHolders).is_empty());
+    }
+
+    #[test]
     fn time_wait_counts_and_the_longest_wait() {
         let sockets = [tw(8080, 1500), tw(8080, 59_000), tw(9090, 1)];
         let note = time_wait(8080, Proto::Tcp, &sockets, Lingering::ReuseAddrBinds).unwrap();
@@ -261,13 +289,7 @@ mod tests {
             "{}",
             note.text
         );
-        assert!(note.text.contains("SO_REUSEADDR can bind"));
-        let blocking = time_wait(8080, Proto::Tcp, &sockets, Lingering::BlocksEveryBind).unwrap();
-        assert!(
-            blocking.text.contains("no server can bind"),
-            "{}",
-            blocking.text
-        );
+        assert!(time_wait(8080, Proto::Tcp, &sockets, Lingering::BlocksEveryBind).is_some());
         assert_eq!(
             time_wait(8080, Proto::Udp, &sockets, Lingering::ReuseAddrBinds),
             None
@@ -306,6 +328,7 @@ mod tests {
         let excluded = Verdict::Unbindable(Unbindable::Excluded {
             port: 50000,
             proto: Proto::Tcp,
+            ip: "0.0.0.0".parse().unwrap(),
         });
         let notes = notes(
             50000,

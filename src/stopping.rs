@@ -199,13 +199,17 @@ pub fn still_listening(
 pub fn refuse_protected(targets: &[Target]) -> Result<()> {
     let me = std::process::id();
     let parent = platform::parent_pid();
-    match targets
-        .iter()
-        .find(|t| platform::is_system_process(t.pid) || t.pid == me || Some(t.pid) == parent)
-    {
+    match targets.iter().find(|t| {
+        platform::is_system_process(t.pid, t.name.as_deref())
+            || t.pid == me
+            || Some(t.pid) == parent
+    }) {
         Some(target) => Err(Error::negative(format!(
-            "refusing to signal {target}: portctl never stops {}, itself or its parent",
-            platform::system_processes()
+            "refusing to signal {target}: portctl never stops {}, itself or its parent{}",
+            platform::system_processes(),
+            platform::holder_note(target.pid)
+                .map(|note| format!("; {note}"))
+                .unwrap_or_default()
         ))),
         None => Ok(()),
     }

@@ -207,8 +207,8 @@ mod tests {
     #[test]
     fn time_wait_has_no_process_and_a_hidden_owner_is_not_none() {
         let lingering = unowned(0, TcpState::TimeWait).holder();
-        assert!(lingering.starts_with("no process"), "{lingering}");
+        assert_eq!(lingering, "no process: the kernel keeps it until it ends");
         let hidden = unowned(4242, TcpState::Established).holder();
-        assert!(!hidden.starts_with("no process"), "{hidden}");
+        assert_ne!(hidden, lingering);
     }
 }

@@ -63,7 +63,14 @@ fn assert_held(args: &[&str], proto: Proto) {
     assert_eq!(record.status, Status::InUse, "{args:?}: {records:?}");
     assert_eq!(code, 1, "{args:?}: {records:?}");
     let text = stdout(&run(&[&["check"], args].concat()));
-    for wrong in ["root", "CAP_NET_BIND_SERVICE", "pid 0", "free  "] {
+    for wrong in [
+        "root",
+        "CAP_NET_BIND_SERVICE",
+        "pid 0",
+        "free  ",
+        "namespace",
+        "shows no socket",
+    ] {
         assert!(!text.contains(wrong), "{args:?} says {wrong:?}: {text}");
     }
 }
@@ -86,6 +93,27 @@ fn a_port_held_by_this_process_is_in_use_on_every_address_it_covers() {
     let wildcard = TcpListener::bind("0.0.0.0:0").unwrap();
     let port = wildcard.local_addr().unwrap().port().to_string();
     assert_held(&["--tcp", "--host", "127.0.0.1", &port], Proto::Tcp);
+    assert_held(&["--tcp", &port], Proto::Tcp);
+}
+
+#[test]
+fn a_dual_stack_wildcard_holds_ipv4_too() {
+    // As Node and Java listen: [::] with IPV6_V6ONLY off. Windows' table
+    // does not say so, and the holder must still be found.
+    let socket = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::STREAM, None).unwrap();
+    socket.set_only_v6(false).unwrap();
+    let any: std::net::SocketAddr = "[::]:0".parse().unwrap();
+    socket.bind(&any.into()).unwrap();
+    socket.listen(8).unwrap();
+    let port = socket
+        .local_addr()
+        .unwrap()
+        .as_socket()
+        .unwrap()
+        .port()
+        .to_string();
+    assert_held(&["--tcp", "--host", "127.0.0.1", &port], Proto::Tcp);
+    assert_held(&["--tcp", "--host", "0.0.0.0", &port], Proto::Tcp);
     assert_held(&["--tcp", &port], Proto::Tcp);
 }
 

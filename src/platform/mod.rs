@@ -9,7 +9,7 @@
 //! - `process_facts`, `port_settings`, `local_stream`: the story of a
 //!   process, the port sysctls, a container runtime's API socket;
 //! - `exec_with_sockets`: `free --exec`'s socket handover;
-//! - `prepare_server`, `bind_denied`, `raise_fd_limit`,
+//! - `prepare_server`, `server_bind`, `raise_fd_limit`,
 //!   `family_unsupported`, `ipv6_only_by_default`, `Shutdown`: how servers
 //!   and bind probes bind, and what a refused bind means;
 //! - `unseen_owner`, `is_system_process`, `holder_note`, `signal_name`,
@@ -47,9 +47,9 @@ use unsupported as os;
 use windows as os;
 
 pub use os::{
-    bind_denied, exec_with_sockets, family_unsupported, find_owners, holder_note,
-    ipv6_only_by_default, is_superuser, is_system_process, local_stream, parent_pid, port_settings,
-    prepare_server, process_cgroup, process_cmdline, process_exe, process_facts, raise_fd_limit,
-    read_table, read_table_with_owners, send_signal, signal_name, state_name, system_processes,
-    unseen_owner, user_name, Shutdown,
+    exec_with_sockets, family_unsupported, find_owners, holder_note, ipv6_only_by_default,
+    is_superuser, is_system_process, local_stream, parent_pid, port_settings, prepare_server,
+    privileged_ports, process_cgroup, process_cmdline, process_exe, process_facts, raise_fd_limit,
+    read_table, read_table_with_owners, send_signal, server_bind, signal_name, state_name,
+    system_processes, unseen_owner, user_name, Shutdown,
 };

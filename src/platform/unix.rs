@@ -2,7 +2,7 @@
 //! limit, the effective user, user names, how servers bind, and
 //! Ctrl+C/SIGTERM for servers.
 
-use crate::bind::Denied;
+use crate::bind::ServerBind;
 use crate::model::{Proto, Signal, TcpState};
 use crate::sockets::Unseen;
 use std::io;
@@ -17,11 +17,14 @@ pub fn prepare_server(socket: &socket2::Socket, proto: Proto) -> io::Result<()> 
     Ok(())
 }
 
-/// EACCES from a bind: a system port without the privilege to bind it.
-pub fn bind_denied(_port: u16, _proto: Proto) -> Denied {
-    Denied::Privileged {
-        start: super::port_settings().unprivileged_start,
-    }
+/// Servers reuse addresses here: see `prepare_server`.
+pub fn server_bind() -> ServerBind {
+    ServerBind::ReuseAddr
+}
+
+/// Ports below 1024 (or the sysctl's start) need privilege to bind.
+pub fn privileged_ports() -> bool {
+    true
 }
 
 /// Why an owner may be missing: another user's process, which sudo
@@ -35,7 +38,7 @@ pub fn unseen_owner() -> Unseen {
 }
 
 /// PID 1, which `kill` never stops.
-pub fn is_system_process(pid: u32) -> bool {
+pub fn is_system_process(pid: u32, _name: Option<&str>) -> bool {
     pid == 1
 }
 

@@ -6,7 +6,7 @@ pub use super::absent::{
 };
 pub use super::ctrl_c::Shutdown;
 
-use crate::bind::Denied;
+use crate::bind::ServerBind;
 use crate::model::{Proto, Signal, TcpState};
 use crate::sockets::{OwnerQuery, Owners, ReadError, Table, TableQuery, Unseen};
 use std::io;
@@ -45,16 +45,20 @@ pub fn prepare_server(_socket: &socket2::Socket, _proto: Proto) -> io::Result<()
     Ok(())
 }
 
-/// Access denied, with nothing known about why.
-pub fn bind_denied(_port: u16, _proto: Proto) -> Denied {
-    Denied::Privileged { start: None }
+/// Nothing else is known: binds are read as on Unix.
+pub fn server_bind() -> ServerBind {
+    ServerBind::ReuseAddr
+}
+
+pub fn privileged_ports() -> bool {
+    true
 }
 
 pub fn unseen_owner() -> Unseen {
     Unseen::OtherUser
 }
 
-pub fn is_system_process(_pid: u32) -> bool {
+pub fn is_system_process(_pid: u32, _name: Option<&str>) -> bool {
     false
 }
 

@@ -21,10 +21,10 @@ pub use super::windows_rules::{
     holder_note, is_system_process, signal_name, state_name, system_processes,
 };
 
-use crate::bind::Denied;
-use crate::model::{Proto, Signal, TcpState};
+use crate::bind::ServerBind;
+use crate::model::{Proto, Signal};
 use crate::process::ProcFacts;
-use crate::sockets::{TableQuery, Unseen};
+use crate::sockets::Unseen;
 use std::io;
 use std::os::windows::io::AsRawSocket;
 use std::time::{Duration, UNIX_EPOCH};
@@ -35,7 +35,7 @@ use windows_sys::Win32::Networking::WinSock::{
 };
 use windows_sys::Win32::System::Threading::{OpenProcess, TerminateProcess, PROCESS_TERMINATE};
 use windows_sys::Win32::UI::WindowsAndMessaging::{
-    EnumWindows, GetWindowThreadProcessId, PostMessageW, WM_CLOSE,
+    EnumWindows, GetWindowThreadProcessId, IsWindowVisible, PostMessageW, WM_CLOSE,
 };
 
 /// WSAEAFNOSUPPORT.
@@ -70,21 +70,14 @@ pub fn prepare_server(socket: &socket2::Socket, _proto: Proto) -> io::Result<()>
     }
 }
 
-/// WSAEACCES: a socket on the port holds it exclusively (or, under Wine,
-/// at all); with none in the table, the port lies in an excluded range.
-pub fn bind_denied(port: u16, proto: Proto) -> Denied {
-    let query = TableQuery {
-        tcp: proto == Proto::Tcp,
-        udp: proto == Proto::Udp,
-        ..TableQuery::all()
-    };
-    let held = read_table(&query).is_ok_and(|table| {
-        table
-            .sockets
-            .iter()
-            .any(|s| s.local.port() == port && s.state != Some(TcpState::TimeWait))
-    });
-    super::windows_rules::denied_by(held)
+/// Servers bind exclusively here: see `prepare_server`.
+pub fn server_bind() -> ServerBind {
+    ServerBind::Exclusive
+}
+
+/// Windows has no privileged ports: any user may bind 80.
+pub fn privileged_ports() -> bool {
+    false
 }
 
 /// The polite step closes the process's top-level windows; a process
@@ -101,6 +94,8 @@ fn close_windows(pid: u32) -> io::Result<()> {
     struct Search {
         pid: u32,
         closed: usize,
+        /// The last refusal (UIPI: an elevated process).
+        refused: Option<io::Error>,
     }
     unsafe extern "system" fn each(window: HWND, state: LPARAM) -> i32 {
         // SAFETY: `state` is the `Search` passed to EnumWindows below,
@@ -109,23 +104,36 @@ fn close_windows(pid: u32) -> io::Result<()> {
         let mut owner = 0u32;
         // SAFETY: a window handle from EnumWindows and a valid out pointer.
         unsafe { GetWindowThreadProcessId(window, &mut owner) };
-        // SAFETY: posting a message to a window handle is always allowed;
-        // a window that vanished makes the call fail harmlessly.
-        if owner == search.pid && unsafe { PostMessageW(window, WM_CLOSE, 0, 0) } != 0 {
+        // Hidden windows (IME, message-only helpers) are not what a user
+        // closes; closing them asks nothing of the process.
+        // SAFETY: querying a window handle from EnumWindows.
+        if owner != search.pid || unsafe { IsWindowVisible(window) } == 0 {
+            return 1;
+        }
+        // SAFETY: posting to a window handle; one that vanished makes the
+        // call fail harmlessly.
+        if unsafe { PostMessageW(window, WM_CLOSE, 0, 0) } != 0 {
             search.closed += 1;
+        } else {
+            search.refused = Some(io::Error::last_os_error());
         }
         1
     }
-    let mut search = Search { pid, closed: 0 };
+    let mut search = Search {
+        pid,
+        closed: 0,
+        refused: None,
+    };
     // SAFETY: the callback only touches `search`, which outlives the call.
     unsafe { EnumWindows(Some(each), &mut search as *mut Search as LPARAM) };
-    if search.closed > 0 {
-        return Ok(());
+    match (search.closed, search.refused) {
+        (0, Some(refused)) => Err(refused),
+        (0, None) => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "it has no window to close, and Windows has no SIGTERM: --force ends it with TerminateProcess",
+        )),
+        _ => Ok(()),
     }
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "it has no window to close, and Windows has no SIGTERM: --force ends it with TerminateProcess",
-    ))
 }
 
 fn terminate(pid: u32) -> io::Result<()> {
@@ -175,7 +183,10 @@ pub fn process_facts(pid: u32) -> Option<ProcFacts> {
             .iter()
             .map(|arg| arg.to_string_lossy().into_owned())
             .collect(),
-        started: Some(UNIX_EPOCH + Duration::from_secs(process.start_time())),
+        // 0 when Windows would not open the process (another user's
+        // service, a protected process): unknown, not 1970.
+        started: (process.start_time() != 0)
+            .then(|| UNIX_EPOCH + Duration::from_secs(process.start_time())),
         cgroup: String::new(),
     })
 }

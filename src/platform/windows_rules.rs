@@ -1,10 +1,9 @@
 //! Windows' rules that need no Windows to state: what PIDs 0 and 4 are,
-//! what an "access denied" bind means, how `netstat -ano` names states
+//! how `netstat -ano` names states
 //! and what `kill`'s steps are called there. Compiled on every OS for its
 //! tests, so the rules are checked where Wine cannot show them (under
 //! Wine every socket's owner is PID 0).
 
-use crate::bind::Denied;
 use crate::model::{Signal, TcpState};
 
 /// The System Idle Process: the PID Windows gives sockets that have no
@@ -14,26 +13,31 @@ pub const NO_PROCESS: u32 = 0;
 /// (http.sys) that serves IIS, WinRM and any program using HTTP.SYS.
 pub const SYSTEM: u32 = 4;
 
-/// WSAEACCES from a bind: a socket on the port holds it exclusively (or,
-/// under Wine, at all); with none in the table, the port lies in a range
-/// Windows excluded (Hyper-V, WSL and Docker reserve them).
-pub fn denied_by(held: bool) -> Denied {
-    if held {
-        Denied::Held
-    } else {
-        Denied::Excluded
-    }
-}
+/// Processes Windows cannot run without, which listen on ports of their
+/// own (RPC on 135, the 49664-49669 range): ending one forces a reboot or
+/// a bug check. svchost.exe hosts services, which are stopped as such.
+const CRITICAL: [&str; 8] = [
+    "smss.exe",
+    "csrss.exe",
+    "wininit.exe",
+    "winlogon.exe",
+    "services.exe",
+    "lsass.exe",
+    "lsaiso.exe",
+    "svchost.exe",
+];
 
 /// The processes `kill` never stops: PID 0 stands for sockets without a
-/// process, PID 4 is the kernel.
-pub fn is_system_process(pid: u32) -> bool {
-    pid == NO_PROCESS || pid == SYSTEM
+/// process, PID 4 is the kernel, and the critical ones by name.
+pub fn is_system_process(pid: u32, name: Option<&str>) -> bool {
+    pid == NO_PROCESS
+        || pid == SYSTEM
+        || name.is_some_and(|n| CRITICAL.iter().any(|c| c.eq_ignore_ascii_case(n)))
 }
 
 /// How `kill`'s refusal names them.
 pub fn system_processes() -> &'static str {
-    "the System Idle Process (PID 0), the System process (PID 4)"
+    "PID 0, PID 4, the processes Windows cannot run without (lsass.exe, services.exe, svchost.exe and the like: stop a service with `net stop NAME` instead)"
 }
 
 /// What a port held by `pid` needs said beyond the holder's name.
@@ -78,17 +82,15 @@ mod tests {
 
     #[test]
     fn system_processes_are_never_stopped() {
-        assert!(is_system_process(0));
-        assert!(is_system_process(4));
-        assert!(!is_system_process(1));
-        assert!(!is_system_process(8));
+        assert!(is_system_process(0, None));
+        assert!(is_system_process(4, Some("System")));
+        assert!(is_system_process(712, Some("lsass.exe")));
+        assert!(is_system_process(1044, Some("SVCHOST.EXE")));
+        assert!(!is_system_process(1, None));
+        assert!(!is_system_process(8200, Some("node.exe")));
+        assert!(!is_system_process(8200, Some("lsass.exe.evil")));
         assert!(system_processes().contains("PID 4"));
-    }
-
-    #[test]
-    fn access_denied_is_a_holder_or_an_excluded_range() {
-        assert_eq!(denied_by(true), Denied::Held);
-        assert_eq!(denied_by(false), Denied::Excluded);
+        assert!(system_processes().contains("net stop"));
     }
 
     #[test]

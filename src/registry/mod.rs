@@ -155,8 +155,11 @@ impl PortClass {
     /// A sentence a person can act on.
     pub fn explain(self) -> &'static str {
         match self {
-            PortClass::System => {
+            PortClass::System if crate::platform::privileged_ports() => {
                 "a system port (0-1023): binding it needs root or CAP_NET_BIND_SERVICE"
+            }
+            PortClass::System => {
+                "a system port (0-1023), assigned by IANA; any user may bind it on this OS"
             }
             PortClass::User => "a user port (1024-49151), registered with IANA on request",
             PortClass::Dynamic => {

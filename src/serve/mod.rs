@@ -12,7 +12,7 @@ pub mod server;
 
 pub use conn::Stats;
 
-use crate::bind::bind_server;
+use crate::bind::{self, bind_server, Verdict};
 use crate::cli::{ServeArgs, ServiceName};
 use crate::exit::{Error, Exit, Result};
 use crate::holders::{find_holders, Held};
@@ -73,10 +73,23 @@ struct Bound {
     udp: Option<std::net::UdpSocket>,
 }
 
-/// Binds every transport on one port number.
+/// Binds every transport on one port number. A port the bind itself may
+/// not see as held (`bind::held_beside_bind`) is in use; "access denied"
+/// becomes "in use" or the OS's reason (`bind::access_denied`).
 fn bind_all(ip: IpAddr, port: u16, tcp: bool, udp: bool) -> io::Result<Bound> {
     let bind = |proto, port| {
-        let socket = bind_server(SocketAddr::new(ip, port), proto, 1024)?;
+        if port != 0 && bind::held_beside_bind(port, proto, &[ip]) {
+            return Err(io::Error::from(io::ErrorKind::AddrInUse));
+        }
+        let socket = bind_server(SocketAddr::new(ip, port), proto, 1024).map_err(|e| {
+            if e.kind() != io::ErrorKind::PermissionDenied {
+                return e;
+            }
+            match bind::access_denied(port, proto, ip) {
+                Verdict::Unbindable(why) => io::Error::new(e.kind(), why.to_string()),
+                _ => io::Error::from(io::ErrorKind::AddrInUse),
+            }
+        })?;
         socket.set_nonblocking(true)?;
         io::Result::Ok(socket)
     };
@@ -125,13 +138,8 @@ fn bind_port(args: &ServeArgs, protos: &[Proto]) -> Result<Bound> {
     let (tcp, udp) = (protos.contains(&Proto::Tcp), protos.contains(&Proto::Udp));
     let ip = args.bind;
     let cannot = |port: u16, e: io::Error| {
-        let hint = if e.kind() == io::ErrorKind::PermissionDenied && port < 1024 {
-            " (a system port needs root or CAP_NET_BIND_SERVICE)"
-        } else {
-            ""
-        };
         Error::failure(format!(
-            "cannot bind {}: {e}{hint}",
+            "cannot bind {}: {e}",
             endpoint(SocketAddr::new(ip, port), false)
         ))
     };

@@ -6,7 +6,6 @@
 use super::state::{key_of, Event, Reading, SocketKey};
 use crate::exit::Result;
 use crate::model::{Proto, Signal, Socket};
-use crate::platform;
 use crate::process;
 use crate::record::{Lookups, Snapshot};
 use crate::rows::summarize;
@@ -158,7 +157,7 @@ pub fn stop(port: u16, proto: Proto, targets: Vec<Target>, events: Sender<Event>
                         pid: s.pid,
                         name: s.process.clone(),
                     };
-                    format!("sent {} to {target}", platform::signal_name(s.signal))
+                    format!("sent {} to {target}", s.signal)
                 })
                 .collect();
             let after = if free {
@@ -167,7 +166,7 @@ pub fn stop(port: u16, proto: Proto, targets: Vec<Target>, events: Sender<Event>
                 format!(
                     "still held after {:.0}s; `portctl kill --force {port}` sends {}",
                     STOP_TIMEOUT.as_secs_f64(),
-                    platform::signal_name(Signal::Kill)
+                    Signal::Kill
                 )
             };
             Ok(format!("{}; port {port}: {after}", sent.join(", ")))

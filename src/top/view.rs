@@ -8,7 +8,6 @@ use crate::holders::ContainerText;
 use crate::model::Signal;
 use crate::notes::Note;
 use crate::output::{self, endpoint, fit, sanitize, Chrome};
-use crate::platform;
 use crate::rows;
 use crate::story::WhoSocket;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -319,7 +318,7 @@ fn confirm_lines(confirm: &Confirm) -> Vec<Line<'static>> {
                 )),
                 Line::from(format!(
                     "{}, as `portctl kill` sends it.   y: yes   n: no",
-                    platform::signal_name(Signal::Term)
+                    Signal::Term
                 )),
             ]
         }
