@@ -118,6 +118,22 @@ fn sigint_ends_serve_cleanly_and_frees_the_port() {
 }
 
 #[test]
+fn sighup_and_sigquit_end_serve_cleanly_too() {
+    for signal in [libc::SIGHUP, libc::SIGQUIT] {
+        let mut server = Server::start(&["hello", "--port", "0"], 1);
+        let port = server.port;
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(server.child.id() as i32, signal) };
+        assert_eq!(
+            wait_timeout(&mut server.child, Duration::from_secs(5)),
+            Some(0),
+            "signal {signal}"
+        );
+        TcpListener::bind(("127.0.0.1", port)).expect("TCP port released");
+    }
+}
+
+#[test]
 fn sigint_ends_check_wait_at_once() {
     let held = TcpListener::bind("0.0.0.0:0").unwrap();
     let port = held.local_addr().unwrap().port().to_string();
@@ -154,6 +170,9 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     assert!(!never.contains('\x1b'), "{never:?}");
     let forced = on_terminal("--color always whatis 443", &[("NO_COLOR", "1")]);
     assert!(forced.contains("\x1b["), "{forced:?}");
+    // Colours too, not only bold: crossterm's own NO_COLOR check loses.
+    let listening = on_terminal("--color always list -l", &[("NO_COLOR", "1")]);
+    assert!(listening.contains("\x1b[38;"), "{listening:?}");
     let piped = run(&["--color", "always", "whatis", "443"]);
     assert!(!piped.stdout.contains(&0x1b), "a pipe never gets colour");
 }

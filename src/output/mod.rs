@@ -53,6 +53,9 @@ impl Output {
             ColorChoice::Never => false,
             ColorChoice::Auto => tty && !no_color && format == Format::Table,
         };
+        // crossterm, which comfy-table and ratatui colour through, reads
+        // NO_COLOR itself: the choice made here must win over it.
+        ratatui::crossterm::style::force_color_output(color);
         Output { format, color }
     }
 

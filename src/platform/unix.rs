@@ -160,6 +160,8 @@ pub fn user_name(uid: u32) -> Option<String> {
 pub struct Shutdown {
     interrupt: Option<tokio::signal::unix::Signal>,
     terminate: Option<tokio::signal::unix::Signal>,
+    hangup: Option<tokio::signal::unix::Signal>,
+    quit: Option<tokio::signal::unix::Signal>,
 }
 
 impl Shutdown {
@@ -169,10 +171,14 @@ impl Shutdown {
         Shutdown {
             interrupt: signal(SignalKind::interrupt()).ok(),
             terminate: signal(SignalKind::terminate()).ok(),
+            hangup: signal(SignalKind::hangup()).ok(),
+            quit: signal(SignalKind::quit()).ok(),
         }
     }
 
-    /// Resolves at the first Ctrl+C or SIGTERM.
+    /// Resolves at the first Ctrl+C, SIGTERM, SIGHUP (the terminal went
+    /// away) or SIGQUIT: each ends a server cleanly and gives `top`'s
+    /// terminal back.
     pub async fn requested(&mut self) {
         async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
             match signal {
@@ -185,6 +191,8 @@ impl Shutdown {
         tokio::select! {
             _ = next(&mut self.interrupt) => {}
             _ = next(&mut self.terminate) => {}
+            _ = next(&mut self.hangup) => {}
+            _ = next(&mut self.quit) => {}
         }
     }
 }
