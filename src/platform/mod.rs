@@ -9,9 +9,9 @@
 //! - `process_facts`, `port_settings`, `local_stream`: the story of a
 //!   process, the port sysctls, a container runtime's API socket;
 //! - `exec_with_sockets`: `free --exec`'s socket handover;
-//! - `prepare_server`, `server_bind`, `raise_fd_limit`,
-//!   `family_unsupported`, `ipv6_only_by_default`, `Shutdown`: how servers
-//!   and bind probes bind, and what a refused bind means;
+//! - `prepare_server`, `server_bind`, `privileged_ports`,
+//!   `raise_fd_limit`, `family_unsupported`, `ipv6_only_by_default`,
+//!   `Shutdown`: how servers and bind probes bind and when they stop;
 //! - `unseen_owner`, `is_system_process`, `holder_note`, `signal_name`,
 //!   `state_name`: the OS's own words for owners, processes and states.
 //!
