@@ -230,6 +230,56 @@ pub fn fit(columns: &[Column], rows: &mut [Vec<Cell>], width: usize, chrome: Chr
     Fitted { shown, widths }
 }
 
+/// The narrowest `Fitted::clip` cuts a column: a character and `…`.
+const MIN_CLIP: usize = 2;
+
+impl Fitted {
+    /// For a table that can neither wrap nor squeeze a column (top's):
+    /// what `fit` could not make fit is left off. A column too wide for
+    /// the room left is left off whole, and the columns after it still get
+    /// their chance; a `Truncate` column then takes whatever room is left
+    /// (at least `MIN_CLIP`), its cells cut with `…`. Never cut: the rest.
+    pub fn clip(
+        mut self,
+        columns: &[Column],
+        rows: &mut [Vec<Cell>],
+        width: usize,
+        chrome: Chrome,
+    ) -> Fitted {
+        let truncate = |i: usize| columns.get(i).is_some_and(|c| c.fit == Fit::Truncate);
+        let least = |i: usize, widths: &[usize]| {
+            if truncate(i) {
+                MIN_CLIP.min(widths[i])
+            } else {
+                widths[i]
+            }
+        };
+        let mut room = width.saturating_sub(chrome.frame);
+        for i in 0..self.shown.len() {
+            let need = least(i, &self.widths) + chrome.per_column;
+            if self.shown[i] && need <= room {
+                room -= need;
+            } else {
+                self.shown[i] = false;
+            }
+        }
+        for i in (0..self.shown.len()).filter(|&i| self.shown[i] && truncate(i)) {
+            let least = least(i, &self.widths);
+            let grown = (least + room).min(self.widths[i]);
+            room -= grown - least;
+            if grown < self.widths[i] {
+                self.widths[i] = grown;
+                for row in rows.iter_mut() {
+                    if let Some(cell) = row.get_mut(i) {
+                        cell.text = cut(&cell.text, grown);
+                    }
+                }
+            }
+        }
+        self
+    }
+}
+
 /// The comfy-table for `rows` in `width` columns, fitted by `fit`.
 fn layout(columns: &[Column], rows: &mut [Vec<Cell>], width: usize, color: bool) -> Table {
     let Fitted { shown, .. } = fit(columns, rows, width, BOXED);
@@ -405,6 +455,54 @@ mod tests {
             assert_eq!(present, 2 - hidden, "{width}:\n{text}");
             assert_eq!(text.contains('…'), cut_name, "{width}:\n{text}");
         }
+    }
+
+    #[test]
+    fn clip_skips_what_does_not_fit_and_cuts_only_names() {
+        const TOP: [Column; 5] = [
+            Column::new("LOCAL", 0),
+            Column::new("REMOTE", 0),
+            Column::new("STATE", 0),
+            Column::new("PID", 0),
+            Column::new("PROCESS", 0).fit(Fit::Truncate),
+        ];
+        const SPACED: Chrome = Chrome {
+            per_column: 1,
+            frame: 0,
+        };
+        let long = "[fd00:1234:5678:9abc:def0:1234:5678:9abc]:40000";
+        let clipped = |width: usize| {
+            let mut rows = vec![[long, long, "ESTABLISHED", "4242", "postgres"]
+                .map(Cell::new)
+                .to_vec()];
+            let fitted = fit(&TOP, &mut rows, width, SPACED).clip(&TOP, &mut rows, width, SPACED);
+            let shown: Vec<&str> = rows[0]
+                .iter()
+                .zip(&fitted.shown)
+                .filter(|(_, shown)| **shown)
+                .map(|(cell, _)| cell.text.as_str())
+                .collect();
+            let used: usize = (0..TOP.len())
+                .filter(|&i| fitted.shown[i])
+                .map(|i| fitted.widths[i] + 1)
+                .sum();
+            assert!(used <= width, "{width}: {fitted:?}");
+            shown.join(" ")
+        };
+        // REMOTE does not fit: it goes, and what follows it stays.
+        assert_eq!(clipped(95), format!("{long} ESTABLISHED 4242 postgres"));
+        // The name takes what is left, cut with `…`.
+        assert_eq!(clipped(70), format!("{long} ESTABLISHED 4242 pos…"));
+        assert_eq!(clipped(68), format!("{long} ESTABLISHED 4242 p…"));
+        // Too little for two columns of it: the name goes too.
+        assert_eq!(clipped(67), format!("{long} ESTABLISHED 4242"));
+        // Addresses are never cut: too narrow for one, it is left off.
+        assert_eq!(clipped(40), "ESTABLISHED 4242 postgres");
+        // What fits is left as it is.
+        assert_eq!(
+            clipped(200),
+            format!("{long} {long} ESTABLISHED 4242 postgres")
+        );
     }
 
     #[test]

@@ -533,11 +533,17 @@ fn matches_filter(r: &SocketRecord, needle: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::model::{Family, TcpState};
 
-    fn record(port: u16, state: TcpState, process: &str, pid: u32) -> SocketRecord {
+    /// A TCP socket on loopback; view's tests use it too.
+    pub(in crate::top) fn record(
+        port: u16,
+        state: TcpState,
+        process: &str,
+        pid: u32,
+    ) -> SocketRecord {
         let remote = if state == TcpState::Listen { 0 } else { 40000 };
         SocketRecord {
             proto: Proto::Tcp,
@@ -558,7 +564,7 @@ mod tests {
         }
     }
 
-    fn reading(records: Vec<SocketRecord>) -> Event {
+    pub(in crate::top) fn reading(records: Vec<SocketRecord>) -> Event {
         Event::Reading(Reading {
             records,
             counts: Vec::new(),

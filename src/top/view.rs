@@ -150,52 +150,48 @@ fn draw_table(frame: &mut Frame, state: &State, area: Rect, color: bool) {
     }
     let wide = state.wide();
     let columns = rows::columns(wide);
-    // Every matching row takes part in the widths, so that they hold
-    // still while scrolling.
-    let mut cells: Vec<Vec<output::Cell>> = state.rows().map(|r| rows::row(r, wide)).collect();
-    let mut fitted = fit(columns, &mut cells, usize::from(area.width), SPACED);
-    // What still does not fit is left off at the right edge: ratatui
-    // would squeeze every column and split an address to make room.
-    let mut room = usize::from(area.width) + 1;
-    for (shown, width) in fitted.shown.iter_mut().zip(&fitted.widths) {
-        if !*shown {
-            continue;
-        }
-        *shown = *width < room;
-        room = if *shown { room - (width + 1) } else { 0 };
-    }
-    let shown = |i: &usize| fitted.shown[*i];
+    // Only the rows on the page take part in the widths: one long address
+    // elsewhere does not narrow this page, and 10,000 rows cost nothing.
     let (offset, page) = state.window();
-    let selected = state.selected();
-    let visible = cells
-        .into_iter()
-        .enumerate()
+    let mut cells: Vec<Vec<output::Cell>> = state
+        .rows()
         .skip(offset)
         .take(page)
-        .map(|(n, row)| {
-            let row = Row::new(
-                row.into_iter()
-                    .enumerate()
-                    .filter(|(i, _)| shown(i))
-                    .map(|(_, cell)| Cell::from(cell.text).style(style_of(cell.style, color))),
-            );
-            if Some(n) == selected {
-                row.style(Style::new().add_modifier(Modifier::REVERSED))
-            } else {
-                row
-            }
-        });
+        .map(|r| rows::row(r, wide))
+        .collect();
+    // The headings ride along as a last row, so that they are cut as the
+    // cells are.
+    cells.push(columns.iter().map(|c| output::Cell::new(c.title)).collect());
+    // SPACED counts a space after each column; the last needs none.
+    let width = usize::from(area.width) + 1;
+    let fitted = fit(columns, &mut cells, width, SPACED).clip(columns, &mut cells, width, SPACED);
+    let headings = cells.pop().unwrap_or_default();
+    let shown = |i: &usize| fitted.shown[*i];
+    let selected = state.selected();
+    let visible = cells.into_iter().zip(offset..).map(|(row, n)| {
+        let row = Row::new(
+            row.into_iter()
+                .enumerate()
+                .filter(|(i, _)| shown(i))
+                .map(|(_, cell)| Cell::from(cell.text).style(style_of(cell.style, color))),
+        );
+        if Some(n) == selected {
+            row.style(Style::new().add_modifier(Modifier::REVERSED))
+        } else {
+            row
+        }
+    });
     let heading_style = if color {
         Style::new().add_modifier(Modifier::BOLD)
     } else {
         Style::new()
     };
     let heading = Row::new(
-        columns
-            .iter()
+        headings
+            .into_iter()
             .enumerate()
             .filter(|(i, _)| shown(i))
-            .map(|(_, c)| Cell::from(c.title)),
+            .map(|(_, c)| Cell::from(c.text)),
     )
     .style(heading_style);
     let widths: Vec<Constraint> = (0..columns.len())
@@ -321,6 +317,101 @@ fn confirm_lines(confirm: &Confirm) -> Vec<Line<'static>> {
                     Signal::Term
                 )),
             ]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Family, TcpState};
+    use crate::record::SocketRecord;
+    use crate::top::state::tests::{reading, record};
+    use crate::top::state::Event;
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    /// The screen `draw` makes of `records` in a `width`×`height` terminal.
+    fn screen(records: Vec<SocketRecord>, width: u16, height: u16) -> Vec<String> {
+        let mut state = State::default();
+        state.handle(Event::Resize { height });
+        state.handle(reading(records));
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal
+            .draw(|frame| draw(frame, &state, Duration::from_secs(1), false))
+            .unwrap();
+        let buffer = terminal.backend().buffer();
+        (0..height)
+            .map(|y| {
+                (0..width)
+                    .map(|x| buffer[(x, y)].symbol())
+                    .collect::<String>()
+            })
+            .collect()
+    }
+
+    /// A connection between two IPv6 addresses.
+    fn ipv6(local: &str, remote: &str, port: u16) -> SocketRecord {
+        let mut r = record(port, TcpState::Established, "postgres", 40);
+        r.family = Family::Ipv6;
+        r.local_addr = local.parse().unwrap();
+        r.remote_addr = remote.parse().unwrap();
+        r
+    }
+
+    fn v4_sample() -> Vec<SocketRecord> {
+        vec![
+            record(8080, TcpState::Listen, "nginx", 20),
+            record(22, TcpState::Listen, "sshd", 10),
+        ]
+    }
+
+    #[test]
+    fn one_long_address_leaves_the_process_column_in_place() {
+        // 25-character endpoints at 80 columns.
+        let mut records = v4_sample();
+        records.push(ipv6("fd00:1234:5678::1", "fd00:1234:5678::2", 18443));
+        let lines = screen(records, 80, 24);
+        let text = lines.join("\n");
+        let heading = &lines[2];
+        for title in ["LOCAL", "REMOTE", "STATE", "PID", "PROCE…"] {
+            assert!(heading.contains(title), "{title}:\n{text}");
+        }
+        assert!(text.contains("[fd00:1234:5678::1]:18443"), "{text}");
+        assert!(text.contains("[fd00:1234:5678::2]:40000"), "{text}");
+        assert!(text.contains("nginx") && text.contains("sshd"), "{text}");
+        assert!(text.contains("postg…"), "the name is cut:\n{text}");
+    }
+
+    #[test]
+    fn a_column_that_does_not_fit_is_skipped_and_the_rest_stay() {
+        // A 47-character address at 100 columns: REMOTE goes, not all
+        // that follows it.
+        let long = "fd00:1234:5678:9abc:def0:1234:5678:9abc";
+        let lines = screen(vec![ipv6(long, long, 40000)], 100, 24);
+        let text = lines.join("\n");
+        let heading = &lines[2];
+        for title in ["LOCAL", "STATE", "PID", "PROCESS"] {
+            assert!(heading.contains(title), "{title}:\n{text}");
+        }
+        assert!(!heading.contains("REMOTE"), "{text}");
+        assert!(text.contains(&format!("[{long}]:40000")), "{text}");
+        assert!(
+            text.contains("ESTABLISHED") && text.contains("postgres"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_widths_come_from_the_rows_on_the_page() {
+        // Two rows fit; the long one is on the next page.
+        let mut records = v4_sample();
+        records.push(ipv6("fd00:1234:5678::1", "fd00:1234:5678::2", 18443));
+        let lines = screen(records, 80, 6);
+        let text = lines.join("\n");
+        assert!(!text.contains("fd00"), "{text}");
+        for title in ["SERVICE", "USER", "PROCESS"] {
+            assert!(lines[2].contains(title), "{title}:\n{text}");
         }
     }
 }
