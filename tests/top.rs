@@ -227,6 +227,54 @@ fn q_quits_and_gives_the_terminal_back() {
 }
 
 #[test]
+fn a_paste_goes_into_the_filter_and_q_still_quits_after_a_long_one() {
+    let Some(pane) = Pane::start("", 100, 30) else {
+        return;
+    };
+    pane.wait_for("the table", |s| s.contains("PROTO"));
+    pane.keys(&["/"]);
+    pane.wait_for("the filter prompt", |s| {
+        s.contains("Enter keeps the filter")
+    });
+    // Bracketed: the line break and the q are pasted text, not commands.
+    let paste = |text: &str| {
+        let mut load = pane
+            .tmux(&["load-buffer", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = load.stdin.take().unwrap();
+        std::io::Write::write_all(&mut stdin, text.as_bytes()).unwrap();
+        drop(stdin);
+        assert!(wait_timeout(&mut load, Duration::from_secs(10)) == Some(0));
+        assert!(pane
+            .tmux(&["paste-buffer", "-p", "-t", "top"])
+            .status()
+            .unwrap()
+            .success());
+    };
+    paste("abc\nq");
+    pane.wait_for("the paste in the filter", |s| s.contains("/abcq"));
+    assert!(!pane.screen().contains(EXITED));
+    // 20,000 characters pasted, then a burst typed key by key (under
+    // crossterm's 1 KiB read: more waits in the terminal for the next key).
+    paste(&"x".repeat(20_000));
+    pane.type_text(&"y".repeat(900));
+    let started = Instant::now();
+    // Apart: Esc and q in one write would read as Alt+q.
+    pane.keys(&["Escape"]);
+    pane.wait_for("the filter cleared", |s| !s.contains("filter:"));
+    pane.keys(&["q"]);
+    let screen = pane.wait_for("top to exit", |s| s.contains(EXITED));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "q took {:?}",
+        started.elapsed()
+    );
+    assert!(screen.contains(&format!("{EXITED}-0")), "{screen}");
+}
+
+#[test]
 fn sigterm_gives_the_terminal_back() {
     let Some(pane) = Pane::start("", 100, 30) else {
         return;

@@ -14,7 +14,9 @@ use crate::exit::{Error, Exit, Result};
 use crate::output::Output;
 use crate::platform;
 use ratatui::backend::CrosstermBackend;
-use ratatui::crossterm::event::{self as term_event, Event as TermEvent};
+use ratatui::crossterm::event::{
+    self as term_event, DisableBracketedPaste, EnableBracketedPaste, Event as TermEvent,
+};
 use ratatui::crossterm::terminal::{
     disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
 };
@@ -67,7 +69,13 @@ impl Screen {
             .and_then(|()| execute!(io::stdout(), EnterAlternateScreen, cursor::Hide))
             .and_then(|()| Terminal::new(CrosstermBackend::new(io::stdout())));
         match entered {
-            Ok(terminal) => Ok(Screen { terminal }),
+            Ok(terminal) => {
+                // A paste comes as one event, so that it can only go into
+                // the filter; a console without it (legacy Windows) still
+                // runs top, a paste then typed key by key.
+                let _ = execute!(io::stdout(), EnableBracketedPaste);
+                Ok(Screen { terminal })
+            }
             Err(e) => {
                 restore();
                 Err(Error::failure(format!("cannot set up the terminal: {e}")))
@@ -84,12 +92,14 @@ impl Drop for Screen {
 
 /// Cooked mode, the main screen and a visible cursor; safe to repeat.
 fn restore() {
+    let _ = execute!(io::stdout(), DisableBracketedPaste);
     let _ = disable_raw_mode();
     let _ = execute!(io::stdout(), LeaveAlternateScreen, cursor::Show);
 }
 
 /// Draws, then waits for the next events and handles all that queued up
-/// before drawing again.
+/// before drawing again: a quit among them ends top at once, however many
+/// keys a paste queued ahead of it.
 fn event_loop(
     mut screen: Screen,
     received: &Receiver<Event>,
@@ -99,9 +109,9 @@ fn event_loop(
 ) -> Result<()> {
     let mut state = State::default();
     let size = screen.terminal.size()?;
-    state.handle(Event::Resize {
+    state.handle_all(vec![Event::Resize {
         height: size.height,
-    });
+    }]);
     loop {
         screen
             .terminal
@@ -109,8 +119,9 @@ fn event_loop(
         let Ok(first) = received.recv() else {
             return Ok(());
         };
-        for event in std::iter::once(first).chain(received.try_iter()) {
-            match state.handle(event) {
+        let batch = std::iter::once(first).chain(received.try_iter()).collect();
+        for action in state.handle_all(batch) {
+            match action {
                 Action::Nothing => {}
                 Action::Quit => return Ok(()),
                 Action::Story { key } => feed::story(key, events.clone()),
@@ -131,6 +142,7 @@ fn keys(events: Sender<Event>) {
     std::thread::spawn(move || loop {
         let event = match term_event::read() {
             Ok(TermEvent::Key(key)) => Event::Key(key),
+            Ok(TermEvent::Paste(text)) => Event::Paste(text),
             Ok(TermEvent::Resize(_, height)) => Event::Resize { height },
             Ok(_) => continue,
             Err(_) => Event::Quit,

@@ -35,6 +35,9 @@ pub enum Event {
     /// The table could not be read this time; the last rows stay.
     ReadFailed(String),
     Key(KeyEvent),
+    /// Text pasted into the terminal (bracketed paste): one event, not a
+    /// key per character.
+    Paste(String),
     /// The terminal's new height: the table's page follows it.
     Resize {
         height: u16,
@@ -54,6 +57,24 @@ pub enum Event {
     Stopped(String),
     /// SIGTERM, SIGINT or a terminal gone.
     Quit,
+}
+
+impl Event {
+    /// Whether it ends top whatever else is queued: SIGTERM and the like,
+    /// or Ctrl+C.
+    fn quits(&self) -> bool {
+        match self {
+            Event::Quit => true,
+            Event::Key(key) => is_ctrl_c(key),
+            _ => false,
+        }
+    }
+}
+
+fn is_ctrl_c(key: &KeyEvent) -> bool {
+    key.kind != KeyEventKind::Release
+        && key.modifiers.contains(KeyModifiers::CONTROL)
+        && key.code == KeyCode::Char('c')
 }
 
 /// Work for the run loop; the state never does it itself.
@@ -187,6 +208,9 @@ pub struct State {
     /// Rows the table has room for.
     page: usize,
     filter: String,
+    /// The filter changed since `view` was last filtered: a burst of
+    /// typing filters once, at `settle`.
+    dirty: bool,
     typing: bool,
     sort: SortKey,
     descending: bool,
@@ -201,6 +225,9 @@ pub struct State {
 /// table's heading, the status line.
 pub const CHROME_LINES: u16 = 4;
 
+/// The longest filter, in characters; more typed or pasted is ignored.
+pub const MAX_FILTER: usize = 256;
+
 impl Default for State {
     fn default() -> Self {
         State {
@@ -211,6 +238,7 @@ impl Default for State {
             offset: 0,
             page: 1,
             filter: String::new(),
+            dirty: false,
             typing: false,
             sort: SortKey::Listening,
             descending: false,
@@ -223,7 +251,39 @@ impl Default for State {
 }
 
 impl State {
+    /// Handles one event, the view brought up to date after it.
+    #[cfg(test)]
     pub fn handle(&mut self, event: Event) -> Action {
+        let action = self.apply(event);
+        self.settle();
+        action
+    }
+
+    /// Handles everything that queued up since the last draw, in order,
+    /// and returns the work to start. A quit anywhere in it (SIGTERM,
+    /// Ctrl+C) wins at once over the keys ahead of it; a burst of typing
+    /// filters the table once, before a key that acts on the rows and at
+    /// the end.
+    pub fn handle_all(&mut self, events: Vec<Event>) -> Vec<Action> {
+        if events.iter().any(Event::quits) {
+            return vec![Action::Quit];
+        }
+        let mut actions = Vec::new();
+        for event in events {
+            match self.apply(event) {
+                Action::Nothing => {}
+                Action::Quit => {
+                    actions.push(Action::Quit);
+                    break;
+                }
+                action => actions.push(action),
+            }
+        }
+        self.settle();
+        actions
+    }
+
+    fn apply(&mut self, event: Event) -> Action {
         match event {
             Event::Reading(reading) => {
                 let kept = self.selected_record().map(key_of);
@@ -234,10 +294,18 @@ impl State {
             }
             Event::ReadFailed(why) => self.status = Some(why),
             Event::Resize { height } => {
+                self.settle();
                 self.page = usize::from(height.saturating_sub(CHROME_LINES)).max(1);
                 self.select(self.selected);
             }
             Event::Key(key) => return self.key(key),
+            // Only into the filter being typed, never as commands: a
+            // pasted `abc\rq` neither keeps the filter nor quits.
+            Event::Paste(text) => {
+                if self.typing && matches!(self.overlay, Overlay::None) {
+                    self.type_in(text.chars().filter(|c| !c.is_control()));
+                }
+            }
             Event::Story { key, result } => {
                 if matches!(&self.overlay, Overlay::Details(Details::Loading(k)) if *k == key) {
                     self.overlay = Overlay::Details(match result {
@@ -285,7 +353,7 @@ impl State {
         if key.kind == KeyEventKind::Release {
             return Action::Nothing;
         }
-        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+        if is_ctrl_c(&key) {
             return Action::Quit;
         }
         self.status = None;
@@ -322,10 +390,11 @@ impl State {
         if self.typing {
             return self.filter_key(key);
         }
+        self.settle();
         match key.code {
             KeyCode::Char('q') => return Action::Quit,
             KeyCode::Esc if self.filter.is_empty() => return Action::Quit,
-            KeyCode::Esc => self.set_filter(String::new()),
+            KeyCode::Esc => self.clear_filter(),
             KeyCode::Char('/') => self.typing = true,
             KeyCode::Char('s') => {
                 self.sort = self.sort.next();
@@ -360,27 +429,34 @@ impl State {
         Action::Nothing
     }
 
-    /// Typing after `/`: the table narrows with every character.
+    /// Typing after `/`: the table narrows as you type.
     fn filter_key(&mut self, key: KeyEvent) -> Action {
         match key.code {
             KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
-                let mut filter = self.filter.clone();
-                filter.push(c);
-                self.set_filter(filter);
+                self.type_in([c]);
             }
             KeyCode::Backspace => {
-                let mut filter = self.filter.clone();
-                filter.pop();
-                self.set_filter(filter);
+                self.filter.pop();
+                self.dirty = true;
             }
             KeyCode::Enter => self.typing = false,
             KeyCode::Esc => {
                 self.typing = false;
-                self.set_filter(String::new());
+                self.clear_filter();
             }
-            other => self.move_key(other),
+            other => {
+                self.settle();
+                self.move_key(other);
+            }
         }
         Action::Nothing
+    }
+
+    /// Adds `text` to the filter, up to `MAX_FILTER` characters.
+    fn type_in(&mut self, text: impl IntoIterator<Item = char>) {
+        let room = MAX_FILTER.saturating_sub(self.filter.chars().count());
+        self.filter.extend(text.into_iter().take(room));
+        self.dirty = true;
     }
 
     fn move_key(&mut self, code: KeyCode) {
@@ -397,9 +473,16 @@ impl State {
         self.select(to);
     }
 
-    fn set_filter(&mut self, filter: String) {
-        self.filter = filter;
-        self.refresh();
+    fn clear_filter(&mut self) {
+        self.filter.clear();
+        self.dirty = true;
+    }
+
+    /// Filters the table again if the filter changed since it last was.
+    fn settle(&mut self) {
+        if self.dirty {
+            self.refresh();
+        }
     }
 
     /// Filters and sorts the latest reading again, keeping the selected
@@ -410,6 +493,7 @@ impl State {
 
     /// As `refresh`, keeping `kept` selected (the records may be new).
     fn refresh_keeping(&mut self, kept: Option<SocketKey>) {
+        self.dirty = false;
         let needle = self.filter.to_lowercase();
         let mut view: Vec<usize> = (0..self.records.len())
             .filter(|&i| {
@@ -812,6 +896,127 @@ pub(super) mod tests {
         assert_eq!(press(&mut state, KeyCode::Esc), Action::Nothing);
         assert!(matches!(state.overlay(), Overlay::None));
         assert_eq!(press(&mut state, KeyCode::Char('q')), Action::Quit);
+    }
+
+    fn keys(text: &str) -> Vec<Event> {
+        text.chars()
+            .map(|c| {
+                let code = match c {
+                    '\r' => KeyCode::Enter,
+                    '\x1b' => KeyCode::Esc,
+                    '↓' => KeyCode::Down,
+                    c => KeyCode::Char(c),
+                };
+                Event::Key(KeyEvent::new(code, KeyModifiers::NONE))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_quit_in_a_batch_wins_over_the_keys_queued_ahead_of_it() {
+        let ctrl_c = || Event::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+        for quit in [ctrl_c, || Event::Quit] {
+            let mut state = sample();
+            let mut batch = keys("/");
+            batch.extend(keys(&"x".repeat(20_000)));
+            batch.push(quit());
+            batch.extend(keys("\rk"));
+            assert_eq!(state.handle_all(batch), [Action::Quit]);
+            assert_eq!(state.filter(), "", "the keys ahead were not worked through");
+        }
+        // q quits as a command, in its place: what came before still counts.
+        let mut state = sample();
+        let actions = state.handle_all(keys("\r\x1bqk"));
+        assert!(matches!(actions[..], [Action::Story { .. }, Action::Quit]));
+    }
+
+    #[test]
+    fn keys_after_a_burst_of_typing_act_on_the_filtered_rows() {
+        let mut state = sample();
+        let actions = state.handle_all(keys("/8080\r\r"));
+        assert!(
+            matches!(&actions[..], [Action::Story { key }] if key.1.port() == 8080),
+            "{actions:?}"
+        );
+        assert_eq!(ports(&state), [8080]);
+        let mut state = sample();
+        let actions = state.handle_all(keys("/curl\rk"));
+        assert_eq!(
+            actions,
+            [Action::FindTargets {
+                port: 9000,
+                proto: Proto::Tcp
+            }]
+        );
+        // Moving while typing moves among the filtered rows.
+        let mut state = sample();
+        state.handle_all(keys("/s↓"));
+        assert_eq!(ports(&state), [22, 5432]);
+        assert_eq!(state.selected_record().unwrap().local_port, 5432);
+        // The end of a batch leaves the rows filtered.
+        let mut state = sample();
+        state.handle_all(keys("/ssh"));
+        assert_eq!(ports(&state), [22]);
+    }
+
+    #[test]
+    fn a_long_burst_of_typing_over_many_sockets_is_quick() {
+        let mut state = State::default();
+        state.handle(reading(
+            (1..=5_000)
+                .map(|p| record(p, TcpState::Established, "x", 1))
+                .collect(),
+        ));
+        let started = std::time::Instant::now();
+        let mut batch = keys("/");
+        batch.extend(keys(&"1".repeat(20_000)));
+        state.handle_all(batch);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(state.filter().len(), MAX_FILTER);
+        assert_eq!(state.rows().len(), 0);
+    }
+
+    #[test]
+    fn the_filter_stops_at_its_longest() {
+        let mut state = sample();
+        press(&mut state, KeyCode::Char('/'));
+        typed(&mut state, &"a".repeat(MAX_FILTER + 10));
+        assert_eq!(state.filter().chars().count(), MAX_FILTER);
+        press(&mut state, KeyCode::Backspace);
+        typed(&mut state, "进程");
+        assert_eq!(state.filter().chars().count(), MAX_FILTER);
+        assert!(state.filter().ends_with("a进"));
+        state.handle(Event::Paste("b".repeat(100)));
+        assert_eq!(state.filter().chars().count(), MAX_FILTER);
+    }
+
+    #[test]
+    fn a_paste_goes_into_the_filter_and_runs_no_command() {
+        let mut state = sample();
+        press(&mut state, KeyCode::Char('/'));
+        // A line break would keep the filter, a q then quit.
+        let action = state.handle(Event::Paste("ngi\rq\n\x1b[2J\t".into()));
+        assert_eq!(action, Action::Nothing);
+        assert!(state.typing());
+        assert_eq!(state.filter(), "ngiq[2J");
+        state.handle_all(vec![Event::Paste("\u{7f}".into())]);
+        assert_eq!(state.filter(), "ngiq[2J");
+        press(&mut state, KeyCode::Esc);
+        state.handle(Event::Paste("ngi".into()));
+        assert!(!state.typing() && state.filter().is_empty());
+        // Outside typing a paste does nothing, however it ends.
+        let actions = state.handle_all(vec![Event::Paste("q\r".into())]);
+        assert!(actions.is_empty());
+        assert_eq!(ports(&state).len(), 4);
+        assert!(matches!(state.overlay(), Overlay::None));
+        // Nor into an open window.
+        press(&mut state, KeyCode::Char('?'));
+        assert_eq!(state.handle(Event::Paste("x".into())), Action::Nothing);
+        assert!(matches!(state.overlay(), Overlay::Help));
     }
 
     #[test]
