@@ -9,6 +9,7 @@
 use super::sanitize::sanitize;
 use comfy_table::{presets, Attribute, ColumnConstraint, ContentArrangement, Table};
 use std::io::{self, Write};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// A column: its heading, the width plain output pads it to so that
 /// columns line up without buffering every row, and how it gives way on a
@@ -186,8 +187,8 @@ pub fn fit(columns: &[Column], rows: &mut [Vec<Cell>], width: usize, chrome: Chr
         .map(|(i, c)| {
             rows.iter()
                 .filter_map(|r| r.get(i))
-                .map(|cell| cell.text.chars().count())
-                .chain([c.title.len()])
+                .map(|cell| cell.text.width())
+                .chain([c.title.width()])
                 .max()
                 .unwrap_or(0)
         })
@@ -320,12 +321,29 @@ fn layout(columns: &[Column], rows: &mut [Vec<Cell>], width: usize, color: bool)
     table
 }
 
-/// `text` in at most `width` characters, ending in `…` when cut.
+/// `text` in at most `width` screen columns (a CJK character takes two),
+/// ending in `…` when cut.
 fn cut(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
+    if text.width() <= width {
         return text.to_string();
     }
-    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    let Some(room) = width.checked_sub(1) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        used += c.width().unwrap_or(0);
+        if used > room {
+            break;
+        }
+        out.push(c);
+    }
+    // A string's width is not always the sum of its characters' (emoji
+    // sequences): measure what was kept as a whole.
+    while out.width() > room {
+        out.pop();
+    }
     out.push('…');
     out
 }
@@ -381,7 +399,7 @@ fn write_plain_row<W: Write>(out: &mut W, columns: &[Column], cells: &[Cell]) ->
                 }
             }
             let width = columns.get(i).map_or(0, |c| c.plain_width);
-            let written = line[start..].chars().count();
+            let written = line[start..].width();
             line.extend(std::iter::repeat_n(' ', width.saturating_sub(written) + 1));
         }
     }
@@ -503,6 +521,43 @@ mod tests {
             clipped(200),
             format!("{long} {long} ESTABLISHED 4242 postgres")
         );
+    }
+
+    #[test]
+    fn cut_counts_screen_columns_and_ends_in_an_ellipsis() {
+        // Each of these takes two columns: 10 in all.
+        let wide = "进程进程进";
+        assert_eq!(cut(wide, 10), wide);
+        assert_eq!(cut(wide, 9), "进程进程…");
+        assert_eq!(cut(wide, 6), "进程…");
+        // An odd width leaves a column unused rather than overflow.
+        assert_eq!(cut(wide, 5), "进程…");
+        assert_eq!(cut(wide, 2), "…");
+        assert_eq!(cut(wide, 0), "");
+        assert_eq!(cut("postgres", 5), "post…");
+        assert_eq!(cut("e\u{301}cole", 5), "e\u{301}cole");
+        for width in 0..12 {
+            for text in [wide, "a进b程c", "postgres", "🦀🦀🦀"] {
+                let out = cut(text, width);
+                assert!(out.width() <= width, "{text} in {width}: {out}");
+                assert_eq!(out != text, out.ends_with('…') || out.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn fit_measures_wide_names_in_screen_columns() {
+        const NAMES: [Column; 2] = [
+            Column::new("PID", 0),
+            Column::new("PROCESS", 0).fit(Fit::Truncate),
+        ];
+        let mut rows = vec![vec![Cell::new("4242"), Cell::new("进程进程进")]];
+        let fitted = fit(&NAMES, &mut rows, 30, BOXED);
+        assert_eq!(fitted.widths, [4, 10]);
+        // 4 + 3 + 10 + 3 + 1 = 21 columns; in 19 the name is cut to 8.
+        let fitted = fit(&NAMES, &mut rows, 19, BOXED);
+        assert_eq!(fitted.widths, [4, 8]);
+        assert_eq!(rows[0][1].text, "进程进…");
     }
 
     #[test]
