@@ -16,6 +16,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 use std::time::Duration;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// The keys, as the help window lists them (and README).
 pub const HELP: [(&str, &str); 13] = [
@@ -58,7 +59,8 @@ pub fn draw(frame: &mut Frame, state: &State, every: Duration, color: bool) {
     );
     draw_table(frame, state, body, color);
     frame.render_widget(
-        Paragraph::new(footer(state)).style(Style::new().add_modifier(Modifier::REVERSED)),
+        Paragraph::new(footer(state, usize::from(foot.width)))
+            .style(Style::new().add_modifier(Modifier::REVERSED)),
         foot,
     );
     match state.overlay() {
@@ -121,12 +123,25 @@ fn subheader(state: &State) -> String {
     parts.join(" · ")
 }
 
-fn footer(state: &State) -> String {
+fn footer(state: &State, width: usize) -> String {
     if state.typing() {
-        return format!(
-            "/{}▏ Enter keeps the filter, Esc clears it",
-            sanitize(state.filter())
-        );
+        let filter = sanitize(state.filter());
+        let line = format!("/{filter}▏ Enter keeps the filter, Esc clears it");
+        if line.width() <= width {
+            return line;
+        }
+        // What is typed is at the end: show the end, and the cursor.
+        let room = width.saturating_sub(3);
+        let mut tail: Vec<char> = Vec::new();
+        let mut used = 0;
+        for c in filter.chars().rev() {
+            used += c.width().unwrap_or(0);
+            if used > room {
+                break;
+            }
+            tail.push(c);
+        }
+        return format!("/…{}▏", tail.into_iter().rev().collect::<String>());
     }
     match state.status() {
         Some(status) => sanitize(status).into_owned(),
@@ -329,6 +344,7 @@ mod tests {
     use crate::top::state::tests::{reading, record};
     use crate::top::state::Event;
     use ratatui::backend::TestBackend;
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
     use ratatui::Terminal;
 
     /// The screen `draw` makes of `records` in a `width`×`height` terminal.
@@ -400,6 +416,22 @@ mod tests {
             text.contains("ESTABLISHED") && text.contains("postgres"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_long_filter_shows_its_end_where_the_typing_is() {
+        let mut state = State::default();
+        state.handle(Event::Resize { height: 24 });
+        state.handle(reading(v4_sample()));
+        let key = |c| Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+        state.handle(key('/'));
+        for c in "x".repeat(100).chars().chain("进END".chars()) {
+            state.handle(key(c));
+        }
+        let line = footer(&state, 80);
+        assert!(line.starts_with("/…") && line.ends_with("进END▏"), "{line}");
+        assert!(line.width() <= 80, "{line}");
+        assert!(footer(&state, 200).contains("Enter keeps the filter"));
     }
 
     #[test]
