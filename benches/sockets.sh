@@ -14,27 +14,14 @@ if [ "${PORTCTL_BENCH_NETNS:-}" != 1 ]; then
     exec unshare -n env PORTCTL_BENCH_NETNS=1 "$0" "$@"
 fi
 ip link set lo up
+. benches/holders.sh
 bin=target/release/portctl
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(1000 10000 30000)
 runs=${RUNS:-20}
 
-# The median of five runs' peak RSS.
-peak_kb() {
-    for _ in 1 2 3 4 5; do /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; done | sort -n | sed -n 3p
-}
-
 for n in "${sizes[@]}"; do
-    # One process may hold at most `ulimit -n` descriptors: spread them.
-    per=$(( $(ulimit -n) - 200 )); k=$(( (n + per - 1) / per )); holders=()
-    for i in $(seq "$k"); do
-        python3 benches/hold_sockets.py $((n / k)) 900 > "/tmp/portctl-bench.$i" &
-        holders+=($!)
-    done
-    for i in $(seq "$k"); do
-        until grep -q ready "/tmp/portctl-bench.$i"; do sleep 0.1; done
-    done
-    held=$(awk '{print $2}' /tmp/portctl-bench.1)
+    hold_sockets "$n"
     free=$($bin free)
     echo "## $n sockets (ss counts $(ss -tunaH | wc -l)); held port $held, free port $free"
     hyperfine -N --warmup 3 --runs "$runs" --export-markdown /tmp/portctl-bench.md --style none \

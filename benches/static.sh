@@ -15,6 +15,7 @@ if [ "${PORTCTL_BENCH_NETNS:-}" != 1 ]; then
     exec unshare -n env PORTCTL_BENCH_NETNS=1 "$0" "$@"
 fi
 ip link set lo up
+. benches/holders.sh
 static=target/x86_64-unknown-linux-musl/release/portctl
 glibc=target/release/portctl
 sizes=("$@")
@@ -22,10 +23,6 @@ sizes=("$@")
 runs=${RUNS:-30}
 md=$(mktemp)
 trap 'rm -f "$md"' EXIT
-
-peak_kb() {
-    for _ in 1 2 3 4 5; do /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; done | sort -n | sed -n 3p
-}
 
 echo "## whatis"
 hyperfine -N --warmup 20 --runs 300 --export-markdown "$md" --style none \
@@ -35,15 +32,7 @@ echo "peak RSS (KB): static $(peak_kb $static whatis 443), glibc $(peak_kb $glib
 echo
 
 for n in "${sizes[@]}"; do
-    per=$(( $(ulimit -n) - 200 )); k=$(( (n + per - 1) / per )); holders=()
-    for i in $(seq "$k"); do
-        python3 benches/hold_sockets.py $((n / k)) 900 > "/tmp/portctl-static.$i" &
-        holders+=($!)
-    done
-    for i in $(seq "$k"); do
-        until grep -q ready "/tmp/portctl-static.$i"; do sleep 0.1; done
-    done
-    held=$(awk '{print $2}' /tmp/portctl-static.1)
+    hold_sockets "$n"
     echo "## $n sockets (ss counts $(ss -tunaH | wc -l)); held port $held"
     hyperfine -N --warmup 3 --runs "$runs" --export-markdown "$md" --style none \
         "$static list --json" "$glibc list --json" "ss -tunap" >/dev/null

@@ -80,6 +80,16 @@ impl Pane {
         assert!(cmd.arg(text).status().unwrap().success());
     }
 
+    /// Filters the table down to `port` and leaves the filter: the screen
+    /// once only its row shows.
+    #[track_caller]
+    fn only_port(&self, port: u16) -> String {
+        self.keys(&["/"]);
+        self.type_text(&port.to_string());
+        self.keys(&["Enter"]);
+        self.wait_for("one row", |s| s.contains("1 shown"))
+    }
+
     /// Polls the screen until `ready` holds, for at most ten seconds.
     #[track_caller]
     fn wait_for(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
@@ -157,10 +167,7 @@ fn enter_opens_the_story_of_the_socket() {
         return;
     };
     pane.wait_for("the server's listener", shows(server.port));
-    pane.keys(&["/"]);
-    pane.type_text(&server.port.to_string());
-    pane.keys(&["Enter"]);
-    pane.wait_for("one row", |s| s.contains("1 shown"));
+    pane.only_port(server.port);
     pane.keys(&["Enter"]);
     let screen = pane.wait_for("the details", |s| s.contains("command:"));
     assert!(screen.contains("serve hello --port 0"), "{screen}");
@@ -180,10 +187,7 @@ fn k_asks_then_stops_the_listener() {
         return;
     };
     pane.wait_for("the server's listener", shows(server.port));
-    pane.keys(&["/"]);
-    pane.type_text(&server.port.to_string());
-    pane.keys(&["Enter"]);
-    pane.wait_for("one row", |s| s.contains("1 shown"));
+    pane.only_port(server.port);
     let question = format!(
         "Stop portctl (pid {}) listening on port {}/tcp?",
         server.pid(),
@@ -297,10 +301,7 @@ fn a_narrower_terminal_drops_columns_and_keeps_addresses_whole() {
     pane.wait_for("the table", shows(server.port));
     // Only the server's rows, so that the widths do not depend on what
     // else this machine holds.
-    pane.keys(&["/"]);
-    pane.type_text(&server.port.to_string());
-    pane.keys(&["Enter"]);
-    let screen = pane.wait_for("one row", |s| s.contains("1 shown"));
+    let screen = pane.only_port(server.port);
     assert!(
         screen.contains("SERVICE") && screen.contains("USER"),
         "{screen}"
