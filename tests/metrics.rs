@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{named_listener, run, skip_or_fail, Server};
+use common::{named_listener, run, skip_or_fail, with_input, Server};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
@@ -31,19 +31,9 @@ fn parse_with_official_client(text: &str) -> Option<Vec<(String, serde_json::Val
         skip_or_fail("python3 prometheus_client is missing (pip install prometheus-client)");
         return None;
     }
-    let mut child = Command::new("python3")
-        .args(["-c", PARSE])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut parser = Command::new("python3");
+    parser.args(["-c", PARSE]);
+    let out = with_input(parser, text.as_bytes());
     assert!(
         out.status.success(),
         "the official parser refused the exposition"

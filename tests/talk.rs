@@ -2,11 +2,10 @@
 
 mod common;
 
-use common::{assert_exit, assert_usage_error, portctl, run, stderr, stdout, Server};
+use common::{assert_exit, assert_usage_error, portctl, run, stderr, stdout, with_input, Server};
 use portctl::talk::Exchange;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -35,19 +34,9 @@ fn talk_to_serve_prints_the_four_lines() {
 #[test]
 fn stdin_lines_and_json() {
     let server = Server::start(&["hello", "--port", "0", "-q"], 1);
-    let mut child = portctl()
-        .args(["talk", "--json", &format!("127.0.0.1:{}", server.port)])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"one\r\ntwo\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut talk = portctl();
+    talk.args(["talk", "--json", &format!("127.0.0.1:{}", server.port)]);
+    let out = with_input(talk, b"one\r\ntwo\n");
     assert_exit(&out, 0);
     let exchanges: Vec<Exchange> = serde_json::from_slice(&out.stdout).unwrap();
     let data: Vec<&str> = exchanges.iter().map(|e| e.data.as_str()).collect();
@@ -229,8 +218,8 @@ fn http_against_a_real_server() {
             "--directory",
         ])
         .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let target = format!("127.0.0.1:{port}");

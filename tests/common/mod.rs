@@ -275,6 +275,18 @@ impl Drop for Server {
     }
 }
 
+/// Runs `cmd` with `input` on its stdin (then closed) and its stdout
+/// captured.
+pub fn with_input(mut cmd: Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the command");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Waits for a child to exit, killing it after `limit`.
 pub fn wait_timeout(child: &mut std::process::Child, limit: std::time::Duration) -> Option<i32> {
     let deadline = std::time::Instant::now() + limit;
