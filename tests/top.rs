@@ -327,6 +327,14 @@ fn a_narrower_terminal_drops_columns_and_keeps_addresses_whole() {
     for line in screen.lines() {
         assert!(line.chars().count() <= 54, "{line}");
     }
+    // The header and the mode line say what fits and end in `…`.
+    let mut lines = screen.lines();
+    for line in [lines.next().unwrap(), lines.next().unwrap()] {
+        assert!(
+            line.trim_end().ends_with('…') || line.trim_end().chars().count() < 54,
+            "cut mid-word: {line:?}"
+        );
+    }
 }
 
 #[test]

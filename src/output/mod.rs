@@ -11,7 +11,7 @@ pub use json::{write_array, write_line, JsonArray};
 pub use sanitize::{
     incomplete_utf8_tail, sanitize, sanitize_bytes, sanitize_bytes_lines, sanitize_lines,
 };
-pub use table::{fit, Cell, Chrome, Column, Fit, Fitted, Style, TextTable};
+pub use table::{cut, fit, Cell, Chrome, Column, Fit, Fitted, Style, TextTable};
 
 use crate::cli::ColorChoice;
 use crate::exit::{Exit, Result};

@@ -323,7 +323,7 @@ fn layout(columns: &[Column], rows: &mut [Vec<Cell>], width: usize, color: bool)
 
 /// `text` in at most `width` screen columns (a CJK character takes two),
 /// ending in `…` when cut.
-fn cut(text: &str, width: usize) -> String {
+pub fn cut(text: &str, width: usize) -> String {
     if text.width() <= width {
         return text.to_string();
     }

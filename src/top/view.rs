@@ -7,7 +7,7 @@ use super::state::{Confirm, Details, Overlay, State};
 use crate::holders::ContainerText;
 use crate::model::Signal;
 use crate::notes::Note;
-use crate::output::{self, endpoint, fit, sanitize, Chrome};
+use crate::output::{self, cut, endpoint, fit, sanitize, Chrome};
 use crate::rows;
 use crate::story::WhoSocket;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -52,14 +52,17 @@ pub fn draw(frame: &mut Frame, state: &State, every: Duration, color: bool) {
         Constraint::Length(1),
     ])
     .areas(frame.area());
-    frame.render_widget(Paragraph::new(header(state, every)), head);
+    // One line each: what does not fit ends in `…`, not mid-word.
+    let line = |text: String, area: Rect| cut(&text, usize::from(area.width));
+    frame.render_widget(Paragraph::new(line(header(state, every), head)), head);
     frame.render_widget(
-        Paragraph::new(subheader(state)).style(Style::new().add_modifier(Modifier::DIM)),
+        Paragraph::new(line(subheader(state), subhead))
+            .style(Style::new().add_modifier(Modifier::DIM)),
         subhead,
     );
     draw_table(frame, state, body, color);
     frame.render_widget(
-        Paragraph::new(footer(state, usize::from(foot.width)))
+        Paragraph::new(line(footer(state, usize::from(foot.width)), foot))
             .style(Style::new().add_modifier(Modifier::REVERSED)),
         foot,
     );
