@@ -152,12 +152,23 @@ pub fn stop(
         });
         Ok(())
     };
+    // A process that cannot be asked (no window on Windows) does not keep
+    // the others from being asked; if none could be, that is the answer.
+    let (mut unasked, mut reached) = (None, 0);
     for target in targets {
         match signal(target, Signal::Term) {
             Err(e) if straight_to_kill(&e, plan) => signal(target, Signal::Kill),
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                unasked.get_or_insert(cannot_signal(target, &e));
+                continue;
+            }
             done => done,
         }
         .map_err(|e| cannot_signal(target, &e))?;
+        reached += 1;
+    }
+    if let Some(error) = unasked.filter(|_| reached == 0) {
+        return Err(error);
     }
     let mut free = wait_free(port, protos, plan.timeout);
     if !free && plan.force {
