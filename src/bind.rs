@@ -2,14 +2,17 @@
 //! that decides whether a port is free, and the kernel's rules for which
 //! bound addresses overlap.
 
-use crate::model::{Proto, TcpState};
+use crate::model::{Proto, Socket, TcpState};
 use crate::parse::PortRange;
 use crate::platform;
 use crate::sockets::{self, TableQuery};
 use socket2::{Domain, Socket as RawSocket, Type};
+use std::cell::RefCell;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 /// A socket bound the way servers bind by default: the OS's own reuse
 /// rule (`platform::prepare_server`: SO_REUSEADDR for TCP on Unix,
@@ -166,7 +169,7 @@ pub fn access_denied(port: u16, proto: Proto, ip: IpAddr) -> Verdict {
     let model = platform::server_bind();
     let held = match model {
         ServerBind::ReuseAddr => Some(false),
-        ServerBind::Exclusive => table_holds(port, proto, &[ip]),
+        ServerBind::Exclusive => table_holds(port, proto, &[ip], Holders::Any),
     };
     let start = platform::port_settings().unprivileged_start;
     match denied_means(model, held, port, proto, ip, start) {
@@ -176,12 +179,12 @@ pub fn access_denied(port: u16, proto: Proto, ip: IpAddr) -> Verdict {
 }
 
 /// Where servers bind exclusively (Windows), a bind of a specific address
-/// may succeed beside a wildcard holder of the same user: whether the
-/// table shows such a holder of `port` on one of `addresses`. Always
-/// false where binds see every holder.
+/// may succeed beside a wildcard server of the same user: whether the
+/// table shows such a server (a TCP listener, a UDP socket) of `port` on
+/// one of `addresses`. Always false where binds see every holder.
 pub fn held_beside_bind(port: u16, proto: Proto, addresses: &[IpAddr]) -> bool {
     platform::server_bind() == ServerBind::Exclusive
-        && table_holds(port, proto, addresses) == Some(true)
+        && table_holds(port, proto, addresses, Holders::Servers) == Some(true)
 }
 
 /// What "access denied" from binding `ip` means: a system port where
@@ -198,7 +201,17 @@ fn denied_means(
     start: Option<u16>,
 ) -> Option<Unbindable> {
     match (model, held) {
-        (ServerBind::ReuseAddr, _) => Some(Unbindable::Privileged { port, start }),
+        (ServerBind::ReuseAddr, _) if port != 0 && port < start.unwrap_or(1024) => {
+            Some(Unbindable::Privileged { port, start })
+        }
+        // Not a system port: something else refuses (SELinux, AppArmor,
+        // a BPF bind hook), and it is not portctl's to guess which.
+        (ServerBind::ReuseAddr, _) => Some(Unbindable::Failed {
+            ip,
+            error: format!(
+                "permission denied, though {port} is not a system port (a security policy?)"
+            ),
+        }),
         (ServerBind::Exclusive, Some(true)) => None,
         (ServerBind::Exclusive, Some(false)) => Some(Unbindable::Excluded { port, proto, ip }),
         (ServerBind::Exclusive, None) => Some(Unbindable::Failed {
@@ -208,20 +221,67 @@ fn denied_means(
     }
 }
 
-/// Whether the table shows a socket on `port` (TIME_WAIT aside) that
+/// Which sockets of the table count as holding a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holders {
+    /// Any but TIME_WAIT: after a refused bind, any of them may be why.
+    Any,
+    /// Servers only: after a bind that succeeded, a client's connection
+    /// clearly did not stand in the way.
+    Servers,
+}
+
+/// How long one read of the table answers `table_holds`: a range of
+/// ports is checked against one read, not one read per port.
+const TABLE_FRESH: Duration = Duration::from_millis(500);
+
+/// One read of one transport's table, and when it was made.
+struct TableRead {
+    at: Instant,
+    proto: Proto,
+    sockets: Rc<Vec<Socket>>,
+}
+
+thread_local! {
+    static TABLE: RefCell<Option<TableRead>> = const { RefCell::new(None) };
+}
+
+/// The `proto` sockets of the table, read at most every `TABLE_FRESH`.
+fn recent_table(proto: Proto) -> Option<Rc<Vec<Socket>>> {
+    TABLE.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if let Some(read) = cached.as_ref() {
+            if read.proto == proto && read.at.elapsed() < TABLE_FRESH {
+                return Some(Rc::clone(&read.sockets));
+            }
+        }
+        let query = TableQuery {
+            tcp: proto == Proto::Tcp,
+            udp: proto == Proto::Udp,
+            ..TableQuery::all()
+        };
+        let sockets = Rc::new(sockets::read_table(&query).ok()?.sockets);
+        *cached = Some(TableRead {
+            at: Instant::now(),
+            proto,
+            sockets: Rc::clone(&sockets),
+        });
+        Some(sockets)
+    })
+}
+
+/// Whether the table shows a socket on `port` of the kind `holders` that
 /// keeps a server from binding one of `addresses`; `None` when the table
 /// cannot be read.
-fn table_holds(port: u16, proto: Proto, addresses: &[IpAddr]) -> Option<bool> {
-    let query = TableQuery {
-        tcp: proto == Proto::Tcp,
-        udp: proto == Proto::Udp,
-        ..TableQuery::all()
-    };
-    let table = sockets::read_table(&query).ok()?;
-    Some(table.sockets.iter().any(|s| {
+fn table_holds(port: u16, proto: Proto, addresses: &[IpAddr], holders: Holders) -> Option<bool> {
+    let sockets = recent_table(proto)?;
+    Some(sockets.iter().any(|s| {
         s.proto == proto
             && s.local.port() == port
-            && s.state != Some(TcpState::TimeWait)
+            && match holders {
+                Holders::Any => s.state != Some(TcpState::TimeWait),
+                Holders::Servers => s.proto == Proto::Udp || s.is_listening(),
+            }
             && addresses
                 .iter()
                 .any(|&ip| conflicts(s.local.ip(), s.v6only, ip))
@@ -354,14 +414,26 @@ mod tests {
     fn access_denied_means_what_the_os_binds_by() {
         let any = ip("0.0.0.0");
         let means = |model, held| denied_means(model, held, 8080, Proto::Tcp, any, Some(1024));
-        // Unix: a system port, whatever the table says.
+        // Unix: a system port; above them, something else that refuses.
         assert_eq!(
-            means(ServerBind::ReuseAddr, Some(false)),
+            denied_means(
+                ServerBind::ReuseAddr,
+                Some(false),
+                80,
+                Proto::Tcp,
+                any,
+                None
+            ),
             Some(Unbindable::Privileged {
-                port: 8080,
-                start: Some(1024)
+                port: 80,
+                start: None
             })
         );
+        let policy = means(ServerBind::ReuseAddr, Some(false))
+            .unwrap()
+            .to_string();
+        assert!(policy.contains("not a system port"), "{policy}");
+        assert!(!policy.contains("root"), "{policy}");
         // Windows: a holder in the table, an excluded range without one,
         // and no guess when the table cannot be read.
         assert_eq!(means(ServerBind::Exclusive, Some(true)), None);

@@ -432,6 +432,13 @@ impl State {
     /// Typing after `/`: the table narrows as you type.
     fn filter_key(&mut self, key: KeyEvent) -> Action {
         match key.code {
+            // Esc and the next key read in one go arrive as Alt+key:
+            // leave the filter as Esc does, then take the key as typed.
+            KeyCode::Char(_) if key.modifiers.contains(KeyModifiers::ALT) => {
+                self.typing = false;
+                self.clear_filter();
+                return self.key(KeyEvent::new(key.code, key.modifiers - KeyModifiers::ALT));
+            }
             KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
                 self.type_in([c]);
             }
@@ -962,14 +969,16 @@ pub(super) mod tests {
     #[test]
     fn a_long_burst_of_typing_over_many_sockets_is_quick() {
         let mut state = State::default();
-        state.handle(reading(
-            (1..=5_000)
-                .map(|p| record(p, TcpState::Established, "x", 1))
-                .collect(),
-        ));
+        // Every name matches the longest filter; one socket's does not.
+        let long = "x".repeat(MAX_FILTER + 10);
+        let mut records: Vec<SocketRecord> = (1..=5_000)
+            .map(|p| record(p, TcpState::Established, &long, 1))
+            .collect();
+        records.push(record(6_000, TcpState::Established, "y", 2));
+        state.handle(reading(records));
         let started = std::time::Instant::now();
         let mut batch = keys("/");
-        batch.extend(keys(&"1".repeat(20_000)));
+        batch.extend(keys(&"x".repeat(20_000)));
         state.handle_all(batch);
         assert!(
             started.elapsed() < std::time::Duration::from_secs(5),
@@ -977,7 +986,23 @@ pub(super) mod tests {
             started.elapsed()
         );
         assert_eq!(state.filter().len(), MAX_FILTER);
-        assert_eq!(state.rows().len(), 0);
+        assert_eq!(state.rows().len(), 5_000);
+    }
+
+    #[test]
+    fn an_escape_read_with_the_next_key_leaves_the_filter_first() {
+        let mut state = sample();
+        press(&mut state, KeyCode::Char('/'));
+        typed(&mut state, "xyz");
+        // Esc then `/` in one read: Alt+/.
+        state.handle(Event::Key(KeyEvent::new(
+            KeyCode::Char('/'),
+            KeyModifiers::ALT,
+        )));
+        assert_eq!(state.filter(), "");
+        assert!(state.typing(), "the `/` opened a new filter");
+        typed(&mut state, "ab");
+        assert_eq!(state.filter(), "ab");
     }
 
     #[test]
