@@ -4,6 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use portctl::hello::{Framer, MAX_MESSAGE};
+use portctl_fuzz::pieces;
 
 /// Every message (body, ended by a newline) of `pieces`, fed as a server
 /// feeds them: only as much as the framer has room for, answered before
@@ -42,13 +43,5 @@ fn frame(pieces: &[&[u8]]) -> Option<Vec<(Vec<u8>, bool)>> {
 fuzz_target!(|input: (Vec<u8>, Vec<u16>)| {
     let (data, cuts) = input;
     let whole = frame(&[&data]);
-    let mut points: Vec<usize> = cuts.iter().map(|c| usize::from(*c) % (data.len() + 1)).collect();
-    points.sort_unstable();
-    let mut pieces: Vec<&[u8]> = Vec::new();
-    let mut last = 0;
-    for p in points.into_iter().chain([data.len()]) {
-        pieces.push(&data[last..p]);
-        last = p;
-    }
-    assert_eq!(frame(&pieces), whole);
+    assert_eq!(frame(&pieces(&data, &cuts)), whole);
 });

@@ -5,16 +5,12 @@
 
 use libfuzzer_sys::fuzz_target;
 use portctl::serve::http::{read_head, Head};
+use portctl_fuzz::cut_points;
 
 fuzz_target!(|input: (Vec<u8>, Vec<u16>)| {
     let (data, cuts) = input;
     let whole = read_head(&data);
-    let mut points: Vec<usize> = cuts
-        .iter()
-        .map(|c| usize::from(*c) % (data.len() + 1))
-        .collect();
-    points.sort_unstable();
-    for p in points {
+    for p in cut_points(data.len(), &cuts) {
         match (read_head(&data[..p]), &whole) {
             (Head::Complete(request, json), Head::Complete(all, all_json)) => {
                 assert_eq!((&request, json), (all, *all_json), "cut at {p}");

@@ -5,6 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use portctl::http::{read_response_head, BodyDecoder, BodyError, Framing, ResponseHead};
+use portctl_fuzz::pieces;
 
 /// Interim (1xx) heads talk skips before the final one, at most.
 const MAX_INTERIM: usize = 8;
@@ -48,17 +49,7 @@ fn decode(framing: Framing, pieces: &[&[u8]]) -> (Vec<u8>, bool, Option<BodyErro
 
 fuzz_target!(|input: (Vec<u8>, Vec<u16>)| {
     let (data, cuts) = input;
-    let mut points: Vec<usize> = cuts
-        .iter()
-        .map(|c| usize::from(*c) % (data.len() + 1))
-        .collect();
-    points.sort_unstable();
-    let mut pieces: Vec<&[u8]> = Vec::new();
-    let mut last = 0;
-    for p in points.into_iter().chain([data.len()]) {
-        pieces.push(&data[last..p]);
-        last = p;
-    }
+    let pieces = pieces(&data, &cuts);
     let Some((head, rest, used)) = read_head(&pieces) else {
         return;
     };
