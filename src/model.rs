@@ -157,7 +157,7 @@ pub enum Signal {
 }
 
 impl Signal {
-    /// The Unix names, which every OS's JSON is read back from too.
+    /// The Unix names, as `kill -l` has them.
     pub fn as_str(self) -> &'static str {
         match self {
             Signal::Term => "SIGTERM",

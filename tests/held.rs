@@ -5,47 +5,10 @@
 
 mod common;
 
-use common::{assert_exit, check_json, portctl, run, stdout};
+use common::{assert_exit, check_json, run, stdout, Server};
 use portctl::check::{CheckRecord, Status};
 use portctl::model::Proto;
-use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, UdpSocket};
-use std::process::{Child, Stdio};
-
-/// `portctl serve hello` on 127.0.0.1 and a free port, killed when dropped.
-struct Serve {
-    child: Child,
-    port: u16,
-}
-
-impl Serve {
-    fn start() -> Serve {
-        let mut child = portctl()
-            .args(["serve", "hello", "--port", "0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start portctl serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .rsplit_once(':')
-            .and_then(|(_, rest)| rest.split(' ').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
-        Serve { child, port }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The one record of `check --json` for `proto`.
 fn verdict(records: &[CheckRecord], proto: Proto) -> &CheckRecord {
@@ -77,7 +40,7 @@ fn assert_held(args: &[&str], proto: Proto) {
 
 #[test]
 fn a_port_held_by_another_process_is_in_use() {
-    let server = Serve::start();
+    let server = Server::start(&["hello", "--port", "0"], 1);
     let port = server.port.to_string();
     assert_held(&["--tcp", &port], Proto::Tcp);
     assert_held(&["--tcp", "--host", "127.0.0.1", &port], Proto::Tcp);
@@ -149,7 +112,7 @@ fn free_hands_out_a_port_a_server_can_bind() {
 
 #[test]
 fn list_shows_the_listener_and_never_pid_0() {
-    let server = Serve::start();
+    let server = Server::start(&["hello", "--port", "0"], 1);
     let out = run(&["list", "--json", "--listening", "--tcp"]);
     assert_exit(&out, 0);
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
