@@ -381,6 +381,9 @@ fn watch_reports_sockets_opening_and_closing() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
+    // Tests run side by side, and the port just given back can come round
+    // again as another test's ephemeral port, seen here as a remote port:
+    // only this process's sockets are watched, and only our listener counts.
     let mut watcher = common::portctl()
         .args([
             "list",
@@ -389,28 +392,33 @@ fn watch_reports_sockets_opening_and_closing() {
             "--json",
             "--port",
             &port.to_string(),
+            "--pid",
+            &std::process::id().to_string(),
         ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines =
         std::io::BufRead::lines(std::io::BufReader::new(watcher.stdout.take().unwrap()));
+    let mut next_of_ours = |event: &str| -> portctl::list::WatchEvent {
+        for _ in 0..100 {
+            let line = lines.next().expect("watch ended early").unwrap();
+            let seen: portctl::list::WatchEvent = serde_json::from_str(&line).unwrap();
+            if seen.event.as_str() == event
+                && seen.socket.local_port == port
+                && seen.socket.state == Some(TcpState::Listen)
+            {
+                return seen;
+            }
+        }
+        panic!("no {event} event for our listener on {port} among 100 events");
+    };
     std::thread::sleep(Duration::from_millis(400));
     let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
-    let opened: portctl::list::WatchEvent =
-        serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    assert_eq!(
-        (opened.event.as_str(), opened.socket.local_port),
-        ("open", port)
-    );
-    assert_eq!(opened.socket.state, Some(TcpState::Listen));
+    let opened = next_of_ours("open");
+    assert_eq!(opened.socket.local_addr.to_string(), "127.0.0.1");
     drop(listener);
-    let closed: portctl::list::WatchEvent =
-        serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    assert_eq!(
-        (closed.event.as_str(), closed.socket.local_port),
-        ("close", port)
-    );
+    next_of_ours("close");
     // SIGINT ends it at once, and nothing is left behind.
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(watcher.id() as i32, libc::SIGINT) };
