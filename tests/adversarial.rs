@@ -35,6 +35,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn two_thousand_clients_sending_one_byte_a_second() {
+    portctl::platform::raise_fd_limit(); // 2000 clients, over a soft 1024
     let server = Server::start(&["hello", "--port", "0", "-q"], 1);
     let port = server.port;
     let before = server.rss_kib();

@@ -6,8 +6,8 @@
 mod common;
 
 use common::{
-    assert_exit, assert_usage_error, check_json, needs_root, run, run_as_nobody, stderr, stdout,
-    SocketHolder,
+    assert_exit, assert_usage_error, check_json, needs_root, quiet_port, run, run_as_nobody,
+    stderr, stdout, SocketHolder,
 };
 use portctl::check::{CheckRecord, Status};
 use portctl::free::FreeRecord;
@@ -17,17 +17,9 @@ use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-/// A port nothing holds right now: bound by the OS, then released.
-fn unused_port() -> u16 {
-    let l = TcpListener::bind("0.0.0.0:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
-    port
-}
-
 #[test]
 fn a_free_port_is_free_on_tcp_and_udp() {
-    let port = unused_port();
+    let port = quiet_port();
     let (code, records) = check_json(&[&port.to_string()]);
     assert_eq!(code, 0, "{records:?}");
     assert_eq!(records.len(), 2);
@@ -97,7 +89,9 @@ fn host_narrows_to_one_address() {
 
 #[test]
 fn udp_holders() {
-    let holder = SocketHolder::start(&[("udp", "127.0.0.1", 0)], false);
+    // A quiet number: a UDP port from the OS may match a TCP TIME_WAIT
+    // left by another test's client, and TCP must be free here.
+    let holder = SocketHolder::start(&[("udp", "127.0.0.1", quiet_port())], false);
     let port = holder.ports[0];
     let (code, records) = check_json(&[&port.to_string(), "--udp"]);
     assert_eq!(code, 1);
@@ -159,18 +153,23 @@ fn wait_returns_when_the_holder_goes() {
     let holder = SocketHolder::start(&[("tcp", "0.0.0.0", 0)], false);
     let port = holder.ports[0].to_string();
     let started = Instant::now();
-    let waiter = common::portctl()
+    let mut waiter = common::portctl()
         .args(["check", "--tcp", "--wait", "--timeout", "20", &port])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(600));
+    // The holder goes only once the waiter has seen it and said so.
+    let mut said = std::io::BufReader::new(waiter.stderr.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut said, &mut first).unwrap();
+    assert!(first.starts_with("waiting"), "{first}");
     drop(holder);
     let out = waiter.wait_with_output().unwrap();
-    assert_exit(&out, 0);
-    assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(stderr(&out).contains("waiting"), "{}", stderr(&out));
+    let mut rest = String::new();
+    said.read_to_string(&mut rest).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{first}{rest}");
+    assert!(started.elapsed() < Duration::from_secs(15));
 
     let holder = SocketHolder::start(&[("tcp", "0.0.0.0", 0)], false);
     let started = Instant::now();
@@ -227,11 +226,12 @@ fn free_gives_bindable_distinct_ports() {
 fn free_in_a_range_skips_held_ports_and_says_when_it_runs_out() {
     // Three consecutive held ports, found by holding them here.
     let (held, base) = loop {
-        let first = TcpListener::bind("0.0.0.0:0").unwrap();
-        let base = first.local_addr().unwrap().port();
-        if base > 65000 {
+        // Below the ephemeral range, so no client's connection takes the
+        // middle one once it is let go.
+        let Ok(first) = TcpListener::bind(("0.0.0.0", quiet_port())) else {
             continue;
-        }
+        };
+        let base = first.local_addr().unwrap().port();
         let rest: Vec<_> = (1..3)
             .filter_map(|i| TcpListener::bind(("0.0.0.0", base + i)).ok())
             .collect();

@@ -89,10 +89,9 @@ fn a_udp_port_held_is_in_use() {
 
 #[test]
 fn a_port_let_go_is_free_again() {
-    let port = {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    // A quiet number: one the OS hands out could be another test's by now.
+    let port = common::quiet_port();
+    drop(TcpListener::bind(("127.0.0.1", port)).unwrap());
     let (code, records) = check_json(&["--tcp", &port.to_string()]);
     assert_eq!(
         verdict(&records, Proto::Tcp).status,

@@ -101,10 +101,7 @@ fn never_its_parent() {
 
 #[test]
 fn a_free_port_is_exit_0_and_bad_ports_exit_2() {
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = common::quiet_port();
     let out = run(&["kill", &port.to_string(), "--yes", "--tcp"]);
     assert_exit(&out, 0);
     assert!(stdout(&out).contains("nothing listens"), "{}", stdout(&out));

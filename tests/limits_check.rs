@@ -222,9 +222,7 @@ fn a_closed_stdout_never_turns_a_negative_answer_into_success() {
     assert_eq!(answer(&["whatis", "4"]), Some(1)); // nothing registered
     assert_eq!(answer(&["whatis", "443"]), Some(0));
     drop(listener);
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
-    let gone = closed.local_addr().unwrap().port();
-    drop(closed);
+    let gone = common::quiet_port();
     assert_eq!(
         answer(&["probe", &format!("127.0.0.1:{gone}")]),
         Some(1),
@@ -261,6 +259,8 @@ fn watch_reports_a_state_change_as_an_event() {
     let mut watcher = portctl()
         .args(["list", "--watch", "0.2", "--json", "--tcp", "--port"])
         .arg(port.to_string())
+        .arg("--pid")
+        .arg(std::process::id().to_string())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -272,7 +272,7 @@ fn watch_reports_a_state_change_as_an_event() {
         }
     });
     let next = || -> WatchEvent {
-        serde_json::from_str(&lines.recv_timeout(Duration::from_secs(5)).unwrap()).unwrap()
+        serde_json::from_str(&lines.recv_timeout(Duration::from_secs(20)).unwrap()).unwrap()
     };
     // The first scan: the listener and both ends of the connection.
     let first: Vec<WatchEvent> = (0..3).map(|_| next()).collect();

@@ -114,6 +114,8 @@ fn stall(
     use tokio::io::AsyncWriteExt;
     let addr = SocketAddr::new(ip, server.port);
     let payload = Arc::new(payload);
+    // Tests beside this one hold hundreds of descriptors too.
+    portctl::platform::raise_fd_limit();
     let rt = runtime();
     rt.block_on(async {
         let mut streams = Vec::with_capacity(clients);
@@ -198,7 +200,7 @@ fn hello_stays_bounded(ip: IpAddr, clients: usize, payload: Vec<u8>, shape: &str
     // what the kernel took from them (a million empty lines each), but
     // between bufferfuls it lets a fresh client in.
     assert!(
-        during < Duration::from_secs(1),
+        during < Duration::from_secs(3),
         "{shape} on {ip}: a fresh client took {during:?} while {clients} stalled clients were connected"
     );
     // And once they are gone, at once.
@@ -445,7 +447,7 @@ fn an_echo_client_that_sends_eight_mib_and_never_reads_stays_bounded() {
     assert_echoes_promptly(port);
 }
 
-/// A fresh echo client gets its bytes back within a second.
+/// A fresh echo client gets its bytes back within 3 s (blocked is never).
 #[track_caller]
 fn assert_echoes_promptly(port: u16) {
     let started = Instant::now();
@@ -456,7 +458,7 @@ fn assert_echoes_promptly(port: u16) {
     s.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"still here");
     assert!(
-        started.elapsed() < Duration::from_secs(1),
+        started.elapsed() < Duration::from_secs(3),
         "a fresh echo client took {:?}",
         started.elapsed()
     );

@@ -377,10 +377,7 @@ fn summary_counts_by_transport_and_state() {
 
 #[test]
 fn watch_reports_sockets_opening_and_closing() {
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = common::quiet_port();
     // Tests run side by side, and the port just given back can come round
     // again as another test's ephemeral port, seen here as a remote port:
     // only this process's sockets are watched, and only our listener counts.

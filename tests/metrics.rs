@@ -8,7 +8,7 @@ mod common;
 
 use common::{named_listener, run, skip_or_fail, with_input, Server};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -57,10 +57,7 @@ fn parse_with_official_client(text: &str) -> Option<Vec<(String, serde_json::Val
 #[test]
 fn the_official_parser_reads_every_family_and_hostile_names_exactly() {
     let (mut child, port) = named_listener(b"ev\"il\\x\nname", "127.0.0.1");
-    let closed = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let closed = common::quiet_port();
     let out = run(&[
         "metrics",
         "--port",
@@ -171,17 +168,14 @@ fn a_real_prometheus_scrapes_serve_metrics() {
     }
     let (mut child, watched) = named_listener(b"ev\"il\\x\nname", "127.0.0.1");
     let server = Server::start(&["metrics", "--port", "0", "-q"], 1);
-    let web = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let web = common::quiet_port();
     let dir = std::env::temp_dir().join(format!("portctl-prometheus-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("prometheus.yml");
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: portctl\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+            "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\nscrape_configs:\n  - job_name: portctl\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
             server.port
         ),
     )
@@ -198,7 +192,7 @@ fn a_real_prometheus_scrapes_serve_metrics() {
         .spawn()
         .unwrap();
     let query = format!("/api/v1/query?query=portctl_listener_info%7Bport%3D%22{watched}%22%7D");
-    let deadline = Instant::now() + Duration::from_secs(40);
+    let deadline = Instant::now() + Duration::from_secs(90);
     let found = loop {
         let answer = TcpStream::connect(("127.0.0.1", web)).ok().map(|mut s| {
             let _ = s.set_read_timeout(Some(Duration::from_secs(5)));

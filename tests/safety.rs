@@ -68,7 +68,9 @@ fn peer_bytes_are_escaped_on_a_terminal_and_raw_in_a_pipe() {
 
 #[test]
 fn list_into_a_closed_pipe_exits_quietly() {
-    // Enough sockets that the output outgrows the pipe buffer.
+    // Enough sockets that the output outgrows the pipe buffer, more than
+    // a default soft limit of 1024 descriptors allows.
+    portctl::platform::raise_fd_limit();
     let held: Vec<UdpSocket> = (0..1500)
         .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
         .collect();
@@ -171,6 +173,8 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     let forced = on_terminal("--color always whatis 443", &[("NO_COLOR", "1")]);
     assert!(forced.contains("\x1b["), "{forced:?}");
     // Colours too, not only bold: crossterm's own NO_COLOR check loses.
+    // A listener of our own, so the table has a LISTEN row to colour.
+    let _listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let listening = on_terminal("--color always list -l", &[("NO_COLOR", "1")]);
     assert!(listening.contains("\x1b[38;"), "{listening:?}");
     let piped = run(&["--color", "always", "whatis", "443"]);

@@ -12,8 +12,8 @@
 mod common;
 
 use common::{
-    assert_exit, assert_usage_error, needs_root, portctl, python, run, run_as_nobody, skip_or_fail,
-    stderr, stdout, wait_timeout, SocketHolder,
+    assert_exit, assert_usage_error, needs_root, portctl, python, quiet_port, run, run_as_nobody,
+    skip_or_fail, stderr, stdout, wait_timeout, SocketHolder,
 };
 use portctl::cgroup::Runtime;
 use portctl::check::{CheckRecord, Status};
@@ -31,15 +31,6 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------- helpers
-
-/// A port nobody holds right now: bound on loopback by the OS, then let go.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Runs portctl with extra environment variables.
 fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -320,7 +311,7 @@ fn docker_published_port_through_the_userland_proxy() {
         Ok(d) => d,
         Err(why) => return skip_or_fail(&why),
     };
-    let host_port = free_port();
+    let host_port = quiet_port();
     let publish = format!("127.0.0.1:{host_port}:8080");
     let container = docker.start(&["-p", &publish], &["httpd", "-f", "-p", "8080"]);
     let name = container.name.as_str();
@@ -419,7 +410,7 @@ fn docker_host_network_process_belongs_to_its_container() {
         Ok(d) => d,
         Err(why) => return skip_or_fail(&why),
     };
-    let port = free_port();
+    let port = quiet_port();
     let p = port.to_string();
     let container = docker.start(
         &["--network", "host"],
@@ -605,7 +596,7 @@ fn docker_published_port_without_the_userland_proxy() {
         Err(why) => return skip_or_fail(&why),
     };
     let docker = Docker::ready(&d2_host()).expect("the second daemon runs the test image");
-    let host_port = free_port();
+    let host_port = quiet_port();
     let publish = format!("127.0.0.1:{host_port}:8080");
     let container = docker.start(&["-p", &publish], &["httpd", "-f", "-p", "8080"]);
     let id = container.id();
@@ -754,12 +745,18 @@ fn time_wait_is_told_by_who_and_by_check() {
     drop(listener_socket);
 
     let (out, story) = poll(Duration::from_secs(5), || {
-        let (out, story) = who_json(port, &[], &[]);
+        // TCP only: a UDP socket of a test beside this one may share the number.
+        let (out, story) = who_json(port, &["--tcp"], &[]);
         note(&story, NoteKind::TimeWait)
             .is_some()
             .then_some((out, story))
     })
-    .unwrap_or_else(|| panic!("no time-wait note: {:#?}", who_json(port, &[], &[]).1));
+    .unwrap_or_else(|| {
+        panic!(
+            "no time-wait note: {:#?}",
+            who_json(port, &["--tcp"], &[]).1
+        )
+    });
     assert_exit(&out, 0);
     let tw = must_note(&story, NoteKind::TimeWait);
     assert!(tw.text.starts_with("1 connection in TIME_WAIT"), "{tw:?}");
@@ -881,7 +878,7 @@ fn a_reserved_port_is_noted() {
     let Ok(saved) = std::fs::read_to_string(path) else {
         return skip_or_fail("net.ipv4.ip_local_reserved_ports is not readable");
     };
-    let port = free_port();
+    let port = quiet_port();
     let guard = ReservedPorts {
         saved: saved.clone(),
     };
@@ -910,7 +907,12 @@ fn ephemeral_ports_are_noted_and_others_are_not() {
     let Some((low, high)) = ephemeral_range() else {
         return skip_or_fail("net.ipv4.ip_local_port_range is not readable");
     };
-    let inside = free_port();
+    // A port the OS hands out itself is inside the range by definition.
+    let inside = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     assert!(
         (low..=high).contains(&inside),
         "{inside} not in {low}-{high}"
@@ -1001,18 +1003,6 @@ fn hidden_owners_as_root_in_another_pid_namespace_and_as_nobody() {
 }
 
 // ---------------------------------------------------------------- answers
-
-/// A port below the ephemeral range, free for TCP and UDP: outgoing
-/// connections of tests running beside this one never take it.
-fn quiet_port() -> u16 {
-    let start = 20_000 + (std::process::id() % 10_000) as u16;
-    (start..32_000)
-        .find(|&p| {
-            TcpListener::bind(("0.0.0.0", p)).is_ok()
-                && std::net::UdpSocket::bind(("0.0.0.0", p)).is_ok()
-        })
-        .expect("a free port below the ephemeral range")
-}
 
 #[test]
 fn a_port_nobody_uses_and_bad_input() {

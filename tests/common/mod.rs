@@ -8,6 +8,28 @@
 
 use std::process::{Command, Output, Stdio};
 
+/// A port below the ephemeral range, free for TCP and UDP right now. Ports
+/// learned from a bind to port 0 and let go come round again as other
+/// tests' ports; these are never handed out by the OS, and each call in one
+/// test binary gets its own.
+pub fn quiet_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    let start = std::process::id() % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (FIRST + (start + n) % SPAN) as u16;
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
+            && std::net::UdpSocket::bind(("0.0.0.0", port)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}-{}", FIRST + SPAN - 1);
+}
+
 /// The real portctl binary, with an environment that cannot leak colour
 /// or terminal settings into the assertions.
 pub fn portctl() -> Command {
@@ -456,13 +478,14 @@ pub fn fresh_client(ip: std::net::IpAddr, port: u16) -> std::time::Duration {
     started.elapsed()
 }
 
-/// A fresh hello client on `ip` gets `welcome!` and one reply within a
-/// second.
+/// A fresh hello client on `ip` gets `welcome!` and one reply within 3 s:
+/// blocked would be never (the read gives up at 5 s), and tests flooding
+/// other servers run beside this one on a shared machine.
 #[track_caller]
 pub fn assert_answers_promptly(ip: std::net::IpAddr, port: u16) {
     let took = fresh_client(ip, port);
     assert!(
-        took < std::time::Duration::from_secs(1),
+        took < std::time::Duration::from_secs(3),
         "a fresh client on {ip} took {took:?}"
     );
 }
