@@ -38,7 +38,12 @@ fn a_listener_of_this_test_shows_with_its_owner() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let records = list(&["--port", &port.to_string()]);
-    let found = find(&records, Proto::Tcp, port);
+    // Only on 127.0.0.1: a test beside this one may be given the same
+    // number on ::1, or a connection from it.
+    let found: Vec<_> = find(&records, Proto::Tcp, port)
+        .into_iter()
+        .filter(|r| r.local_addr == ip("127.0.0.1") && r.state == Some(TcpState::Listen))
+        .collect();
     assert_eq!(found.len(), 1, "{records:?}");
     let r = found[0];
     assert_eq!(r.family, Family::Ipv4);
@@ -98,19 +103,28 @@ fn established_pairs_and_connected_udp_keep_their_peers() {
     let udp_port = udp.local_addr().unwrap().port();
 
     let records = list(&["--pid", &std::process::id().to_string()]);
-    let client_side = find(&records, Proto::Tcp, client_port);
+    // Other tests in this process connect too, and a client's port is
+    // shared between connections to different peers: ours is the one to
+    // our server.
+    let client_side: Vec<_> = find(&records, Proto::Tcp, client_port)
+        .into_iter()
+        .filter(|r| r.remote_port == server_port)
+        .collect();
     assert_eq!(client_side.len(), 1, "{records:?}");
     assert_eq!(client_side[0].state, Some(TcpState::Established));
     assert_eq!(client_side[0].remote_port, server_port);
     let server_side: Vec<_> = find(&records, Proto::Tcp, server_port)
         .into_iter()
-        .filter(|r| r.state == Some(TcpState::Established))
+        .filter(|r| r.state == Some(TcpState::Established) && r.remote_port == client_port)
         .collect();
-    assert_eq!(server_side.len(), 1);
+    assert_eq!(server_side.len(), 1, "{records:?}");
     assert_eq!(server_side[0].remote_port, client_port);
 
-    let connected = find(&records, Proto::Udp, udp_port);
-    assert_eq!(connected.len(), 1);
+    let connected: Vec<_> = find(&records, Proto::Udp, udp_port)
+        .into_iter()
+        .filter(|r| r.family == Family::Ipv4)
+        .collect();
+    assert_eq!(connected.len(), 1, "{records:?}");
     assert_eq!(connected[0].remote_addr, ip("127.0.0.1"));
     assert_eq!(connected[0].remote_port, peer.local_addr().unwrap().port());
 }
@@ -327,7 +341,10 @@ fn without_root_hidden_owners_are_listed_not_dropped() {
     let out = run_as_nobody(&["list", "--json", "--port", &port.to_string()]);
     assert_exit(&out, 0);
     let records: Vec<SocketRecord> = serde_json::from_slice(&out.stdout).unwrap();
-    let mine = find(&records, Proto::Tcp, port);
+    let mine: Vec<_> = find(&records, Proto::Tcp, port)
+        .into_iter()
+        .filter(|r| r.local_addr == ip("127.0.0.1") && r.state == Some(TcpState::Listen))
+        .collect();
     assert_eq!(mine.len(), 1, "{records:?}");
     assert_eq!(mine[0].pid, None);
     assert_eq!(mine[0].process, None);
