@@ -177,7 +177,15 @@ pub fn binary_for_nobody() -> std::path::PathBuf {
     let path = dir.join("portctl");
     if !path.exists() {
         let tmp = dir.join(format!("portctl.{:?}", std::thread::current().id()));
-        std::fs::copy(env!("CARGO_BIN_EXE_portctl"), &tmp).unwrap();
+        // Copied by cp, not here: a child forked by another test thread
+        // meanwhile would inherit our descriptor open for writing, and
+        // exec of the copy would fail with ETXTBSY until that child execs.
+        let copied = Command::new("cp")
+            .arg(env!("CARGO_BIN_EXE_portctl"))
+            .arg(&tmp)
+            .status()
+            .expect("run cp");
+        assert!(copied.success(), "cp of the binary failed");
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
         let _ = std::fs::rename(&tmp, &path);
     }
