@@ -29,10 +29,12 @@ pub fn names(pids: &[u32]) -> HashMap<u32, String> {
         .collect()
 }
 
-/// Caches UID → user name lookups for one run.
+/// Caches user name lookups for one run: by UID where the socket table
+/// has one, else by owning process (Windows).
 #[derive(Debug, Default)]
 pub struct Users {
     cache: HashMap<u32, String>,
+    by_pid: HashMap<u32, Option<String>>,
 }
 
 impl Users {
@@ -42,6 +44,14 @@ impl Users {
         self.cache
             .entry(uid)
             .or_insert_with(|| crate::platform::user_name(uid).unwrap_or_else(|| uid.to_string()))
+    }
+
+    /// The user a process runs as, where the OS says.
+    pub fn of_process(&mut self, pid: u32) -> Option<&str> {
+        self.by_pid
+            .entry(pid)
+            .or_insert_with(|| crate::platform::process_user(pid))
+            .as_deref()
     }
 }
 

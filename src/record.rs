@@ -84,10 +84,11 @@ impl Snapshot {
         let pid = pids.first().copied();
         let process = pid.and_then(|p| self.names.get(&p).cloned());
         // TIME_WAIT and request sockets report uid 0 but belong to no one.
-        let user = socket
-            .uid
-            .filter(|_| socket.inode != 0)
-            .map(|uid| lookups.users.name(uid).to_string());
+        // A table without uids (Windows) names its owner's user instead.
+        let user = match socket.uid {
+            Some(uid) => (socket.inode != 0).then(|| lookups.users.name(uid).to_string()),
+            None => pid.and_then(|p| lookups.users.of_process(p).map(str::to_string)),
+        };
         let (unit, container) = match (pid, &process) {
             (Some(pid), Some(name)) if lookups.attribute => lookups.attribution(
                 pid,

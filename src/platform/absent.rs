@@ -66,3 +66,9 @@ pub fn raise_fd_limit() -> u64 {
 pub fn user_name(_uid: u32) -> Option<String> {
     None
 }
+
+/// No users to name.
+#[cfg(not(any(target_os = "macos", target_os = "windows")))]
+pub fn process_user(_pid: u32) -> Option<String> {
+    None
+}

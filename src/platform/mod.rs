@@ -4,8 +4,9 @@
 //!
 //! - `read_table`, `read_table_with_owners`, `find_owners`: the socket
 //!   table and which processes own its sockets;
-//! - `send_signal`, `parent_pid`, `is_superuser`, `user_name`: processes
-//!   and users;
+//! - `send_signal`, `parent_pid`, `is_superuser`, `user_name`,
+//!   `process_user`: processes and users (by the socket's uid, or by its
+//!   owner where the table has no uid);
 //! - `process_facts`, `port_settings`, `local_stream`: the story of a
 //!   process, the port sysctls, a container runtime's API socket;
 //! - `exec_with_sockets`: `free --exec`'s socket handover;
@@ -49,7 +50,7 @@ use windows as os;
 pub use os::{
     exec_with_sockets, family_unsupported, find_owners, holder_note, ipv6_only_by_default,
     is_superuser, is_system_process, local_stream, parent_pid, port_settings, prepare_server,
-    privileged_ports, process_cgroup, process_cmdline, process_exe, process_facts, raise_fd_limit,
-    read_table, read_table_with_owners, send_signal, server_bind, signal_name, state_name,
-    system_processes, unseen_owner, user_name, Shutdown,
+    privileged_ports, process_cgroup, process_cmdline, process_exe, process_facts, process_user,
+    raise_fd_limit, read_table, read_table_with_owners, send_signal, server_bind, signal_name,
+    state_name, system_processes, unseen_owner, user_name, Shutdown,
 };

@@ -2,7 +2,7 @@
 
 pub use super::absent::{
     exec_with_sockets, is_superuser, local_stream, port_settings, process_cgroup, process_cmdline,
-    process_exe, process_facts, raise_fd_limit, user_name,
+    process_exe, process_facts, process_user, raise_fd_limit, user_name,
 };
 pub use super::ctrl_c::Shutdown;
 

@@ -33,7 +33,13 @@ use windows_sys::Win32::Foundation::{CloseHandle, ERROR_INVALID_PARAMETER, HWND,
 use windows_sys::Win32::Networking::WinSock::{
     setsockopt, SOCKET, SOL_SOCKET, SO_EXCLUSIVEADDRUSE,
 };
-use windows_sys::Win32::System::Threading::{OpenProcess, TerminateProcess, PROCESS_TERMINATE};
+use windows_sys::Win32::Security::{
+    GetTokenInformation, LookupAccountSidW, TokenUser, SID_NAME_USE, TOKEN_QUERY, TOKEN_USER,
+};
+use windows_sys::Win32::System::Threading::{
+    OpenProcess, OpenProcessToken, TerminateProcess, PROCESS_QUERY_LIMITED_INFORMATION,
+    PROCESS_TERMINATE,
+};
 use windows_sys::Win32::UI::WindowsAndMessaging::{
     EnumWindows, GetWindowThreadProcessId, IsWindowVisible, PostMessageW, WM_CLOSE,
 };
@@ -195,7 +201,103 @@ pub fn process_cmdline(pid: u32) -> Option<Vec<String>> {
     process_facts(pid).map(|f| f.cmdline)
 }
 
+/// The account a process runs as, `DOMAIN\user` as Task Manager shows
+/// it (`NT AUTHORITY\SYSTEM` for services). The socket table has no
+/// user; None where Windows will not open the process (another user's,
+/// without elevation) or it has gone.
+pub fn process_user(pid: u32) -> Option<String> {
+    // SAFETY: OpenProcess with a plain PID; the handle is closed below.
+    let process = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
+    if process.is_null() {
+        return None;
+    }
+    let mut token = std::ptr::null_mut();
+    // SAFETY: a process handle opened above and a valid out pointer.
+    let opened = unsafe { OpenProcessToken(process, TOKEN_QUERY, &mut token) } != 0;
+    // SAFETY: the handle is ours and closed once.
+    unsafe { CloseHandle(process) };
+    if !opened {
+        return None;
+    }
+    let name = token_user(token);
+    // SAFETY: the token handle is ours and closed once.
+    unsafe { CloseHandle(token) };
+    name
+}
+
+/// The user of an open token, looked up by its SID.
+fn token_user(token: windows_sys::Win32::Foundation::HANDLE) -> Option<String> {
+    // TOKEN_USER is a pointer and the SID it points to, in one buffer;
+    // u64s keep the buffer aligned for the pointer.
+    let mut buffer = [0u64; 64];
+    let mut needed = 0u32;
+    // SAFETY: the buffer outlives the call and its length in bytes is
+    // passed with it; Windows writes at most that much.
+    let ok = unsafe {
+        GetTokenInformation(
+            token,
+            TokenUser,
+            buffer.as_mut_ptr().cast(),
+            std::mem::size_of_val(&buffer) as u32,
+            &mut needed,
+        )
+    };
+    if ok == 0 {
+        return None;
+    }
+    // SAFETY: on success the buffer starts with a TOKEN_USER whose SID
+    // points into the same buffer, which is still alive.
+    let sid = unsafe { (*buffer.as_ptr().cast::<TOKEN_USER>()).User.Sid };
+    let mut name = [0u16; 256];
+    let mut domain = [0u16; 256];
+    let (mut name_len, mut domain_len) = (name.len() as u32, domain.len() as u32);
+    let mut kind: SID_NAME_USE = 0;
+    // SAFETY: a SID from the token, and buffers whose lengths in UTF-16
+    // units are passed with them; Windows writes within them.
+    let ok = unsafe {
+        LookupAccountSidW(
+            std::ptr::null(),
+            sid,
+            name.as_mut_ptr(),
+            &mut name_len,
+            domain.as_mut_ptr(),
+            &mut domain_len,
+            &mut kind,
+        )
+    };
+    if ok == 0 {
+        return None;
+    }
+    // On success the lengths exclude the terminating NUL; clamped anyway.
+    let part = |units: &[u16], len: u32| {
+        String::from_utf16_lossy(&units[..(len as usize).min(units.len())])
+    };
+    let (name, domain) = (part(&name, name_len), part(&domain, domain_len));
+    Some(if domain.is_empty() {
+        name
+    } else {
+        format!("{domain}\\{name}")
+    })
+}
+
 /// portctl's parent, which it never stops.
 pub fn parent_pid() -> Option<u32> {
     process_facts(std::process::id())?.ppid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::process_user;
+
+    #[test]
+    fn its_own_user_is_named() {
+        let user = process_user(std::process::id()).expect("the user of this process");
+        assert!(!user.is_empty() && !user.ends_with('\\'), "{user:?}");
+    }
+
+    #[test]
+    fn a_process_that_is_gone_has_no_user() {
+        // PIDs are multiples of 4 on Windows: this one never exists.
+        assert_eq!(process_user(u32::MAX - 2), None);
+    }
 }

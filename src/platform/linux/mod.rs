@@ -8,8 +8,9 @@ mod procnet;
 
 pub use super::unix::{
     exec_with_sockets, family_unsupported, holder_note, is_superuser, is_system_process,
-    local_stream, parent_pid, prepare_server, privileged_ports, raise_fd_limit, send_signal,
-    server_bind, signal_name, state_name, system_processes, unseen_owner, user_name, Shutdown,
+    local_stream, parent_pid, prepare_server, privileged_ports, process_user, raise_fd_limit,
+    send_signal, server_bind, signal_name, state_name, system_processes, unseen_owner, user_name,
+    Shutdown,
 };
 pub use proc::{port_settings, process_cgroup, process_cmdline, process_exe, process_facts};
 
