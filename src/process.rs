@@ -77,9 +77,20 @@ pub struct Parent {
 pub fn parents(facts: &ProcFacts) -> Vec<Parent> {
     let mut chain = Vec::new();
     let mut next = facts.ppid;
+    let mut child_started = facts.started;
     while let Some(pid) = next.filter(|_| chain.len() < 64) {
         let up = crate::platform::process_facts(pid);
+        // A parent younger than its child is another process given the PID
+        // after the parent exited (Windows keeps a dead parent's PID, and
+        // reuses PIDs): naming it would be wrong, so the chain ends.
+        if up
+            .as_ref()
+            .is_some_and(|f| started_after(f.started, child_started))
+        {
+            break;
+        }
         chain.push(pid);
+        child_started = up.as_ref().and_then(|f| f.started);
         next = up
             .and_then(|f| f.ppid)
             .filter(|&p| p != pid && !chain.contains(&p));
@@ -92,6 +103,12 @@ pub fn parents(facts: &ProcFacts) -> Vec<Parent> {
             process: names.get(&pid).cloned(),
         })
         .collect()
+}
+
+/// Whether a would-be parent started after its child; unknown starts
+/// give it the benefit of the doubt.
+fn started_after(parent: Option<SystemTime>, child: Option<SystemTime>) -> bool {
+    matches!((parent, child), (Some(p), Some(c)) if p > c)
 }
 
 #[cfg(test)]
@@ -117,6 +134,33 @@ mod tests {
         let chain = parents(&facts);
         assert!(!chain.is_empty());
         assert_eq!(chain.first().map(|p| p.pid), facts.ppid);
+    }
+
+    #[cfg(target_os = "linux")] // process facts are read from /proc
+    #[test]
+    fn a_parent_younger_than_its_child_is_a_reused_pid() {
+        // A child said to have started in 1970, whose parent is PID 1:
+        // PID 1 started later, so it cannot be that parent.
+        let orphan = ProcFacts {
+            ppid: Some(1),
+            started: Some(std::time::UNIX_EPOCH),
+            ..ProcFacts::default()
+        };
+        assert!(parents(&orphan).is_empty());
+        let now = ProcFacts {
+            started: Some(SystemTime::now()),
+            ..orphan
+        };
+        assert_eq!(parents(&now).first().map(|p| p.pid), Some(1));
+    }
+
+    #[test]
+    fn unknown_starts_keep_the_parent() {
+        let (early, late) = (Some(std::time::UNIX_EPOCH), Some(SystemTime::now()));
+        assert!(started_after(late, early));
+        assert!(!started_after(early, late));
+        assert!(!started_after(early, early));
+        assert!(!started_after(None, early) && !started_after(late, None));
     }
 
     #[cfg(unix)] // user names come from NSS on Unix only
