@@ -6,7 +6,10 @@
 
 mod common;
 
-use common::{assert_usage_error, named_listener, portctl, skip_or_fail, wait_timeout, Server};
+use common::{
+    assert_usage_error, named_listener, portctl, quiet_port, skip_or_fail, wait_timeout, Server,
+    SocketHolder,
+};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -211,6 +214,47 @@ fn k_asks_then_stops_the_listener() {
         "the server still runs"
     );
     pane.wait_for("the row gone", |s| s.contains("no socket matches"));
+}
+
+#[test]
+fn shift_k_forces_what_ignores_sigterm() {
+    let mut holder = SocketHolder::start(&[("tcp", "127.0.0.1", quiet_port())], true);
+    let port = holder.ports[0];
+    let Some(pane) = Pane::start("", 100, 60) else {
+        return;
+    };
+    pane.wait_for("the holder's listener", shows(port));
+    pane.only_port(port);
+    let who = format!("python3 (pid {})", holder.pid());
+    pane.keys(&["K"]);
+    let question = pane.wait_for("the question", |s| {
+        s.contains(&format!("Stop {who} listening on port {port}/tcp?"))
+    });
+    assert!(
+        question.contains("then SIGKILL if it still listens"),
+        "{question}"
+    );
+    pane.keys(&["y"]);
+    pane.wait_for("the stop under way", |s| {
+        s.contains("stopping what listens")
+    });
+    let screen = pane.wait_for("the outcome", |s| s.contains("the port is free"));
+    assert!(
+        screen.contains(&format!("sent SIGTERM then SIGKILL to {who}; port {port}")),
+        "{screen}"
+    );
+    let ended = (0..500).find_map(|_| {
+        let status = holder.child.try_wait().unwrap();
+        if status.is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        status
+    });
+    let ended = ended.expect("the holder still runs after 10 s");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&ended),
+        Some(libc::SIGKILL)
+    );
 }
 
 #[test]

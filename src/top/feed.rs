@@ -138,30 +138,41 @@ pub fn targets(port: u16, proto: Proto, events: Sender<Event>) {
 }
 
 /// SIGTERM to the agreed targets that still listen, then a wait for the
-/// port, as `kill` without `--force`.
-pub fn stop(port: u16, proto: Proto, targets: Vec<Target>, events: Sender<Event>) {
+/// port, as `kill` does; forced, SIGKILL to those still listening then.
+pub fn stop(port: u16, proto: Proto, targets: Vec<Target>, force: bool, events: Sender<Event>) {
     thread::spawn(move || {
         let plan = Plan {
             timeout: STOP_TIMEOUT,
-            force: false,
+            force,
         };
         let outcome = stopping::still_listening(targets, port, &[proto]).and_then(|targets| {
             if targets.is_empty() {
                 return Ok(format!("port {port}/{proto}: nothing listens any more"));
             }
             let (signals, free) = stopping::stop(&targets, port, &[proto], plan)?;
-            let sent: Vec<String> = signals
+            // One clause per process, its signals in order: the status
+            // line is one line.
+            let mut each: Vec<(Target, Vec<String>)> = Vec::new();
+            for s in &signals {
+                match each.iter_mut().find(|(t, _)| t.pid == s.pid) {
+                    Some((_, sent)) => sent.push(s.signal.to_string()),
+                    None => each.push((
+                        Target {
+                            pid: s.pid,
+                            name: s.process.clone(),
+                        },
+                        vec![s.signal.to_string()],
+                    )),
+                }
+            }
+            let sent: Vec<String> = each
                 .iter()
-                .map(|s| {
-                    let target = Target {
-                        pid: s.pid,
-                        name: s.process.clone(),
-                    };
-                    format!("sent {} to {target}", s.signal)
-                })
+                .map(|(target, sent)| format!("sent {} to {target}", sent.join(" then ")))
                 .collect();
             let after = if free {
                 "the port is free".to_string()
+            } else if force {
+                format!("still held after {}", Signal::Kill)
             } else {
                 format!(
                     "still held after {:.0}s; `portctl kill --force {port}` sends {}",

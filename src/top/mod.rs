@@ -130,7 +130,8 @@ fn event_loop(
                     port,
                     proto,
                     targets,
-                } => feed::stop(port, proto, targets, events.clone()),
+                    force,
+                } => feed::stop(port, proto, targets, force, events.clone()),
             }
         }
     }

@@ -91,11 +91,12 @@ pub enum Action {
         port: u16,
         proto: Proto,
     },
-    /// Stop them: agreed in the dialog.
+    /// Stop them: agreed in the dialog; `force` as `kill --force`.
     Stop {
         port: u16,
         proto: Proto,
         targets: Vec<Target>,
+        force: bool,
     },
 }
 
@@ -163,16 +164,19 @@ fn lower(text: &Option<String>) -> Option<String> {
     text.as_ref().map(|t| t.to_lowercase())
 }
 
-/// `k`'s dialog: first the listeners are looked up, then the question.
+/// `k`'s and `K`'s dialog: first the listeners are looked up, then the
+/// question. `force` (`K`) ends with SIGKILL what SIGTERM did not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Confirm {
     Looking {
         port: u16,
         proto: Proto,
+        force: bool,
     },
     Asking {
         port: u16,
         proto: Proto,
+        force: bool,
         targets: Vec<Target>,
     },
 }
@@ -322,10 +326,14 @@ impl State {
                 proto,
                 result,
             } => {
-                let asked = Confirm::Looking { port, proto };
-                if !matches!(&self.overlay, Overlay::Confirm(open) if *open == asked) {
-                    return Action::Nothing;
-                }
+                let force = match self.overlay {
+                    Overlay::Confirm(Confirm::Looking {
+                        port: p,
+                        proto: q,
+                        force,
+                    }) if (p, q) == (port, proto) => force,
+                    _ => return Action::Nothing,
+                };
                 self.overlay = Overlay::None;
                 match result {
                     Ok(targets) if targets.is_empty() => {
@@ -337,6 +345,7 @@ impl State {
                         self.overlay = Overlay::Confirm(Confirm::Asking {
                             port,
                             proto,
+                            force,
                             targets,
                         })
                     }
@@ -364,6 +373,7 @@ impl State {
             Overlay::Confirm(Confirm::Asking {
                 port,
                 proto,
+                force,
                 targets,
             }) => {
                 if matches!(key.code, KeyCode::Char('y' | 'Y')) {
@@ -372,6 +382,7 @@ impl State {
                         port,
                         proto,
                         targets,
+                        force,
                     };
                 }
                 self.status = Some("nothing done".to_string());
@@ -417,10 +428,11 @@ impl State {
                     return Action::Story { key };
                 }
             }
-            KeyCode::Char('k') => {
+            KeyCode::Char(c @ ('k' | 'K')) => {
                 if let Some(record) = self.selected_record() {
                     let (port, proto) = (record.local_port, record.proto);
-                    self.overlay = Overlay::Confirm(Confirm::Looking { port, proto });
+                    let force = c == 'K';
+                    self.overlay = Overlay::Confirm(Confirm::Looking { port, proto, force });
                     return Action::FindTargets { port, proto };
                 }
             }
@@ -840,11 +852,33 @@ pub(super) mod tests {
             Action::Stop {
                 port: 8080,
                 proto: Proto::Tcp,
-                targets: vec![nginx]
+                targets: vec![nginx.clone()],
+                force: false,
             }
         );
         state.handle(Event::Stopped("port 8080: the port is free".into()));
         assert_eq!(state.status(), Some("port 8080: the port is free"));
+
+        // K asks the same question and, agreed, forces.
+        press(&mut state, KeyCode::Char('K'));
+        state.handle(Event::Targets {
+            port: 8080,
+            proto: Proto::Tcp,
+            result: Ok(vec![nginx.clone()]),
+        });
+        assert!(matches!(
+            state.overlay(),
+            Overlay::Confirm(Confirm::Asking { force: true, .. })
+        ));
+        assert_eq!(
+            press(&mut state, KeyCode::Char('y')),
+            Action::Stop {
+                port: 8080,
+                proto: Proto::Tcp,
+                targets: vec![nginx],
+                force: true,
+            }
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::time::Duration;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// The keys, as the help window lists them (and README).
-pub const HELP: [(&str, &str); 13] = [
+pub const HELP: [(&str, &str); 14] = [
     ("↑ ↓ j", "move (k does not move up: it kills, as in htop)"),
     ("PgUp PgDn", "a page up or down"),
     ("Home End", "first or last socket"),
@@ -32,10 +32,17 @@ pub const HELP: [(&str, &str); 13] = [
     ("s  S", "sort by the next column; flip the direction"),
     ("a", "listeners only / all sockets"),
     ("k", "stop what listens on the socket's port (asks y/n)"),
+    (
+        "K",
+        "the same, then SIGKILL if it still listens (kill --force)",
+    ),
     ("?", "this help"),
     ("q", "quit (closes a window first)"),
     ("Ctrl+C", "quit"),
-    ("", "k follows `portctl kill`: listeners only, never PID 1"),
+    (
+        "",
+        "k and K follow `portctl kill`: listeners only, never PID 1",
+    ),
 ];
 
 /// top's table: one space between columns, no borders.
@@ -316,24 +323,31 @@ fn story_lines(s: &WhoSocket, notes: &[Note]) -> Vec<String> {
 
 fn confirm_lines(confirm: &Confirm) -> Vec<Line<'static>> {
     match confirm {
-        Confirm::Looking { port, proto } => vec![Line::from(format!(
+        Confirm::Looking { port, proto, .. } => vec![Line::from(format!(
             "looking for what listens on {port}/{proto}…"
         ))],
         Confirm::Asking {
             port,
             proto,
+            force,
             targets,
         } => {
             let names: Vec<String> = targets.iter().map(ToString::to_string).collect();
+            let how = if *force {
+                format!(
+                    "{}, then {} if it still listens, as `portctl kill --force`.",
+                    Signal::Term,
+                    Signal::Kill
+                )
+            } else {
+                format!("{}, as `portctl kill` sends it.", Signal::Term)
+            };
             vec![
                 Line::from(format!(
                     "Stop {} listening on port {port}/{proto}?",
                     names.join(", ")
                 )),
-                Line::from(format!(
-                    "{}, as `portctl kill` sends it.   y: yes   n: no",
-                    Signal::Term
-                )),
+                Line::from(format!("{how}   y: yes   n: no")),
             ]
         }
     }
