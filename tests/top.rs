@@ -184,6 +184,30 @@ fn enter_opens_the_story_of_the_socket() {
 }
 
 #[test]
+fn details_taller_than_the_screen_scroll() {
+    let server = server();
+    let Some(pane) = Pane::start("", 100, 9) else {
+        return;
+    };
+    pane.only_port(server.port);
+    pane.keys(&["Enter"]);
+    let first = format!("process:   portctl (pid {}", server.pid());
+    let top = pane.wait_for("the details, scrollable", |s| {
+        s.contains(&first) && s.contains("↑↓")
+    });
+    assert!(!top.contains("Esc closes"), "{top}");
+    pane.keys(&["End"]);
+    let end = pane.wait_for("the end of the details", |s| s.contains("Esc closes"));
+    assert!(!end.contains(&first), "{end}");
+    pane.keys(&["Home"]);
+    pane.wait_for("the top again", |s| {
+        s.contains(&first) && !s.contains("Esc closes")
+    });
+    pane.keys(&["Escape"]);
+    pane.wait_for("the details closed", |s| !s.contains(&first));
+}
+
+#[test]
 fn k_asks_then_stops_the_listener() {
     let mut server = server();
     let Some(pane) = Pane::start("", 100, 60) else {

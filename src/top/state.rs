@@ -11,6 +11,7 @@ use crate::rows::SummaryRow;
 use crate::stopping::Target;
 use crate::story::WhoSocket;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use std::cell::Cell;
 use std::cmp::Ordering;
 use std::net::SocketAddr;
 
@@ -220,6 +221,12 @@ pub struct State {
     descending: bool,
     listeners_only: bool,
     overlay: Overlay,
+    /// First line of the details window shown.
+    scroll: u16,
+    /// How far the details window can scroll, and how many lines it
+    /// shows: known only to the drawing (lines wrap to the width), which
+    /// records them here each time it draws.
+    scroll_room: Cell<(u16, u16)>,
     status: Option<String>,
     /// Whether any reading has come yet.
     read: bool,
@@ -248,6 +255,8 @@ impl Default for State {
             descending: false,
             listeners_only: false,
             overlay: Overlay::None,
+            scroll: 0,
+            scroll_room: Cell::new((0, 0)),
             status: None,
             read: false,
         }
@@ -393,6 +402,9 @@ impl State {
                     key.code,
                     KeyCode::Esc | KeyCode::Char('q') | KeyCode::Enter | KeyCode::Backspace
                 ) {
+                    if matches!(open, Overlay::Details(_)) {
+                        self.scroll_key(key.code);
+                    }
                     self.overlay = open;
                 }
                 return Action::Nothing;
@@ -425,6 +437,7 @@ impl State {
                 if let Some(record) = self.selected_record() {
                     let key = key_of(record);
                     self.overlay = Overlay::Details(Details::Loading(key));
+                    self.scroll = 0;
                     return Action::Story { key };
                 }
             }
@@ -439,6 +452,22 @@ impl State {
             _ => self.move_key(key.code),
         }
         Action::Nothing
+    }
+
+    /// The details window's own moves: a line, a page, to either end.
+    fn scroll_key(&mut self, code: KeyCode) {
+        let (most, shown) = self.scroll_room.get();
+        let page = shown.saturating_sub(1).max(1);
+        self.scroll = match code {
+            KeyCode::Down | KeyCode::Char('j') => self.scroll.saturating_add(1),
+            KeyCode::Up => self.scroll.saturating_sub(1),
+            KeyCode::PageDown | KeyCode::Char(' ') => self.scroll.saturating_add(page),
+            KeyCode::PageUp => self.scroll.saturating_sub(page),
+            KeyCode::Home => 0,
+            KeyCode::End => most,
+            _ => self.scroll,
+        }
+        .min(most);
     }
 
     /// Typing after `/`: the table narrows as you type.
@@ -600,6 +629,17 @@ impl State {
 
     pub fn status(&self) -> Option<&str> {
         self.status.as_deref()
+    }
+
+    /// The first line of the details window to show.
+    pub fn scroll(&self) -> u16 {
+        self.scroll
+    }
+
+    /// Recorded by the drawing: how far the details window can scroll at
+    /// this size, and how many lines it shows.
+    pub fn set_scroll_room(&self, most: u16, shown: u16) {
+        self.scroll_room.set((most, shown));
     }
 
     pub fn has_read(&self) -> bool {
@@ -937,6 +977,31 @@ pub(super) mod tests {
         assert_eq!(press(&mut state, KeyCode::Esc), Action::Nothing);
         assert!(matches!(state.overlay(), Overlay::None));
         assert_eq!(press(&mut state, KeyCode::Char('q')), Action::Quit);
+    }
+
+    #[test]
+    fn the_details_scroll_within_the_room_the_drawing_found() {
+        let mut state = sample();
+        press(&mut state, KeyCode::Enter);
+        // Eight lines in a window that shows three: five to scroll.
+        state.set_scroll_room(5, 3);
+        let mut after = |code| {
+            press(&mut state, code);
+            state.scroll()
+        };
+        assert_eq!(after(KeyCode::Up), 0);
+        assert_eq!(after(KeyCode::Down), 1);
+        assert_eq!(after(KeyCode::PageDown), 3);
+        assert_eq!(after(KeyCode::PageDown), 5);
+        assert_eq!(after(KeyCode::Down), 5, "never past the end");
+        assert_eq!(after(KeyCode::Home), 0);
+        assert_eq!(after(KeyCode::End), 5);
+        assert_eq!(after(KeyCode::PageUp), 3);
+        // The table below did not move, and a new story starts at the top.
+        assert_eq!(state.selected(), Some(0));
+        press(&mut state, KeyCode::Esc);
+        press(&mut state, KeyCode::Enter);
+        assert_eq!(state.scroll(), 0);
     }
 
     fn keys(text: &str) -> Vec<Event> {

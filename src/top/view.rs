@@ -26,7 +26,7 @@ pub const HELP: [(&str, &str); 14] = [
     ("/", "filter as you type: port, address, process, container"),
     (
         "Enter",
-        "keep the filter (while typing); details of the socket",
+        "keep the filter (while typing); details of the socket (↑↓ scroll them)",
     ),
     ("Esc", "clear the filter; close a window; quit"),
     ("s  S", "sort by the next column; flip the direction"),
@@ -80,10 +80,12 @@ pub fn draw(frame: &mut Frame, state: &State, every: Duration, color: bool) {
                 .iter()
                 .map(|(keys, what)| Line::from(format!("{keys:<10} {what}")))
                 .collect();
-            window(frame, "keys", lines);
+            window(frame, "keys", lines, None);
         }
-        Overlay::Details(details) => window(frame, "details", details_lines(details)),
-        Overlay::Confirm(confirm) => window(frame, "stop", confirm_lines(confirm)),
+        Overlay::Details(details) => {
+            window(frame, "details", details_lines(details), Some(state));
+        }
+        Overlay::Confirm(confirm) => window(frame, "stop", confirm_lines(confirm), None),
     }
 }
 
@@ -248,28 +250,38 @@ fn style_of(style: output::Style, color: bool) -> Style {
 }
 
 /// A bordered window in the middle of the screen, as tall as its lines.
-fn window(frame: &mut Frame, title: &str, lines: Vec<Line<'static>>) {
+/// A window over the table, as tall as its wrapped lines or the screen
+/// allows. With `scrolled`, text taller than the window scrolls by the
+/// state's offset, and the room to scroll is recorded back in it.
+fn window(frame: &mut Frame, title: &str, lines: Vec<Line<'static>>, scrolled: Option<&State>) {
     let full = frame.area();
     let width = full.width.saturating_sub(4).min(100);
-    // Long lines wrap: each takes as many rows as its width needs.
-    let inner = usize::from(width.saturating_sub(2)).max(1);
-    let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
-    let height = u16::try_from(rows + 2)
-        .unwrap_or(u16::MAX)
-        .min(full.height.saturating_sub(2));
+    // Long lines wrap at words: ratatui counts the rows they take.
+    let text = Paragraph::new(lines).wrap(Wrap { trim: false });
+    let rows = text.line_count(width.saturating_sub(2).max(1));
+    let rows = u16::try_from(rows).unwrap_or(u16::MAX);
+    let height = rows.saturating_add(2).min(full.height.saturating_sub(2));
     let area = Rect {
         x: full.x + (full.width - width) / 2,
         y: full.y + (full.height - height) / 2,
         width,
         height,
     };
+    let shown = height.saturating_sub(2);
+    let most = rows.saturating_sub(shown);
+    let mut offset = 0;
+    let mut title = format!(" {title} ");
+    if let Some(state) = scrolled {
+        state.set_scroll_room(most, shown);
+        offset = state.scroll().min(most);
+        if most > 0 {
+            title = format!("{title}↑↓ {}/{rows} ", offset.saturating_add(shown));
+        }
+    }
     frame.render_widget(Clear, area);
     frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
-            Block::new()
-                .borders(Borders::ALL)
-                .title(format!(" {title} ")),
-        ),
+        text.scroll((offset, 0))
+            .block(Block::new().borders(Borders::ALL).title(title)),
         area,
     );
 }
