@@ -235,25 +235,38 @@ async fn exchange(
 /// Datagrams, one message at a time: each is sent as soon as it is read,
 /// so `talk --udp` works interactively.
 async fn talk_udp(addrs: &[SocketAddr], args: &TalkArgs, output: Output) -> Result<Exit> {
-    let addr = addrs[0];
-    let local: SocketAddr = if addr.is_ipv6() {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    } else {
-        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-    };
-    let socket = UdpSocket::bind(local)
-        .await
-        .map_err(|e| Error::failure(format!("cannot bind UDP: {e}")))?;
-    // Connected, so an ICMP refusal comes back as an error at once.
-    socket
-        .connect(addr)
-        .await
-        .map_err(|e| Error::failure(format!("cannot reach {addr}: {e}")))?;
     let mut printer = Printer::new(io::stdout(), output, io::stdout().is_terminal());
-    let result = datagrams(&socket, addr, args, &mut printer).await;
+    let result = datagrams(addrs, &args.messages, args.timeout, &mut printer).await;
     let finished = printer.finish();
     result?;
     output::deliver(Exit::Ok, finished)
+}
+
+/// A UDP socket connected to the next of `addrs` that takes one:
+/// connected, so an ICMP refusal comes back as an error at once.
+async fn next_peer(
+    addrs: &mut std::slice::Iter<'_, SocketAddr>,
+) -> Result<(SocketAddr, UdpSocket)> {
+    let mut last = Error::failure("no address to send to");
+    for &addr in addrs {
+        let local: SocketAddr = if addr.is_ipv6() {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = match UdpSocket::bind(local).await {
+            Ok(socket) => socket,
+            Err(e) => {
+                last = Error::failure(format!("cannot bind UDP for {addr}: {e}"));
+                continue;
+            }
+        };
+        match socket.connect(addr).await {
+            Ok(()) => return Ok((addr, socket)),
+            Err(e) => last = Error::failure(format!("cannot reach {addr}: {e}")),
+        }
+    }
+    Err(last)
 }
 
 /// The largest UDP payload over IPv4: a longer stdin line goes in pieces.
@@ -261,52 +274,163 @@ const MAX_DATAGRAM: usize = 65_507;
 
 /// Sends each message as a datagram as soon as it is read and prints
 /// what comes back: the first reply, and any that follow it before a
-/// pause, as replies to that message.
-async fn datagrams(
-    socket: &UdpSocket,
-    addr: SocketAddr,
-    args: &TalkArgs,
-    printer: &mut Printer<io::Stdout>,
+/// pause, as replies to that message. A name's addresses are tried in
+/// turn while each refuses the first message (`localhost` as ::1 with
+/// the server on 127.0.0.1 only), as TCP's connect does; once one has
+/// answered, talk stays with it.
+async fn datagrams<W: io::Write>(
+    addrs: &[SocketAddr],
+    messages: &[String],
+    wait: Duration,
+    printer: &mut Printer<W>,
 ) -> Result<()> {
+    let mut candidates = addrs.iter();
+    let (mut addr, mut socket) = next_peer(&mut candidates).await?;
+    let mut settled = false;
     let mut buffer = vec![0u8; 65_536];
-    let mut messages = args.messages.iter();
+    let mut given = messages.iter();
     let mut stdin = BufReader::new(tokio::io::stdin());
     let mut line = Vec::new();
     loop {
-        let message: &[u8] = if args.messages.is_empty() {
+        let message: &[u8] = if messages.is_empty() {
             if !read_line(&mut stdin, &mut line, MAX_DATAGRAM).await? {
                 return Ok(());
             }
             &line
         } else {
-            match messages.next() {
+            match given.next() {
                 Some(m) => m.as_bytes(),
                 None => return Ok(()),
             }
         };
-        socket
-            .send(message)
-            .await
-            .map_err(|e| Error::failure(format!("cannot send to {addr}: {e}")))?;
-        let mut wait = args.timeout;
-        let mut replies = 0;
         loop {
-            let len = match timeout(wait, socket.recv(&mut buffer)).await {
-                Ok(Ok(len)) => len,
-                Ok(Err(e)) => return Err(Error::failure(format!("{addr}: {e}"))),
-                Err(_) if replies > 0 => break,
-                Err(_) => {
-                    return Err(Error::failure(format!(
-                        "no reply from {addr} in {:.1}s",
-                        args.timeout.as_secs_f64()
-                    )))
-                }
-            };
-            printer.begin(ExchangeKind::Reply, Some(message));
-            printer.piece(&buffer[..len])?;
-            printer.end()?;
-            replies += 1;
-            wait = REPLY_QUIET;
+            match datagram(&socket, addr, message, wait, &mut buffer, printer).await {
+                Ok(()) => break,
+                Err(Failed::Refused(refused)) if !settled => match next_peer(&mut candidates).await
+                {
+                    // The next address gets this same message.
+                    Ok(next) => (addr, socket) = next,
+                    Err(_) => return Err(refused),
+                },
+                Err(Failed::Refused(e) | Failed::Other(e)) => return Err(e),
+            }
         }
+        settled = true;
+    }
+}
+
+/// Why one exchange failed: a refusal may send talk to the next address.
+enum Failed {
+    Refused(Error),
+    Other(Error),
+}
+
+/// One datagram out, and its replies printed.
+async fn datagram<W: io::Write>(
+    socket: &UdpSocket,
+    addr: SocketAddr,
+    message: &[u8],
+    first: Duration,
+    buffer: &mut [u8],
+    printer: &mut Printer<W>,
+) -> std::result::Result<(), Failed> {
+    let failed = |e: io::Error| {
+        let error = Error::failure(format!("{addr}: {e}"));
+        // Windows reports a UDP port unreachable as a reset.
+        if matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+        ) {
+            Failed::Refused(error)
+        } else {
+            Failed::Other(error)
+        }
+    };
+    socket.send(message).await.map_err(failed)?;
+    let mut wait = first;
+    let mut replies = 0;
+    loop {
+        let len = match timeout(wait, socket.recv(buffer)).await {
+            Ok(Ok(len)) => len,
+            Ok(Err(e)) => return Err(failed(e)),
+            Err(_) if replies > 0 => return Ok(()),
+            Err(_) => {
+                return Err(Failed::Other(Error::failure(format!(
+                    "no reply from {addr} in {:.1}s",
+                    first.as_secs_f64()
+                ))))
+            }
+        };
+        printer.begin(ExchangeKind::Reply, Some(message));
+        printer
+            .piece(&buffer[..len])
+            .and_then(|()| printer.end())
+            .map_err(|e| Failed::Other(e.into()))?;
+        replies += 1;
+        wait = REPLY_QUIET;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::Format;
+
+    /// One answer to one datagram, from a server on 127.0.0.1.
+    fn udp_server() -> (SocketAddr, std::thread::JoinHandle<()>) {
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let at = server.local_addr().unwrap();
+        let answer = std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            if let Ok((len, peer)) = server.recv_from(&mut buf) {
+                let _ = server.send_to(&[b"re:", &buf[..len]].concat(), peer);
+            }
+        });
+        (at, answer)
+    }
+
+    /// A loopback port nothing listens on: ICMP refuses datagrams to it.
+    fn refused() -> SocketAddr {
+        let gone = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        gone.local_addr().unwrap()
+    }
+
+    fn talk(addrs: &[SocketAddr]) -> (Result<()>, String) {
+        let mut out = Vec::new();
+        let output = Output {
+            format: Format::Plain,
+            color: false,
+        };
+        let mut printer = Printer::new(&mut out, output, false);
+        let runtime = crate::runtime(false).unwrap();
+        let messages = ["hi".to_string()];
+        let result = runtime.block_on(datagrams(
+            addrs,
+            &messages,
+            Duration::from_secs(5),
+            &mut printer,
+        ));
+        drop(printer);
+        (result, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn a_refusing_address_hands_the_message_to_the_next() {
+        let (at, answer) = udp_server();
+        let (result, out) = talk(&[refused(), at]);
+        answer.join().unwrap();
+        assert!(result.is_ok(), "{:?}", result.err().map(|e| e.message));
+        assert_eq!(out, "re:hi\n");
+    }
+
+    #[test]
+    fn when_every_address_refuses_the_refusal_is_the_answer() {
+        let (result, out) = talk(&[refused(), refused()]);
+        let message = result.expect_err("refused").message;
+        assert!(message.contains("refused"), "{message}");
+        assert!(out.is_empty(), "{out}");
     }
 }
