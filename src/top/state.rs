@@ -856,69 +856,50 @@ pub(super) mod tests {
     fn k_asks_before_it_stops_and_n_does_nothing() {
         let mut state = sample();
         press(&mut state, KeyCode::Down);
-        let action = press(&mut state, KeyCode::Char('k'));
+        let nginx = Target {
+            pid: 20,
+            name: Some("nginx".into()),
+        };
+        // The key on the 8080 row, and nginx found listening there.
+        let ask = |state: &mut State, key: char| {
+            let action = press(state, KeyCode::Char(key));
+            state.handle(Event::Targets {
+                port: 8080,
+                proto: Proto::Tcp,
+                result: Ok(vec![nginx.clone()]),
+            });
+            action
+        };
         assert_eq!(
-            action,
+            ask(&mut state, 'k'),
             Action::FindTargets {
                 port: 8080,
                 proto: Proto::Tcp
             }
         );
-        let nginx = Target {
-            pid: 20,
-            name: Some("nginx".into()),
-        };
-        state.handle(Event::Targets {
-            port: 8080,
-            proto: Proto::Tcp,
-            result: Ok(vec![nginx.clone()]),
-        });
         assert!(matches!(
             state.overlay(),
-            Overlay::Confirm(Confirm::Asking { .. })
+            Overlay::Confirm(Confirm::Asking { force: false, .. })
         ));
         assert_eq!(press(&mut state, KeyCode::Char('n')), Action::Nothing);
         assert!(matches!(state.overlay(), Overlay::None));
         assert_eq!(state.status(), Some("nothing done"));
 
-        press(&mut state, KeyCode::Char('k'));
-        state.handle(Event::Targets {
-            port: 8080,
-            proto: Proto::Tcp,
-            result: Ok(vec![nginx.clone()]),
-        });
-        assert_eq!(
-            press(&mut state, KeyCode::Char('y')),
-            Action::Stop {
-                port: 8080,
-                proto: Proto::Tcp,
-                targets: vec![nginx.clone()],
-                force: false,
-            }
-        );
-        state.handle(Event::Stopped("port 8080: the port is free".into()));
-        assert_eq!(state.status(), Some("port 8080: the port is free"));
-
-        // K asks the same question and, agreed, forces.
-        press(&mut state, KeyCode::Char('K'));
-        state.handle(Event::Targets {
-            port: 8080,
-            proto: Proto::Tcp,
-            result: Ok(vec![nginx.clone()]),
-        });
-        assert!(matches!(
-            state.overlay(),
-            Overlay::Confirm(Confirm::Asking { force: true, .. })
-        ));
-        assert_eq!(
-            press(&mut state, KeyCode::Char('y')),
-            Action::Stop {
-                port: 8080,
-                proto: Proto::Tcp,
-                targets: vec![nginx],
-                force: true,
-            }
-        );
+        for (key, force) in [('k', false), ('K', true)] {
+            ask(&mut state, key);
+            assert_eq!(
+                press(&mut state, KeyCode::Char('y')),
+                Action::Stop {
+                    port: 8080,
+                    proto: Proto::Tcp,
+                    targets: vec![nginx.clone()],
+                    force,
+                },
+                "{key}"
+            );
+            state.handle(Event::Stopped("port 8080: the port is free".into()));
+            assert_eq!(state.status(), Some("port 8080: the port is free"));
+        }
     }
 
     #[test]
