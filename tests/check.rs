@@ -6,8 +6,8 @@
 mod common;
 
 use common::{
-    assert_exit, assert_usage_error, check_json, needs_root, quiet_port, run, run_as_nobody,
-    stderr, stdout, SocketHolder,
+    assert_exit, assert_usage_error, check_json, needs_root, quiet_port, quiet_ports, run,
+    run_as_nobody, stderr, stdout, SocketHolder,
 };
 use portctl::check::{CheckRecord, Status};
 use portctl::free::FreeRecord;
@@ -227,22 +227,12 @@ fn free_gives_bindable_distinct_ports() {
 #[test]
 fn free_in_a_range_skips_held_ports_and_says_when_it_runs_out() {
     // Three consecutive held ports, found by holding them here.
-    let (held, base) = loop {
-        // Below the ephemeral range, so no client's connection takes the
-        // middle one once it is let go.
-        let Ok(first) = TcpListener::bind(("0.0.0.0", quiet_port())) else {
-            continue;
-        };
-        let base = first.local_addr().unwrap().port();
-        let rest: Vec<_> = (1..3)
-            .filter_map(|i| TcpListener::bind(("0.0.0.0", base + i)).ok())
-            .collect();
-        if rest.len() == 2 {
-            let mut all = vec![first];
-            all.extend(rest);
-            break (all, base);
-        }
-    };
+    // Three consecutive numbers below the ephemeral range, held here; a
+    // client's connection never takes the middle one once it is let go.
+    let base = quiet_ports(3);
+    let held: Vec<TcpListener> = (base..base + 3)
+        .map(|p| TcpListener::bind(("0.0.0.0", p)).unwrap())
+        .collect();
     let range = format!("{base}-{}", base + 2);
     let out = run(&["free", "--range", &range]);
     assert_exit(&out, 1);

@@ -395,9 +395,8 @@ fn summary_counts_by_transport_and_state() {
 #[test]
 fn watch_reports_sockets_opening_and_closing() {
     let port = common::quiet_port();
-    // Tests run side by side, and the port just given back can come round
-    // again as another test's ephemeral port, seen here as a remote port:
-    // only this process's sockets are watched, and only our listener counts.
+    // Only this process's sockets, and of those only our listener counts:
+    // other tests here connect too, and may share the number.
     let mut watcher = common::portctl()
         .args([
             "list",
@@ -412,11 +411,21 @@ fn watch_reports_sockets_opening_and_closing() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines =
-        std::io::BufRead::lines(std::io::BufReader::new(watcher.stdout.take().unwrap()));
-    let mut next_of_ours = |event: &str| -> portctl::list::WatchEvent {
+    // Read on a thread of its own, so a missing event fails, not hangs.
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let out = watcher.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(out)).map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_of_ours = |event: &str| -> portctl::list::WatchEvent {
         for _ in 0..100 {
-            let line = lines.next().expect("watch ended early").unwrap();
+            let line = lines
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("no {event} event on {port} in 20 s"));
             let seen: portctl::list::WatchEvent = serde_json::from_str(&line).unwrap();
             if seen.event.as_str() == event
                 && seen.socket.local_port == port

@@ -96,14 +96,20 @@ impl Pane {
     /// Polls the screen until `ready` holds, for at most ten seconds.
     #[track_caller]
     fn wait_for(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        self.wait_up_to(Duration::from_secs(10), what, ready)
+    }
+
+    /// Polls the screen until `ready` holds, for at most `limit`.
+    #[track_caller]
+    fn wait_up_to(&self, limit: Duration, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + limit;
         loop {
             let screen = self.screen();
             if ready(&screen) {
                 return screen;
             }
             if Instant::now() > deadline {
-                panic!("waited 10 s for {what}; the screen:\n{screen}");
+                panic!("waited {limit:?} for {what}; the screen:\n{screen}");
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -262,7 +268,10 @@ fn shift_k_forces_what_ignores_sigterm() {
     pane.wait_for("the stop under way", |s| {
         s.contains("stopping what listens")
     });
-    let screen = pane.wait_for("the outcome", |s| s.contains("the port is free"));
+    // top's 5 s for SIGTERM, then SIGKILL and up to 2 s more.
+    let screen = pane.wait_up_to(Duration::from_secs(30), "the outcome", |s| {
+        s.contains("the port is free")
+    });
     assert!(
         screen.contains(&format!("sent SIGTERM then SIGKILL to {who}; port {port}")),
         "{screen}"

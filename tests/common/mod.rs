@@ -8,26 +8,69 @@
 
 use std::process::{Command, Output, Stdio};
 
-/// A port below the ephemeral range, free for TCP and UDP right now. Ports
-/// learned from a bind to port 0 and let go come round again as other
-/// tests' ports; these are never handed out by the OS, and each call in one
-/// test binary gets its own.
+/// A port below the ephemeral range that nothing uses: see `quiet_ports`.
 pub fn quiet_port() -> u16 {
+    quiet_ports(1)
+}
+
+/// The first of `n` consecutive ports below the ephemeral range that
+/// nothing uses right now: free for TCP and UDP, on IPv4 and IPv6, and
+/// not lingering in TIME_WAIT (probed without SO_REUSEADDR, as a plain
+/// server binds). Ports learned from a bind to port 0 and let go come
+/// round again as other tests' ports; these are never handed out by the
+/// OS, and each call in one test binary gets numbers of its own.
+pub fn quiet_ports(n: u16) -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    const FIRST: u32 = 20_000;
-    const SPAN: u32 = 12_000;
-    let start = std::process::id() % SPAN;
-    for _ in 0..SPAN {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = (FIRST + (start + n) % SPAN) as u16;
-        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
-            && std::net::UdpSocket::bind(("0.0.0.0", port)).is_ok()
-        {
-            return port;
+    let (first, span) = quiet_range();
+    let n = u32::from(n);
+    let start = std::process::id() % span;
+    for _ in 0..span {
+        let base = first + (start + NEXT.fetch_add(n, Ordering::Relaxed)) % span;
+        if base + n <= first + span && (base..base + n).all(|p| unused(p as u16)) {
+            return base as u16;
         }
     }
-    panic!("no free port in {FIRST}-{}", FIRST + SPAN - 1);
+    panic!("no {n} free ports in {first}-{}", first + span - 1);
+}
+
+/// Up to 12,000 ports just below the ephemeral range: Linux's sysctl, or
+/// 49152 (Windows' and IANA's start) where it cannot be read.
+fn quiet_range() -> (u32, u32) {
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(49_152);
+    let end = ephemeral.min(32_000);
+    let first = end.saturating_sub(12_000).max(1024);
+    assert!(
+        end >= first + 1000,
+        "the ephemeral range starts at {ephemeral}: no quiet ports below it"
+    );
+    (first, end - first)
+}
+
+/// Whether nothing holds `port` for TCP or UDP on any address.
+fn unused(port: u16) -> bool {
+    use socket2::{Domain, Socket, Type};
+    use std::io::ErrorKind;
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+    let bind = |addr: SocketAddr, kind: Type| -> std::io::Result<()> {
+        let socket = Socket::new(Domain::for_address(addr), kind, None)?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.bind(&addr.into())
+    };
+    [Type::STREAM, Type::DGRAM].into_iter().all(|kind| {
+        let v4 = bind((Ipv4Addr::UNSPECIFIED, port).into(), kind);
+        // Without IPv6 there is nothing to hold it there.
+        let v6 = bind((Ipv6Addr::UNSPECIFIED, port).into(), kind);
+        let held = |e: &std::io::Error| {
+            matches!(e.kind(), ErrorKind::AddrInUse | ErrorKind::PermissionDenied)
+        };
+        v4.is_ok() && !v6.as_ref().is_err_and(held)
+    })
 }
 
 /// The real portctl binary, with an environment that cannot leak colour
@@ -171,12 +214,24 @@ pub fn is_root() -> bool {
 /// checkout lives.
 pub fn binary_for_nobody() -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!("portctl-nobody-{}", std::process::id()));
+    // One copy per build, shared by every test binary and run of it.
+    let built = std::fs::metadata(env!("CARGO_BIN_EXE_portctl")).unwrap();
+    let stamp = built
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!("portctl-nobody-{}-{stamp}", built.len()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = dir.join("portctl");
     if !path.exists() {
-        let tmp = dir.join(format!("portctl.{:?}", std::thread::current().id()));
+        let tmp = dir.join(format!(
+            "portctl.{}.{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
         // Copied by cp, not here: a child forked by another test thread
         // meanwhile would inherit our descriptor open for writing, and
         // exec of the copy would fail with ETXTBSY until that child execs.
