@@ -173,7 +173,10 @@ pub fn stop(
     let mut free = wait_free(port, protos, plan.timeout);
     if !free && plan.force {
         for target in listeners(port, protos)? {
-            if targets.contains(&target) {
+            // By PID alone: seconds after the agreement, a listener on this
+            // port with that PID is the same process, even one that renamed
+            // itself while draining.
+            if targets.iter().any(|t| t.pid == target.pid) {
                 signal(&target, Signal::Kill).map_err(|e| cannot_signal(&target, &e))?;
             }
         }

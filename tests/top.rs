@@ -276,14 +276,47 @@ fn shift_k_forces_what_ignores_sigterm() {
         screen.contains(&format!("sent SIGTERM then SIGKILL to {who}; port {port}")),
         "{screen}"
     );
+    assert_killed(&mut holder.child);
+}
+
+#[test]
+fn quitting_while_k_waits_still_sends_sigkill() {
+    let mut holder = SocketHolder::start(&[("tcp", "127.0.0.1", quiet_port())], true);
+    let port = holder.ports[0];
+    let Some(pane) = Pane::start("", 100, 60) else {
+        return;
+    };
+    pane.wait_for("the holder's listener", shows(port));
+    pane.only_port(port);
+    pane.keys(&["K"]);
+    pane.wait_for("the question", |s| s.contains("then SIGKILL"));
+    pane.keys(&["y"]);
+    pane.wait_for("the stop under way", |s| {
+        s.contains("stopping what listens")
+    });
+    pane.keys(&["q"]);
+    let screen = pane.wait_up_to(Duration::from_secs(30), "top to exit", |s| {
+        s.contains(EXITED)
+    });
+    assert!(
+        screen.contains(&format!("finishing the forced stop on port {port}/tcp")),
+        "{screen}"
+    );
+    assert!(screen.contains(&format!("{EXITED}-0")), "{screen}");
+    assert_killed(&mut holder.child);
+}
+
+/// Waits up to 10 s for `child` to end, and checks that SIGKILL ended it.
+#[track_caller]
+fn assert_killed(child: &mut std::process::Child) {
     let ended = (0..500).find_map(|_| {
-        let status = holder.child.try_wait().unwrap();
+        let status = child.try_wait().unwrap();
         if status.is_none() {
             std::thread::sleep(Duration::from_millis(20));
         }
         status
     });
-    let ended = ended.expect("the holder still runs after 10 s");
+    let ended = ended.expect("still running after 10 s");
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&ended),
         Some(libc::SIGKILL)

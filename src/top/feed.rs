@@ -139,7 +139,13 @@ pub fn targets(port: u16, proto: Proto, events: Sender<Event>) {
 
 /// SIGTERM to the agreed targets that still listen, then a wait for the
 /// port, as `kill` does; forced, SIGKILL to those still listening then.
-pub fn stop(port: u16, proto: Proto, targets: Vec<Target>, force: bool, events: Sender<Event>) {
+pub fn stop(
+    port: u16,
+    proto: Proto,
+    targets: Vec<Target>,
+    force: bool,
+    events: Sender<Event>,
+) -> thread::JoinHandle<()> {
     thread::spawn(move || {
         let plan = Plan {
             timeout: STOP_TIMEOUT,
@@ -147,7 +153,9 @@ pub fn stop(port: u16, proto: Proto, targets: Vec<Target>, force: bool, events: 
         };
         let outcome = stopping::still_listening(targets, port, &[proto]).and_then(|targets| {
             if targets.is_empty() {
-                return Ok(format!("port {port}/{proto}: nothing listens any more"));
+                return Ok(format!(
+                    "port {port}/{proto}: what was agreed to no longer listens; nothing sent"
+                ));
             }
             let (signals, free) = stopping::stop(&targets, port, &[proto], plan)?;
             // One clause per process, its signals in order: the status
@@ -169,10 +177,13 @@ pub fn stop(port: u16, proto: Proto, targets: Vec<Target>, force: bool, events: 
                 .iter()
                 .map(|(target, sent)| format!("sent {} to {target}", sent.join(" then ")))
                 .collect();
+            let killed = signals.iter().any(|s| s.signal == Signal::Kill);
             let after = if free {
                 "the port is free".to_string()
-            } else if force {
+            } else if killed {
                 format!("still held after {}", Signal::Kill)
+            } else if force {
+                "still held, by none of the processes agreed to".to_string()
             } else {
                 format!(
                     "still held after {:.0}s; `portctl kill --force {port}` sends {}",
@@ -183,5 +194,5 @@ pub fn stop(port: u16, proto: Proto, targets: Vec<Target>, force: bool, events: 
             Ok(format!("{}; port {port}: {after}", sent.join(", ")))
         });
         let _ = events.send(Event::Stopped(outcome.unwrap_or_else(|e| e.message)));
-    });
+    })
 }

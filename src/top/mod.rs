@@ -48,8 +48,23 @@ pub fn run(args: &TopArgs, output: Output) -> Result<Exit> {
     let screen = Screen::enter()?;
     feed::readings(every, events.clone());
     keys(events.clone());
-    event_loop(screen, &received, &events, every, output.color)?;
+    let forcing = event_loop(screen, &received, &events, every, output.color)?;
+    // Left while `K` waited: its SIGKILL is still owed. The terminal is
+    // back by now, so say why top has not returned yet.
+    for forced in forcing.into_iter().filter(|f| !f.done.is_finished()) {
+        eprintln!(
+            "finishing the forced stop on port {}: SIGKILL for what still listens after the wait",
+            forced.port
+        );
+        let _ = forced.done.join();
+    }
     Ok(Exit::Ok)
+}
+
+/// A stop agreed with `K`, under way on its own thread.
+struct Forcing {
+    port: String,
+    done: std::thread::JoinHandle<()>,
 }
 
 /// The alternate screen in raw mode; dropping it (or a panic) restores
@@ -99,14 +114,16 @@ fn restore() {
 
 /// Draws, then waits for the next events and handles all that queued up
 /// before drawing again: a quit among them ends top at once, however many
-/// keys a paste queued ahead of it.
+/// keys a paste queued ahead of it. Gives back the forced stops that may
+/// still be under way.
 fn event_loop(
     mut screen: Screen,
     received: &Receiver<Event>,
     events: &Sender<Event>,
     every: Duration,
     color: bool,
-) -> Result<()> {
+) -> Result<Vec<Forcing>> {
+    let mut forcing: Vec<Forcing> = Vec::new();
     let mut state = State::default();
     let size = screen.terminal.size()?;
     state.handle_all(vec![Event::Resize {
@@ -116,14 +133,15 @@ fn event_loop(
         screen
             .terminal
             .draw(|frame| view::draw(frame, &state, every, color))?;
+        forcing.retain(|f| !f.done.is_finished());
         let Ok(first) = received.recv() else {
-            return Ok(());
+            return Ok(forcing);
         };
         let batch = std::iter::once(first).chain(received.try_iter()).collect();
         for action in state.handle_all(batch) {
             match action {
                 Action::Nothing => {}
-                Action::Quit => return Ok(()),
+                Action::Quit => return Ok(forcing),
                 Action::Story { key } => feed::story(key, events.clone()),
                 Action::FindTargets { port, proto } => feed::targets(port, proto, events.clone()),
                 Action::Stop {
@@ -131,7 +149,13 @@ fn event_loop(
                     proto,
                     targets,
                     force,
-                } => feed::stop(port, proto, targets, force, events.clone()),
+                } => {
+                    let done = feed::stop(port, proto, targets, force, events.clone());
+                    if force {
+                        let port = format!("{port}/{proto}");
+                        forcing.push(Forcing { port, done });
+                    }
+                }
             }
         }
     }

@@ -221,8 +221,9 @@ pub struct State {
     descending: bool,
     listeners_only: bool,
     overlay: Overlay,
-    /// First line of the details window shown.
-    scroll: u16,
+    /// First line of the details window shown; kept within the room by
+    /// the drawing too, as a resize changes it.
+    scroll: Cell<u16>,
     /// How far the details window can scroll, and how many lines it
     /// shows: known only to the drawing (lines wrap to the width), which
     /// records them here each time it draws.
@@ -255,7 +256,7 @@ impl Default for State {
             descending: false,
             listeners_only: false,
             overlay: Overlay::None,
-            scroll: 0,
+            scroll: Cell::new(0),
             scroll_room: Cell::new((0, 0)),
             status: None,
             read: false,
@@ -437,7 +438,9 @@ impl State {
                 if let Some(record) = self.selected_record() {
                     let key = key_of(record);
                     self.overlay = Overlay::Details(Details::Loading(key));
-                    self.scroll = 0;
+                    // A new story: from its top, with no room known yet.
+                    self.scroll.set(0);
+                    self.scroll_room.set((0, 0));
                     return Action::Story { key };
                 }
             }
@@ -458,16 +461,17 @@ impl State {
     fn scroll_key(&mut self, code: KeyCode) {
         let (most, shown) = self.scroll_room.get();
         let page = shown.saturating_sub(1).max(1);
-        self.scroll = match code {
-            KeyCode::Down | KeyCode::Char('j') => self.scroll.saturating_add(1),
-            KeyCode::Up => self.scroll.saturating_sub(1),
-            KeyCode::PageDown | KeyCode::Char(' ') => self.scroll.saturating_add(page),
-            KeyCode::PageUp => self.scroll.saturating_sub(page),
+        let at = self.scroll.get();
+        let to = match code {
+            KeyCode::Down | KeyCode::Char('j') => at.saturating_add(1),
+            KeyCode::Up => at.saturating_sub(1),
+            KeyCode::PageDown | KeyCode::Char(' ') => at.saturating_add(page),
+            KeyCode::PageUp => at.saturating_sub(page),
             KeyCode::Home => 0,
             KeyCode::End => most,
-            _ => self.scroll,
-        }
-        .min(most);
+            _ => at,
+        };
+        self.scroll.set(to.min(most));
     }
 
     /// Typing after `/`: the table narrows as you type.
@@ -633,13 +637,14 @@ impl State {
 
     /// The first line of the details window to show.
     pub fn scroll(&self) -> u16 {
-        self.scroll
+        self.scroll.get()
     }
 
     /// Recorded by the drawing: how far the details window can scroll at
     /// this size, and how many lines it shows.
     pub fn set_scroll_room(&self, most: u16, shown: u16) {
         self.scroll_room.set((most, shown));
+        self.scroll.set(self.scroll.get().min(most));
     }
 
     pub fn has_read(&self) -> bool {
@@ -966,10 +971,11 @@ pub(super) mod tests {
         press(&mut state, KeyCode::Enter);
         // Eight lines in a window that shows three: five to scroll.
         state.set_scroll_room(5, 3);
-        let mut after = |code| {
-            press(&mut state, code);
+        let after = |state: &mut State, code| {
+            press(state, code);
             state.scroll()
         };
+        let mut after = |code| after(&mut state, code);
         assert_eq!(after(KeyCode::Up), 0);
         assert_eq!(after(KeyCode::Down), 1);
         assert_eq!(after(KeyCode::PageDown), 3);
@@ -978,6 +984,11 @@ pub(super) mod tests {
         assert_eq!(after(KeyCode::Home), 0);
         assert_eq!(after(KeyCode::End), 5);
         assert_eq!(after(KeyCode::PageUp), 3);
+        // A taller window (a resize) pulls the position back with it.
+        state.set_scroll_room(2, 6);
+        assert_eq!(state.scroll(), 2);
+        press(&mut state, KeyCode::Up);
+        assert_eq!(state.scroll(), 1);
         // The table below did not move, and a new story starts at the top.
         assert_eq!(state.selected(), Some(0));
         press(&mut state, KeyCode::Esc);
