@@ -222,6 +222,7 @@ fn watch(args: &ListArgs, every: std::time::Duration, output: Output) -> Result<
     let mut previous: HashMap<SocketKey, SocketRecord> = HashMap::new();
     loop {
         let snapshot = snapshot(args)?;
+        lookups.keep_only(&snapshot);
         let mut out = io::BufWriter::new(io::stdout().lock());
         if output.format == Format::Table {
             // Home and clear, then the whole table again.

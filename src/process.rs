@@ -46,6 +46,11 @@ impl Users {
             .or_insert_with(|| crate::platform::user_name(uid).unwrap_or_else(|| uid.to_string()))
     }
 
+    /// Forgets the users of processes `keep` says no.
+    pub fn keep_only(&mut self, keep: impl Fn(u32) -> bool) {
+        self.by_pid.retain(|&pid, _| keep(pid));
+    }
+
     /// The user a process runs as, where the OS says.
     pub fn of_process(&mut self, pid: u32) -> Option<&str> {
         self.by_pid

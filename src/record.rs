@@ -162,6 +162,16 @@ impl Lookups {
         }
     }
 
+    /// Forgets what was learned of processes that own nothing in this
+    /// scan: kept across the scans of `list --watch`, a PID that comes
+    /// back may be another process.
+    pub fn keep_only(&mut self, snapshot: &Snapshot) {
+        self.places
+            .retain(|pid, _| snapshot.names.contains_key(pid));
+        self.users
+            .keep_only(|pid| snapshot.names.contains_key(&pid));
+    }
+
     fn attribution(
         &mut self,
         pid: u32,
@@ -208,6 +218,21 @@ fn service_of(socket: &Socket) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_watch_forgets_the_places_of_processes_gone_from_a_scan() {
+        let mut lookups = Lookups::new(true);
+        for pid in [10, 20] {
+            lookups.places.insert(pid, Place::default());
+        }
+        let snapshot = Snapshot {
+            sockets: Vec::new(),
+            owners: Owners::default(),
+            names: HashMap::from([(20, "nginx".to_string())]),
+        };
+        lookups.keep_only(&snapshot);
+        assert_eq!(lookups.places.keys().collect::<Vec<_>>(), [&20]);
+    }
 
     #[test]
     fn services_come_from_the_server_side_port() {

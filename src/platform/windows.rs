@@ -25,6 +25,7 @@ use crate::bind::ServerBind;
 use crate::model::{Proto, Signal};
 use crate::process::ProcFacts;
 use crate::sockets::Unseen;
+use std::collections::HashMap;
 use std::io;
 use std::os::windows::io::AsRawSocket;
 use std::time::{Duration, UNIX_EPOCH};
@@ -34,7 +35,8 @@ use windows_sys::Win32::Networking::WinSock::{
     setsockopt, SOCKET, SOL_SOCKET, SO_EXCLUSIVEADDRUSE,
 };
 use windows_sys::Win32::Security::{
-    GetTokenInformation, LookupAccountSidW, TokenUser, SID_NAME_USE, TOKEN_QUERY, TOKEN_USER,
+    GetLengthSid, GetTokenInformation, LookupAccountSidW, TokenUser, PSID, SID_NAME_USE,
+    TOKEN_QUERY, TOKEN_USER,
 };
 use windows_sys::Win32::System::Threading::{
     OpenProcess, OpenProcessToken, TerminateProcess, PROCESS_QUERY_LIMITED_INFORMATION,
@@ -248,8 +250,37 @@ fn token_user(token: windows_sys::Win32::Foundation::HANDLE) -> Option<String> {
     // SAFETY: on success the buffer starts with a TOKEN_USER whose SID
     // points into the same buffer, which is still alive.
     let sid = unsafe { (*buffer.as_ptr().cast::<TOKEN_USER>()).User.Sid };
-    let mut name = [0u16; 256];
-    let mut domain = [0u16; 256];
+    // The SID's bytes name the account: the key to names already found.
+    // Windows puts the SID inside the buffer; one that is not is looked up
+    // without the cache.
+    let start = (sid as usize).wrapping_sub(buffer.as_ptr() as usize);
+    let Some(room) = std::mem::size_of_val(&buffer).checked_sub(start) else {
+        return account_name(sid);
+    };
+    // SAFETY: a valid SID from the token, read within the buffer holding it.
+    let key = unsafe {
+        let len = (GetLengthSid(sid) as usize).min(room);
+        std::slice::from_raw_parts(sid.cast::<u8>(), len).to_vec()
+    };
+    // A lookup may ask a domain controller: once per account per thread;
+    // a failed one is asked again next time.
+    thread_local! {
+        static NAMES: std::cell::RefCell<HashMap<Vec<u8>, String>> =
+            std::cell::RefCell::new(HashMap::new());
+    }
+    if let Some(known) = NAMES.with(|names| names.borrow().get(&key).cloned()) {
+        return Some(known);
+    }
+    let name = account_name(sid)?;
+    NAMES.with(|names| names.borrow_mut().insert(key, name.clone()));
+    Some(name)
+}
+
+/// `DOMAIN\user` for a SID, as LookupAccountSidW names it.
+fn account_name(sid: PSID) -> Option<String> {
+    // Account and domain names are at most 256 and 255 characters.
+    let mut name = [0u16; 260];
+    let mut domain = [0u16; 260];
     let (mut name_len, mut domain_len) = (name.len() as u32, domain.len() as u32);
     let mut kind: SID_NAME_USE = 0;
     // SAFETY: a SID from the token, and buffers whose lengths in UTF-16
