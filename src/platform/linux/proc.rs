@@ -57,9 +57,12 @@ fn parse_cmdline(bytes: &[u8]) -> Vec<String> {
 }
 
 /// Boot time (`btime` in `/proc/stat`) plus the start in clock ticks.
+/// The boot time is read once: the kernel derives it from the wall clock,
+/// so a clock step between two reads would shift one process against
+/// another (and a parent could seem younger than its child).
 fn started(ticks: u64) -> Option<SystemTime> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let boot = parse_btime(&stat)?;
+    static BOOT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let boot = (*BOOT.get_or_init(|| parse_btime(&std::fs::read_to_string("/proc/stat").ok()?)))?;
     // SAFETY: sysconf has no preconditions.
     let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
         .ok()
