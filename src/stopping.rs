@@ -14,7 +14,7 @@ use crate::record::SocketRecord;
 use crate::sockets::Scope;
 use serde::{Deserialize, Serialize};
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A signal sent to a listener, as `kill --json` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +142,8 @@ pub fn stop(
     protos: &[Proto],
     plan: Plan,
 ) -> Result<(Vec<Signalled>, bool)> {
+    // The targets were alive, as agreed, when this began.
+    let began = SystemTime::now();
     let mut signals = Vec::new();
     let mut signal = |target: &Target, signal: Signal| -> io::Result<()> {
         platform::send_signal(target.pid, signal)?;
@@ -173,16 +175,26 @@ pub fn stop(
     let mut free = wait_free(port, protos, plan.timeout);
     if !free && plan.force {
         for target in listeners(port, protos)? {
-            // By PID alone: seconds after the agreement, a listener on this
-            // port with that PID is the same process, even one that renamed
-            // itself while draining.
-            if targets.iter().any(|t| t.pid == target.pid) {
+            if targets.iter().any(|t| same_process(t, &target, began)) {
                 signal(&target, Signal::Kill).map_err(|e| cannot_signal(&target, &e))?;
             }
         }
         free = wait_free(port, protos, Duration::from_secs(2));
     }
     Ok((signals, free))
+}
+
+/// Whether a listener found after the wait is the agreed process: the
+/// same PID and name, or the same PID in a process that started before
+/// the stop began (one that renamed itself while draining). A PID reused
+/// meanwhile started later; start times may be whole seconds (Windows),
+/// hence the second's margin.
+fn same_process(agreed: &Target, now: &Target, began: SystemTime) -> bool {
+    agreed.pid == now.pid
+        && (agreed.name == now.name
+            || platform::process_facts(now.pid)
+                .and_then(|f| f.started)
+                .is_some_and(|started| started + Duration::from_secs(1) <= began))
 }
 
 /// A process the polite step cannot ask (on Windows, one without a
@@ -232,6 +244,31 @@ pub fn refuse_protected(targets: &[Target]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")] // start times are read from /proc
+    #[test]
+    fn a_renamed_process_is_the_same_and_a_reused_pid_is_not() {
+        let named = |name: &str| Target {
+            pid: 1,
+            name: Some(name.into()),
+        };
+        let now = SystemTime::now();
+        assert!(same_process(&named("init"), &named("init"), now));
+        // PID 1 started long before now: renamed, still the same process.
+        assert!(same_process(&named("server"), &named("draining"), now));
+        // Had the stop begun before PID 1 started, it would be another.
+        let long_ago = SystemTime::UNIX_EPOCH + Duration::from_secs(1);
+        assert!(!same_process(
+            &named("server"),
+            &named("draining"),
+            long_ago
+        ));
+        let other = Target {
+            pid: 2,
+            name: Some("init".into()),
+        };
+        assert!(!same_process(&named("init"), &other, now));
+    }
 
     #[test]
     fn a_process_that_cannot_be_asked_is_ended_only_when_forced() {
