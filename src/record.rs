@@ -9,7 +9,7 @@ use crate::process::Users;
 use crate::registry;
 use crate::sockets::Owners;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
 /// One socket with its owner, as `list --json` prints it (and `check`'s
@@ -142,6 +142,8 @@ pub struct Lookups {
     pub attribute: bool,
     places: HashMap<u32, Place>,
     runtimes: Runtimes,
+    /// The owners' names at the last `keep_only`.
+    seen: HashMap<u32, String>,
 }
 
 /// Where one owning process runs, read once per PID.
@@ -163,13 +165,19 @@ impl Lookups {
     }
 
     /// Forgets what was learned of processes that own nothing in this
-    /// scan: kept across the scans of `list --watch`, a PID that comes
-    /// back may be another process.
+    /// scan, or own it under another name than in the last: kept across
+    /// the scans of `list --watch`, a PID that comes back may be another
+    /// process.
     pub fn keep_only(&mut self, snapshot: &Snapshot) {
-        self.places
-            .retain(|pid, _| snapshot.names.contains_key(pid));
-        self.users
-            .keep_only(|pid| snapshot.names.contains_key(&pid));
+        let same: HashSet<u32> = snapshot
+            .names
+            .iter()
+            .filter(|(pid, name)| self.seen.get(pid) == Some(name))
+            .map(|(pid, _)| *pid)
+            .collect();
+        self.places.retain(|pid, _| same.contains(pid));
+        self.users.keep_only(|pid| same.contains(&pid));
+        self.seen = snapshot.names.clone();
     }
 
     fn attribution(
@@ -222,15 +230,17 @@ mod tests {
     #[test]
     fn a_watch_forgets_the_places_of_processes_gone_from_a_scan() {
         let mut lookups = Lookups::new(true);
-        for pid in [10, 20] {
-            lookups.places.insert(pid, Place::default());
-        }
-        let snapshot = Snapshot {
+        let scan = |names: &[(u32, &str)]| Snapshot {
             sockets: Vec::new(),
             owners: Owners::default(),
-            names: HashMap::from([(20, "nginx".to_string())]),
+            names: names.iter().map(|&(p, n)| (p, n.to_string())).collect(),
         };
-        lookups.keep_only(&snapshot);
+        lookups.keep_only(&scan(&[(10, "sshd"), (20, "nginx"), (30, "redis")]));
+        for pid in [10, 20, 30] {
+            lookups.places.insert(pid, Place::default());
+        }
+        // 10 is gone; 30 came back as another program.
+        lookups.keep_only(&scan(&[(20, "nginx"), (30, "python3")]));
         assert_eq!(lookups.places.keys().collect::<Vec<_>>(), [&20]);
     }
 
