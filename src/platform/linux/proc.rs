@@ -61,8 +61,16 @@ fn parse_cmdline(bytes: &[u8]) -> Vec<String> {
 /// so a clock step between two reads would shift one process against
 /// another (and a parent could seem younger than its child).
 fn started(ticks: u64) -> Option<SystemTime> {
-    static BOOT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
-    let boot = (*BOOT.get_or_init(|| parse_btime(&std::fs::read_to_string("/proc/stat").ok()?)))?;
+    static BOOT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let boot = match BOOT.get() {
+        Some(&boot) => boot,
+        // Kept only once read: a failed read (no descriptors left) is
+        // tried again next time.
+        None => {
+            let read = parse_btime(&std::fs::read_to_string("/proc/stat").ok()?)?;
+            *BOOT.get_or_init(|| read)
+        }
+    };
     // SAFETY: sysconf has no preconditions.
     let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
         .ok()
