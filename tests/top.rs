@@ -87,6 +87,10 @@ impl Pane {
     /// once only its row shows.
     #[track_caller]
     fn only_port(&self, port: u16) -> String {
+        // Keys sent before top sets raw mode are cooked by the terminal:
+        // the filter's Enter would come as a line feed. Its header says it
+        // runs.
+        self.wait_for("top", |s| s.contains("portctl top ·"));
         self.keys(&["/"]);
         self.type_text(&port.to_string());
         self.keys(&["Enter"]);

@@ -23,7 +23,7 @@ use ratatui::crossterm::terminal::{
 use ratatui::crossterm::{cursor, execute};
 use ratatui::Terminal;
 use state::{Action, Event, State};
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Write};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
@@ -48,18 +48,47 @@ pub fn run(args: &TopArgs, output: Output) -> Result<Exit> {
     let screen = Screen::enter()?;
     feed::readings(every, events.clone());
     keys(events.clone());
-    let forcing = event_loop(screen, &received, &events, every, output.color)?;
-    // Left while `K` waited: its SIGKILL is still owed. The terminal is
-    // back by now, so say why top has not returned yet.
+    let mut forcing = Vec::new();
+    let ended = event_loop(
+        screen,
+        &received,
+        &events,
+        every,
+        output.color,
+        &mut forcing,
+    );
+    finish(forcing);
+    ended.map(|()| Exit::Ok)
+}
+
+/// Stops agreed with `K` still under way when top ends, however it ends:
+/// their SIGKILL is owed. The terminal is back by now, so top says why it
+/// has not returned yet; a stop that does not finish in time is left.
+fn finish(forcing: Vec<Forcing>) {
+    let deadline = std::time::Instant::now() + FINISH_LIMIT;
     for forced in forcing.into_iter().filter(|f| !f.done.is_finished()) {
-        eprintln!(
+        // A hung-up terminal cannot take the line: the stop still finishes.
+        let _ = writeln!(
+            io::stderr(),
             "finishing the forced stop on port {}: SIGKILL for what still listens after the wait",
             forced.port
         );
-        let _ = forced.done.join();
+        while !forced.done.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if !forced.done.is_finished() {
+            let _ = writeln!(
+                io::stderr(),
+                "gave up waiting for the stop on port {}",
+                forced.port
+            );
+        }
     }
-    Ok(Exit::Ok)
 }
+
+/// How long top waits for forced stops once it has been left: their 5 s
+/// wait, SIGKILL, 2 s more, and room for the lookups between.
+const FINISH_LIMIT: Duration = Duration::from_secs(15);
 
 /// A stop agreed with `K`, under way on its own thread.
 struct Forcing {
@@ -114,16 +143,16 @@ fn restore() {
 
 /// Draws, then waits for the next events and handles all that queued up
 /// before drawing again: a quit among them ends top at once, however many
-/// keys a paste queued ahead of it. Gives back the forced stops that may
-/// still be under way.
+/// keys a paste queued ahead of it. The forced stops it starts go into
+/// `forcing`, for `finish`.
 fn event_loop(
     mut screen: Screen,
     received: &Receiver<Event>,
     events: &Sender<Event>,
     every: Duration,
     color: bool,
-) -> Result<Vec<Forcing>> {
-    let mut forcing: Vec<Forcing> = Vec::new();
+    forcing: &mut Vec<Forcing>,
+) -> Result<()> {
     let mut state = State::default();
     let size = screen.terminal.size()?;
     state.handle_all(vec![Event::Resize {
@@ -135,13 +164,13 @@ fn event_loop(
             .draw(|frame| view::draw(frame, &state, every, color))?;
         forcing.retain(|f| !f.done.is_finished());
         let Ok(first) = received.recv() else {
-            return Ok(forcing);
+            return Ok(());
         };
         let batch = std::iter::once(first).chain(received.try_iter()).collect();
         for action in state.handle_all(batch) {
             match action {
                 Action::Nothing => {}
-                Action::Quit => return Ok(forcing),
+                Action::Quit => return Ok(()),
                 Action::Story { key } => feed::story(key, events.clone()),
                 Action::FindTargets { port, proto } => feed::targets(port, proto, events.clone()),
                 Action::Stop {
