@@ -203,12 +203,16 @@ impl Shutdown {
 }
 
 /// A connection to a local service's Unix socket (a container runtime's
-/// API), with `timeout` on every read and write.
+/// API), with `timeout` on the connect and on every read and write: a
+/// wedged daemon whose backlog is full would block a plain connect for
+/// good.
 pub fn local_stream(
     path: &std::path::Path,
     timeout: std::time::Duration,
 ) -> io::Result<std::os::unix::net::UnixStream> {
-    let stream = std::os::unix::net::UnixStream::connect(path)?;
+    let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+    socket.connect_timeout(&socket2::SockAddr::unix(path)?, timeout)?;
+    let stream = std::os::unix::net::UnixStream::from(socket);
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     Ok(stream)
@@ -255,4 +259,46 @@ pub fn exec_with_sockets(
         });
     }
     command.exec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_stream;
+    use std::os::unix::net::{UnixListener, UnixStream};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_daemon_that_never_accepts_cannot_hold_a_connect() {
+        let dir = std::env::temp_dir().join(format!("portctl-local-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("api.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        // A daemon that answers at all is reached.
+        assert!(local_stream(&path, Duration::from_secs(5)).is_ok());
+        // Fill its backlog: it never accepts.
+        let mut queued = Vec::new();
+        for _ in 0..10_000 {
+            let socket =
+                socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+            socket.set_nonblocking(true).unwrap();
+            match socket.connect(&socket2::SockAddr::unix(&path).unwrap()) {
+                Ok(()) => queued.push(UnixStream::from(socket)),
+                Err(_) => break,
+            }
+        }
+        let (done, answer) = std::sync::mpsc::channel();
+        let asked = path.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let result = local_stream(&asked, Duration::from_millis(500));
+            let _ = done.send((result.is_ok(), started.elapsed()));
+        });
+        let (_, took) = answer
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the connect was still blocked after 10 s");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        drop((listener, queued));
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
