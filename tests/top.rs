@@ -143,6 +143,13 @@ fn server() -> Server {
     Server::start(&["hello", "--port", "0", "--quiet"], 1)
 }
 
+/// top in a 100-column pane `height` rows tall, filtered to `port`.
+fn narrowed_to(port: u16, height: u16) -> Option<Pane> {
+    let pane = Pane::start("", 100, height)?;
+    pane.only_port(port);
+    Some(pane)
+}
+
 fn shows(port: u16) -> impl Fn(&str) -> bool {
     move |screen: &str| screen.contains(&format!("127.0.0.1:{port} "))
 }
@@ -176,11 +183,9 @@ fn the_table_shows_a_listener_and_the_filter_narrows_it() {
 #[test]
 fn enter_opens_the_story_of_the_socket() {
     let server = server();
-    let Some(pane) = Pane::start("", 100, 60) else {
+    let Some(pane) = narrowed_to(server.port, 60) else {
         return;
     };
-    pane.wait_for("the server's listener", shows(server.port));
-    pane.only_port(server.port);
     pane.keys(&["Enter"]);
     let screen = pane.wait_for("the details", |s| s.contains("command:"));
     assert!(screen.contains("serve hello --port 0"), "{screen}");
@@ -196,10 +201,9 @@ fn enter_opens_the_story_of_the_socket() {
 #[test]
 fn details_taller_than_the_screen_scroll() {
     let server = server();
-    let Some(pane) = Pane::start("", 100, 9) else {
+    let Some(pane) = narrowed_to(server.port, 9) else {
         return;
     };
-    pane.only_port(server.port);
     pane.keys(&["Enter"]);
     let first = format!("process:   portctl (pid {}", server.pid());
     let top = pane.wait_for("the details, scrollable", |s| {
@@ -220,11 +224,9 @@ fn details_taller_than_the_screen_scroll() {
 #[test]
 fn k_asks_then_stops_the_listener() {
     let mut server = server();
-    let Some(pane) = Pane::start("", 100, 60) else {
+    let Some(pane) = narrowed_to(server.port, 60) else {
         return;
     };
-    pane.wait_for("the server's listener", shows(server.port));
-    pane.only_port(server.port);
     let question = format!(
         "Stop portctl (pid {}) listening on port {}/tcp?",
         server.pid(),
@@ -254,11 +256,9 @@ fn k_asks_then_stops_the_listener() {
 fn shift_k_forces_what_ignores_sigterm() {
     let mut holder = SocketHolder::start(&[("tcp", "127.0.0.1", quiet_port())], true);
     let port = holder.ports[0];
-    let Some(pane) = Pane::start("", 100, 60) else {
+    let Some(pane) = narrowed_to(port, 60) else {
         return;
     };
-    pane.wait_for("the holder's listener", shows(port));
-    pane.only_port(port);
     let who = format!("python3 (pid {})", holder.pid());
     pane.keys(&["K"]);
     let question = pane.wait_for("the question", |s| {
@@ -287,11 +287,9 @@ fn shift_k_forces_what_ignores_sigterm() {
 fn quitting_while_k_waits_still_sends_sigkill() {
     let mut holder = SocketHolder::start(&[("tcp", "127.0.0.1", quiet_port())], true);
     let port = holder.ports[0];
-    let Some(pane) = Pane::start("", 100, 60) else {
+    let Some(pane) = narrowed_to(port, 60) else {
         return;
     };
-    pane.wait_for("the holder's listener", shows(port));
-    pane.only_port(port);
     pane.keys(&["K"]);
     pane.wait_for("the question", |s| s.contains("then SIGKILL"));
     pane.keys(&["y"]);
