@@ -1,13 +1,16 @@
 //! Generates the registry tables embedded in the binary, so `whatis` needs
 //! no file, no network and no parsing at run time.
 
-// The library reads the table with the same module; here only the
-// writing half is used.
-#[path = "src/registry/load.rs"]
+// The library reads the table with `layout`; here only the writing half
+// is used. `load` parses the CSV, which the library never does.
+#[path = "src/facts/registry/layout.rs"]
+#[allow(dead_code)]
+mod layout;
+#[path = "src/facts/registry/load.rs"]
 #[allow(dead_code)]
 mod load;
 
-use load::{layout, Record, Standing};
+use load::{Record, Standing};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::{env, fs, path::PathBuf};
@@ -153,7 +156,7 @@ impl Strings {
 }
 
 /// `Raw::new(low, high, flags, name, description, other)`, the flags
-/// packed as `load::layout` says.
+/// packed as `layout` says.
 fn raw_literal(r: &Record, strings: &mut Strings) -> String {
     let (low, high) = r.ports.unwrap_or((0, 0));
     let (standing, other) = match &r.standing {

@@ -50,6 +50,11 @@ impl Error {
         }
     }
 
+    /// The async runtime could not start: exit 3.
+    pub fn runtime(e: std::io::Error) -> Self {
+        Error::failure(format!("cannot start the runtime: {e}"))
+    }
+
     /// A negative answer worth a message: exit 1.
     pub fn negative(message: impl Into<String>) -> Self {
         Error {
@@ -66,6 +71,13 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+impl From<crate::platform::ReadError> for Error {
+    fn from(e: crate::platform::ReadError) -> Self {
+        Error::failure(e.to_string())
+    }
+}
+
 
 /// Output errors: a closed pipe ends the run quietly with success (the
 /// reader has what it wanted); anything else is an operational failure.

@@ -1,75 +1,54 @@
 //! portctl: ports and connections on one machine. ARCHITECTURE.md is the
-//! map; in short, two floors with arrows pointing down:
+//! map; in short, floors with arrows pointing down:
 //!
-//! - commands, each a leaf: `whatis`, `list`, `check` (and `free`),
-//!   `free`, `who`, `serve`, `talk`, `kill`, `wait`, `probe`, `top`;
-//!   `docs`.
-//! - facts, shared: `sockets` (the table and owners), `record` (a socket
-//!   as reported), `holders` (who holds a port, and the wording),
-//!   `bind` (binding as servers do), `resolve` (names), `hello` (the
-//!   protocol's bytes), `http` (HTTP/1.1 pieces), `registry` (IANA),
-//!   `process` (names and users), `story` (a port's whole story),
-//!   `stopping` (whom a kill may signal, and how), `rows` (a socket as a
-//!   table row), `platform` (the one door to the OS).
-//! - below both: `cli`, `parse`, `exit`, `model` (plain data), `output`
-//!   (table, plain, JSON; escaping); `nolibm` keeps libm.so out (glibc).
+//! - `cmd/`: the commands, each a leaf that reads its arguments, asks the
+//!   facts and hands the answer to `output`;
+//! - `output/`: how answers look — tables, plain columns, JSON, the
+//!   Prometheus format, and the words for every fact;
+//! - `facts/`: what is true on this machine — sockets and owners, who
+//!   holds a port and why, bind probes, processes, units, containers, the
+//!   registry, protocols' bytes — as data, never as words;
+//! - `platform/`: the one door to the OS, with the OS-neutral types it
+//!   implements at its root;
+//! - at the bottom, plain types and pure parsers: `model`, `parse`, and
+//!   `exit` (the exit codes, decided in one place).
 
-pub mod bind;
-pub mod cgroup;
-pub mod check;
 pub mod cli;
-pub mod containers;
-pub mod docs;
+mod cmd;
 pub mod exit;
-pub mod free;
-pub mod handover;
-pub mod hello;
-pub mod holders;
-pub mod http;
-pub mod kill;
-pub mod list;
-pub mod metrics;
-pub mod model;
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-mod nolibm;
-pub mod notes;
-pub mod output;
-pub mod parse;
-pub mod platform;
-pub mod probe;
-pub mod process;
-pub mod record;
-pub mod registry;
-pub mod resolve;
-pub mod rows;
-pub mod scrape;
-pub mod serve;
-pub mod settings;
-pub mod sockets;
-pub mod stopping;
-pub mod story;
-pub mod talk;
-pub mod top;
-pub mod wait;
-pub mod whatis;
-pub mod who;
+mod facts;
+mod model;
+mod output;
+mod parse;
+mod platform;
+mod runtime;
+
+/// The parsers of outside input, for the fuzz targets (`fuzz/`): not a
+/// stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::cmd::serve::http::{read_head, Head};
+    pub use crate::facts::hello_protocol::{Framer, MAX_MESSAGE};
+    pub use crate::facts::http::{
+        read_response_head, BodyDecoder, BodyError, Framing, ResponseHead,
+    };
+    pub use crate::parse::{
+        parse_host, parse_host_port, parse_host_range, parse_ip, parse_port, parse_range,
+    };
+}
 
 use cli::{Cli, Command};
 use exit::{Exit, Result};
 use output::Output;
 
-/// A tokio runtime for the commands that do network I/O: all cores for
-/// servers and probes, one thread for a single client.
-pub(crate) fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime> {
-    let mut builder = if multi_thread {
-        tokio::runtime::Builder::new_multi_thread()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-    };
-    builder
-        .enable_all()
-        .build()
-        .map_err(|e| exit::Error::failure(format!("cannot start the runtime: {e}")))
+/// Prints the error that ended a run, once, escaped: messages may quote
+/// what a peer sent.
+pub fn report(error: &exit::Error) {
+    if !error.message.is_empty() {
+        use std::io::Write;
+        let message = output::sanitize(&error.message);
+        let _ = writeln!(std::io::stderr(), "error: {message}");
+    }
 }
 
 /// Runs one command; the returned `Exit` (or the error's) is the process's
@@ -77,19 +56,19 @@ pub(crate) fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime> {
 pub fn run(cli: Cli) -> Result<Exit> {
     let output = Output::detect(cli.global.json, cli.global.color);
     match &cli.command {
-        Command::Whatis(args) => whatis::run(args, output),
-        Command::List(args) => list::run(args, output),
-        Command::Check(args) => check::run_check(args, output),
-        Command::Free(args) => free::run(args, output),
-        Command::Serve(args) => serve::run(args, output),
-        Command::Talk(args) => talk::run(args, output),
-        Command::Who(args) => who::run(args, output),
-        Command::Kill(args) => kill::run(args, output),
-        Command::Wait(args) => wait::run(args, output),
-        Command::Probe(args) => probe::run(args, output),
-        Command::Metrics(args) => metrics::run(args),
-        Command::Top(args) => top::run(args, output),
-        Command::Completions(args) => docs::completions(args),
-        Command::Man => docs::man(),
+        Command::Whatis(args) => cmd::whatis::run(args, output),
+        Command::List(args) => cmd::list::run(args, output),
+        Command::Check(args) => cmd::check::run(args, output),
+        Command::Free(args) => cmd::free::run(args, output),
+        Command::Serve(args) => cmd::serve::run(args, output),
+        Command::Talk(args) => cmd::talk::run(args, output),
+        Command::Who(args) => cmd::who::run(args, output),
+        Command::Kill(args) => cmd::kill::run(args, output),
+        Command::Wait(args) => cmd::wait::run(args, output),
+        Command::Probe(args) => cmd::probe::run(args, output),
+        Command::Metrics(args) => cmd::metrics::run(args, output),
+        Command::Top(args) => cmd::top::run(args, output),
+        Command::Completions(args) => cmd::docs::completions(args),
+        Command::Man => cmd::docs::man(),
     }
 }

@@ -19,11 +19,7 @@ fn main() -> ExitCode {
     match portctl::run(cli) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
-            if !e.message.is_empty() {
-                // Messages may quote what a peer sent: never raw.
-                let message = portctl::output::sanitize(&e.message);
-                let _ = writeln!(std::io::stderr(), "error: {message}");
-            }
+            portctl::report(&e);
             ExitCode::from(e.exit.code())
         }
     }

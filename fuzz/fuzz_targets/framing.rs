@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portctl::hello::{Framer, MAX_MESSAGE};
+use portctl::fuzzing::{Framer, MAX_MESSAGE};
 use portctl_fuzz::pieces;
 
 /// Every message (body, ended by a newline) of `pieces`, fed as a server

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portctl::serve::http::{read_head, Head};
+use portctl::fuzzing::{read_head, Head};
 use portctl_fuzz::cut_points;
 
 fuzz_target!(|input: (Vec<u8>, Vec<u16>)| {

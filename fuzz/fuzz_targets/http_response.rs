@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portctl::http::{read_response_head, BodyDecoder, BodyError, Framing, ResponseHead};
+use portctl::fuzzing::{read_response_head, BodyDecoder, BodyError, Framing, ResponseHead};
 use portctl_fuzz::pieces;
 
 /// Interim (1xx) heads talk skips before the final one, at most.

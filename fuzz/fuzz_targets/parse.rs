@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portctl::parse::{parse_host, parse_host_port, parse_host_range, parse_ip, parse_port, parse_range};
+use portctl::fuzzing::{parse_host, parse_host_port, parse_host_range, parse_ip, parse_port, parse_range};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };

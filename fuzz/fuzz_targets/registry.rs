@@ -3,7 +3,16 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portctl::registry::load::{derive_overlay, merge, parse_common, parse_registry};
+// The loader runs only at build time, so it is not part of the library:
+// it is compiled here from its file, as build.rs does.
+#[path = "../../src/facts/registry/layout.rs"]
+#[allow(dead_code)]
+mod layout;
+#[path = "../../src/facts/registry/load.rs"]
+#[allow(dead_code)]
+mod load;
+
+use load::{derive_overlay, merge, parse_common, parse_registry};
 
 fuzz_target!(|data: &[u8]| {
     let header = b"Service Name,Port Number,Transport Protocol,Description,Assignee,Contact,Registration Date,Modification Date,Reference,Service Code,Unauthorized Use Reported,Assignment Notes\r\n";

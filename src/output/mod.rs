@@ -3,15 +3,16 @@
 //! alone decides the format, escapes untrusted text and applies colour.
 
 mod json;
+pub mod rows;
 pub mod prometheus;
 mod sanitize;
 mod table;
 
 pub use json::{write_array, write_line, JsonArray};
 pub use sanitize::{
-    incomplete_utf8_tail, sanitize, sanitize_bytes, sanitize_bytes_lines, sanitize_lines,
+    incomplete_utf8_tail, sanitize, sanitize_bytes, sanitize_bytes_lines,
 };
-pub use table::{cut, fit, Cell, Chrome, Column, Fit, Fitted, Style, TextTable};
+pub use table::{cut, fit, Cell, Chrome, Column, Fit, Style, TextTable};
 
 use crate::cli::ColorChoice;
 use crate::exit::{Exit, Result};

@@ -22,12 +22,6 @@ pub fn sanitize(text: &str) -> Cow<'_, str> {
     escape(text, false)
 }
 
-/// As [`sanitize`], but text that runs over several lines keeps its line
-/// breaks (`\n`) and tabs: for bodies shown as pages, not as one field.
-pub fn sanitize_lines(text: &str) -> Cow<'_, str> {
-    escape(text, true)
-}
-
 fn escape(text: &str, keep_lines: bool) -> Cow<'_, str> {
     let kept = |c: char| keep_lines && (c == '\n' || c == '\t');
     if !text.chars().any(|c| needs_escape(c) && !kept(c)) {
@@ -122,7 +116,6 @@ mod tests {
 
     #[test]
     fn pages_keep_their_lines() {
-        assert_eq!(sanitize_lines("a\nb\tc\x1b"), "a\nb\tc\\e");
         assert_eq!(sanitize_bytes_lines(b"l1\r\nl2\xff"), "l1\\r\nl2\\xff");
     }
 

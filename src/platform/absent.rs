@@ -14,7 +14,7 @@ pub(super) fn unsupported(what: &str) -> io::Error {
 /// Not read here: `who` shows what the socket table says. (Windows reads
 /// them through sysinfo.)
 #[cfg(not(target_os = "windows"))]
-pub fn process_facts(_pid: u32) -> Option<crate::process::ProcFacts> {
+pub fn process_facts(_pid: u32) -> Option<crate::platform::ProcFacts> {
     None
 }
 
@@ -32,8 +32,8 @@ pub fn process_exe(_pid: u32) -> Option<std::path::PathBuf> {
 }
 
 /// No sysctls: nothing is known beyond what a bind says.
-pub fn port_settings() -> crate::settings::PortSettings {
-    crate::settings::PortSettings::default()
+pub fn port_settings() -> crate::platform::PortSettings {
+    crate::platform::PortSettings::default()
 }
 
 /// No Unix sockets to container runtimes.

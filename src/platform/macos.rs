@@ -6,7 +6,7 @@ pub use super::absent::{
 };
 pub use super::netstat2::{find_owners, read_table, read_table_with_owners};
 pub use super::unix::{
-    exec_with_sockets, family_unsupported, holder_note, is_superuser, is_system_process,
+    exec_with_sockets, family_unsupported, holder_note, is_system_process,
     local_stream, parent_pid, prepare_server, privileged_ports, process_user, raise_fd_limit,
     send_signal, server_bind, signal_name, state_name, system_processes, unseen_owner, user_name,
     Shutdown,

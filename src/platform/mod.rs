@@ -19,6 +19,8 @@
 //! `windows_rules` holds Windows' rules that need no Windows, compiled
 //! everywhere under test.
 
+mod types;
+
 #[cfg(not(target_os = "linux"))]
 mod absent;
 #[cfg(not(any(target_os = "linux", target_os = "macos")))]
@@ -47,9 +49,11 @@ use unsupported as os;
 #[cfg(target_os = "windows")]
 use windows as os;
 
+pub use types::*;
+
 pub use os::{
     exec_with_sockets, family_unsupported, find_owners, holder_note, ipv6_only_by_default,
-    is_superuser, is_system_process, local_stream, parent_pid, port_settings, prepare_server,
+    is_system_process, local_stream, parent_pid, port_settings, prepare_server,
     privileged_ports, process_cgroup, process_cmdline, process_exe, process_facts, process_user,
     raise_fd_limit, read_table, read_table_with_owners, send_signal, server_bind, signal_name,
     state_name, system_processes, unseen_owner, user_name, Shutdown,

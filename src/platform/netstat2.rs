@@ -4,7 +4,7 @@
 //! the table again.
 
 use crate::model::{Proto, Socket, TcpState};
-use crate::sockets::{OwnerQuery, Owners, ReadError, Table, TableQuery};
+use crate::platform::{OwnerQuery, Owners, ReadError, Table, TableQuery};
 use netstat2::{AddressFamilyFlags, ProtocolFlags, ProtocolSocketInfo, SocketInfo};
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -2,9 +2,9 @@
 //! limit, the effective user, user names, how servers bind, and
 //! Ctrl+C/SIGTERM for servers.
 
-use crate::bind::ServerBind;
+use crate::platform::ServerBind;
 use crate::model::{Proto, Signal, TcpState};
-use crate::sockets::Unseen;
+use crate::platform::Unseen;
 use std::io;
 
 /// SO_REUSEADDR for TCP, as servers set it, so connections in TIME_WAIT
@@ -231,7 +231,7 @@ pub fn exec_with_sockets(
     use std::os::unix::process::CommandExt;
     // Out of the way first (above every target), so moving them to 3..
     // cannot clobber one.
-    let above = crate::handover::FIRST_FD + sockets.len() as i32;
+    let above = crate::platform::FIRST_FD + sockets.len() as i32;
     let mut high = Vec::with_capacity(sockets.len());
     for socket in sockets {
         // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a descriptor we own.
@@ -250,7 +250,7 @@ pub fn exec_with_sockets(
     unsafe {
         command.pre_exec(move || {
             for (i, fd) in high.iter().enumerate() {
-                let target = crate::handover::FIRST_FD + i as i32;
+                let target = crate::platform::FIRST_FD + i as i32;
                 if libc::dup2(*fd, target) < 0 {
                     return Err(io::Error::last_os_error());
                 }

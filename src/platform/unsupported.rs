@@ -6,9 +6,9 @@ pub use super::absent::{
 };
 pub use super::ctrl_c::Shutdown;
 
-use crate::bind::ServerBind;
+use crate::platform::ServerBind;
 use crate::model::{Proto, Signal, TcpState};
-use crate::sockets::{OwnerQuery, Owners, ReadError, Table, TableQuery, Unseen};
+use crate::platform::{OwnerQuery, Owners, ReadError, Table, TableQuery, Unseen};
 use std::io;
 
 pub fn read_table(_query: &TableQuery) -> Result<Table, ReadError> {

@@ -21,10 +21,10 @@ pub use super::windows_rules::{
     holder_note, is_system_process, signal_name, state_name, system_processes,
 };
 
-use crate::bind::ServerBind;
+use crate::platform::ServerBind;
 use crate::model::{Proto, Signal};
-use crate::process::ProcFacts;
-use crate::sockets::Unseen;
+use crate::platform::ProcFacts;
+use crate::platform::Unseen;
 use std::collections::HashMap;
 use std::io;
 use std::os::windows::io::AsRawSocket;
@@ -195,7 +195,6 @@ pub fn process_facts(pid: u32) -> Option<ProcFacts> {
         // service, a protected process): unknown, not 1970.
         started: (process.start_time() != 0)
             .then(|| UNIX_EPOCH + Duration::from_secs(process.start_time())),
-        cgroup: String::new(),
     })
 }
 

@@ -2,12 +2,16 @@
 //! is missing), owners from `/proc/PID/fd`, and the Unix calls.
 
 mod netlink;
+// tokio's scheduler calls `pow`: defined here so that libm.so is never
+// loaded (glibc only; musl has it inside).
+#[cfg(target_env = "gnu")]
+mod nolibm;
 mod proc;
 mod procfd;
 mod procnet;
 
 pub use super::unix::{
-    exec_with_sockets, family_unsupported, holder_note, is_superuser, is_system_process,
+    exec_with_sockets, family_unsupported, holder_note, is_system_process,
     local_stream, parent_pid, prepare_server, privileged_ports, process_user, raise_fd_limit,
     send_signal, server_bind, signal_name, state_name, system_processes, unseen_owner, user_name,
     Shutdown,
@@ -15,7 +19,7 @@ pub use super::unix::{
 pub use proc::{port_settings, process_cgroup, process_cmdline, process_exe, process_facts};
 
 use crate::model::{Proto, Socket};
-use crate::sockets::{OwnerQuery, Owners, ReadError, Scope, Table, TableQuery};
+use crate::platform::{OwnerQuery, Owners, ReadError, Scope, Table, TableQuery};
 use std::collections::HashSet;
 use std::io;
 

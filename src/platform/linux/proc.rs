@@ -1,8 +1,8 @@
 //! What `/proc` says about one process and about this machine's port
 //! settings. Readers are thin; the parsing is pure and tested on text.
 
-use crate::process::ProcFacts;
-use crate::settings::PortSettings;
+use crate::platform::ProcFacts;
+use crate::platform::PortSettings;
 use std::time::{Duration, SystemTime};
 
 /// The facts of one process, or `None` once it is gone.
@@ -13,7 +13,6 @@ pub fn process_facts(pid: u32) -> Option<ProcFacts> {
         ppid: (ppid != 0).then_some(ppid),
         cmdline: process_cmdline(pid).unwrap_or_default(),
         started: started(start_ticks),
-        cgroup: process_cgroup(pid).unwrap_or_default(),
     })
 }
 

@@ -7,7 +7,7 @@
 //! allocation per descriptor, which matters most where the allocator takes
 //! a global lock (musl) and the scan runs on several threads.
 
-use crate::sockets::Scope;
+use crate::platform::Scope;
 use rustix::fd::OwnedFd;
 use rustix::fs::{openat, readlinkat_raw, Mode, OFlags, RawDir, CWD};
 use std::collections::HashSet;

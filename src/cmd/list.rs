@@ -1,0 +1,292 @@
+//! `portctl list`: the socket table with owners, filtered and printed.
+
+use crate::cli::ListArgs;
+use crate::exit::{Exit, Result};
+use crate::facts::port_holders::unowned_hint;
+use crate::model::{Proto, Socket, TcpState};
+use crate::output::{self, write_array, Cell, Column, Format, Output, Style};
+use crate::platform;
+use crate::facts::process;
+use crate::facts::socket_record::{Lookups, Snapshot, SocketRecord};
+use crate::output::rows::{columns, row, summarize};
+use crate::facts::sockets;
+use crate::platform::TableQuery;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+
+/// The table query the flags allow the kernel to filter by.
+pub fn table_query(args: &ListArgs) -> TableQuery {
+    let listening_only = args.listening && args.state.is_empty();
+    TableQuery {
+        tcp: args.transport.wants_tcp(),
+        // UDP has no state: `--state` is about TCP alone.
+        udp: args.transport.wants_udp() && args.state.is_empty(),
+        ipv4: args.ipv4 || !args.ipv6,
+        ipv6: args.ipv6 || !args.ipv4,
+        tcp_states: if listening_only {
+            Some(vec![TcpState::Listen])
+        } else if args.state.is_empty() {
+            None
+        } else {
+            Some(args.state.clone())
+        },
+        bound_inactive: false,
+    }
+}
+
+/// Filters that need only the socket itself.
+fn keep_socket(args: &ListArgs, socket: &Socket) -> bool {
+    (!args.listening || socket.is_listening())
+        && args.port.is_none_or(|range| {
+            range.contains(socket.local.port()) || range.contains(socket.remote.port())
+        })
+}
+
+/// Reads the table, applies every filter, and finds owners and names.
+pub fn snapshot(args: &ListArgs) -> Result<Snapshot> {
+    let (mut table, owners) = sockets::read_table_with_owners(&table_query(args))?;
+    let mut kept = std::mem::take(&mut table.sockets);
+    kept.retain(|s| keep_socket(args, s));
+    let names = process::names(&owners.pids_of(&kept));
+    let process_filter = args.process.as_ref().map(|p| p.to_lowercase());
+    if args.pid.is_some() || process_filter.is_some() {
+        kept.retain(|s| {
+            let pids = owners.of(s);
+            args.pid.is_none_or(|want| pids.contains(&want))
+                && process_filter.as_ref().is_none_or(|want| {
+                    pids.iter().any(|p| {
+                        names
+                            .get(p)
+                            .is_some_and(|n| n.to_lowercase().contains(want.as_str()))
+                    })
+                })
+        });
+    }
+    kept.sort_unstable_by(|a, b| {
+        (a.proto, a.family(), a.local.port(), a.local.ip(), a.remote).cmp(&(
+            b.proto,
+            b.family(),
+            b.local.port(),
+            b.local.ip(),
+            b.remote,
+        ))
+    });
+    Ok(Snapshot {
+        sockets: kept,
+        owners,
+        names,
+    })
+}
+
+pub fn run(args: &ListArgs, output: Output) -> Result<Exit> {
+    if args.summary {
+        return summary(args, output);
+    }
+    if let Some(every) = args.watch {
+        return watch(args, every, output);
+    }
+    let snapshot = snapshot(args)?;
+    if snapshot.owners.hidden && snapshot.unowned() > 0 {
+        output::hint(&unowned_hint(snapshot.unowned()));
+    }
+    let mut lookups = Lookups::new(output.is_json() || args.wide);
+    let stdout = io::stdout().lock();
+    match output.format {
+        Format::Json => write_array(
+            stdout,
+            snapshot
+                .sockets
+                .iter()
+                .map(|socket| snapshot.record(socket, &mut lookups)),
+        )?,
+        _ => {
+            let out = io::BufWriter::with_capacity(64 * 1024, stdout);
+            write_text(out, output, &snapshot, &mut lookups, args.wide)?;
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// Counts by transport and state. Needs no owners unless `--pid` or
+/// `--process` asks for them, so it costs one netlink dump.
+fn summary(args: &ListArgs, output: Output) -> Result<Exit> {
+    let sockets = if args.pid.is_some() || args.process.is_some() {
+        snapshot(args)?.sockets
+    } else {
+        let mut sockets = sockets::read_table(&table_query(args))?.sockets;
+        sockets.retain(|s| keep_socket(args, s));
+        sockets
+    };
+    let rows = summarize(&sockets);
+    let stdout = io::stdout().lock();
+    if output.is_json() {
+        write_array(stdout, &rows)?;
+        return Ok(Exit::Ok);
+    }
+    const SUMMARY: [Column; 3] = [
+        Column::new("PROTO", 5),
+        Column::new("STATE", 11),
+        Column::new("COUNT", 0),
+    ];
+    let mut table = output.table(stdout, &SUMMARY);
+    for row in &rows {
+        table.push(vec![
+            Cell::new(row.proto.as_str()),
+            Cell::new(row.state.map_or("-", platform::state_name)),
+            Cell::new(row.count.to_string()),
+        ])?;
+    }
+    table.push(vec![
+        Cell::new("all"),
+        Cell::new("-"),
+        Cell::styled(sockets.len().to_string(), Style::Bold),
+    ])?;
+    table.finish()?;
+    Ok(Exit::Ok)
+}
+
+/// What happened to a socket between two scans of `list --watch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchEventKind {
+    /// Gone since the last scan.
+    Close,
+    /// New since the last scan (the first scan counts as new).
+    Open,
+    /// Still there, in another TCP state (ESTABLISHED → CLOSE_WAIT).
+    Change,
+}
+
+impl WatchEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WatchEventKind::Close => "close",
+            WatchEventKind::Open => "open",
+            WatchEventKind::Change => "change",
+        }
+    }
+}
+
+/// One line of `list --watch --json`: a socket that opened, closed or
+/// changed state, with its fields as they are now (as they were, for a
+/// close).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchEvent {
+    pub event: WatchEventKind,
+    #[serde(flatten)]
+    pub socket: SocketRecord,
+}
+
+/// A socket's identity across scans; its state may change, it stays the
+/// same socket.
+type SocketKey = (Proto, SocketAddr, SocketAddr, u64);
+
+fn key(s: &SocketRecord) -> SocketKey {
+    (s.proto, s.local(), s.remote(), s.inode)
+}
+
+/// What changed from `previous` to `current`, closes first, each kind in
+/// socket order.
+fn changes(
+    previous: &HashMap<SocketKey, SocketRecord>,
+    current: &HashMap<SocketKey, SocketRecord>,
+) -> Vec<WatchEvent> {
+    let closed = previous
+        .iter()
+        .filter(|(k, _)| !current.contains_key(*k))
+        .map(|(_, r)| (WatchEventKind::Close, r));
+    let opened_or_changed = current.iter().filter_map(|(k, r)| match previous.get(k) {
+        None => Some((WatchEventKind::Open, r)),
+        Some(before) if before.state != r.state => Some((WatchEventKind::Change, r)),
+        Some(_) => None,
+    });
+    let mut events: Vec<WatchEvent> = closed
+        .chain(opened_or_changed)
+        .map(|(event, r)| WatchEvent {
+            event,
+            socket: r.clone(),
+        })
+        .collect();
+    events.sort_by_key(|e| (e.event, key(&e.socket)));
+    events
+}
+
+/// Redraws the table every `every` on a terminal; otherwise prints what
+/// opened, closed or changed state since the last scan. Runs until
+/// interrupted.
+fn watch(args: &ListArgs, every: std::time::Duration, output: Output) -> Result<Exit> {
+    let every = every.max(std::time::Duration::from_millis(100));
+    let mut lookups = Lookups::new(output.is_json() || args.wide);
+    let mut previous: HashMap<SocketKey, SocketRecord> = HashMap::new();
+    loop {
+        let snapshot = snapshot(args)?;
+        lookups.keep_only(&snapshot);
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        if output.format == Format::Table {
+            // Home and clear, then the whole table again.
+            write!(out, "\x1b[H\x1b[2J")?;
+            writeln!(
+                out,
+                "every {:.1}s, {} sockets (Ctrl+C to stop)",
+                every.as_secs_f64(),
+                snapshot.sockets.len()
+            )?;
+            write_text(&mut out, output, &snapshot, &mut lookups, args.wide)?;
+        } else {
+            let current: HashMap<SocketKey, SocketRecord> = snapshot
+                .sockets
+                .iter()
+                .map(|s| {
+                    let record = snapshot.record(s, &mut lookups);
+                    (key(&record), record)
+                })
+                .collect();
+            write_events(&mut out, output, &changes(&previous, &current), args.wide)?;
+            previous = current;
+        }
+        out.flush()?;
+        drop(out);
+        std::thread::sleep(every);
+    }
+}
+
+/// Events as JSON lines, or as plain rows: the event, then the columns
+/// `list` prints.
+fn write_events<W: Write>(
+    out: &mut W,
+    output: Output,
+    events: &[WatchEvent],
+    wide: bool,
+) -> io::Result<()> {
+    if output.is_json() {
+        return events
+            .iter()
+            .try_for_each(|event| output::write_line(&mut *out, event));
+    }
+    let columns: Vec<Column> = std::iter::once(Column::new("EVENT", 6))
+        .chain(columns(wide).iter().copied())
+        .collect();
+    let mut table = output.table(out, &columns);
+    for event in events {
+        let mut cells = vec![Cell::new(event.event.as_str())];
+        cells.extend(row(&event.socket, wide));
+        table.push(cells)?;
+    }
+    table.finish()
+}
+
+fn write_text<W: Write>(
+    out: W,
+    output: Output,
+    snapshot: &Snapshot,
+    lookups: &mut Lookups,
+    wide: bool,
+) -> io::Result<()> {
+    let mut table = output.table(out, columns(wide));
+    for socket in &snapshot.sockets {
+        table.push(row(&snapshot.record(socket, lookups), wide))?;
+    }
+    table.finish()
+}

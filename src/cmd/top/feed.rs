@@ -1,0 +1,199 @@
+//! The background work of `top`: the table read every interval, and the
+//! slow answers the keys ask for (a story, a kill's targets, the kill
+//! itself), each on a thread of its own that sends an `Event` back, so the
+//! keyboard never waits for the OS.
+
+use super::state::{key_of, Event, Reading, SocketKey};
+use crate::exit::Result;
+use crate::model::{Proto, Signal, Socket};
+use crate::facts::process;
+use crate::facts::socket_record::{Lookups, Snapshot};
+use crate::output::rows::summarize;
+use crate::facts::sockets;
+use crate::platform::{Owners, Scope, TableQuery};
+use crate::facts::stop::{self, Plan, Target};
+use crate::facts::port_story;
+use std::collections::HashSet;
+use std::sync::mpsc::Sender;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long SIGTERM gets to free the port, as `kill`'s default.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads the table every `every` until the receiver is gone.
+pub fn readings(every: Duration, events: Sender<Event>) {
+    thread::spawn(move || {
+        let mut reader = Reader::default();
+        loop {
+            let event = match reader.read() {
+                Ok(reading) => Event::Reading(reading),
+                Err(e) => Event::ReadFailed(e.message),
+            };
+            if events.send(event).is_err() {
+                return;
+            }
+            thread::sleep(every);
+        }
+    });
+}
+
+/// How often every owner is looked up again, new sockets or not: a
+/// socket's holders can change (a server forks and its parent exits).
+const FULL_SCAN_EVERY: Duration = Duration::from_secs(10);
+
+/// The owners of the sockets seen so far. Finding owners walks every
+/// process's descriptors, which costs in proportion to all the files open
+/// on the machine; an idle table has no new sockets, so between full scans
+/// only new sockets are looked for.
+#[derive(Default)]
+struct Reader {
+    owners: Vec<(u64, u32)>,
+    hidden: bool,
+    /// Inodes whose owners were looked for (found or not).
+    looked_up: HashSet<u64>,
+    full_scan: Option<Instant>,
+}
+
+impl Reader {
+    /// Every socket with its owner, unit and container. Units and
+    /// containers are looked up afresh each time: a PID may be reused.
+    fn read(&mut self) -> Result<Reading> {
+        let sockets = sockets::read_table(&TableQuery::all())?.sockets;
+        let owners = self.owners_of(&sockets);
+        let names = process::names(&owners.pids_of(&sockets));
+        let snapshot = Snapshot {
+            sockets,
+            owners,
+            names,
+        };
+        let mut lookups = Lookups::new(true);
+        Ok(Reading {
+            records: snapshot
+                .sockets
+                .iter()
+                .map(|s| snapshot.record(s, &mut lookups))
+                .collect(),
+            counts: summarize(&snapshot.sockets),
+        })
+    }
+
+    fn owners_of(&mut self, sockets: &[Socket]) -> Owners {
+        let due = self
+            .full_scan
+            .is_none_or(|at| at.elapsed() >= FULL_SCAN_EVERY);
+        let current: HashSet<u64> = sockets.iter().map(|s| s.inode).collect();
+        if due {
+            self.full_scan = Some(Instant::now());
+            let owners = sockets::find_owners(sockets, Scope::Every);
+            self.hidden = owners.hidden;
+            self.owners = owners.into_pairs();
+        } else {
+            let new = sockets
+                .iter()
+                .filter(|s| s.inode != 0 && !self.looked_up.contains(&s.inode));
+            let found = sockets::find_owners(new, Scope::Every);
+            self.hidden |= found.hidden;
+            self.owners.retain(|(inode, _)| current.contains(inode));
+            self.owners.extend(found.into_pairs());
+        }
+        self.looked_up = current;
+        Owners::from_pairs(self.owners.clone(), self.hidden)
+    }
+}
+
+/// `who`'s story of the port, and this socket's part in it.
+pub fn story(key: SocketKey, events: Sender<Event>) {
+    thread::spawn(move || {
+        let (proto, local, ..) = key;
+        let result = port_story::story(local.port(), &[proto])
+            .map_err(|e| e.message)
+            .and_then(|story| {
+                let notes = story.notes;
+                story
+                    .sockets
+                    .into_iter()
+                    .find(|s| key_of(&s.socket) == key)
+                    .map(|socket| Box::new((socket, notes)))
+                    .ok_or_else(|| format!("the socket on {local} is gone"))
+            });
+        let _ = events.send(Event::Story { key, result });
+    });
+}
+
+/// The processes `kill` would stop for this port, or why it would refuse.
+pub fn targets(port: u16, proto: Proto, events: Sender<Event>) {
+    thread::spawn(move || {
+        let result = stop::listeners(port, &[proto])
+            .and_then(|targets| {
+                stop::refuse_protected(&targets)?;
+                Ok(targets)
+            })
+            .map_err(|e| e.message);
+        let _ = events.send(Event::Targets {
+            port,
+            proto,
+            result,
+        });
+    });
+}
+
+/// SIGTERM to the agreed targets that still listen, then a wait for the
+/// port, as `kill` does; forced, SIGKILL to those still listening then.
+pub fn stop(
+    port: u16,
+    proto: Proto,
+    targets: Vec<Target>,
+    force: bool,
+    events: Sender<Event>,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let plan = Plan {
+            timeout: STOP_TIMEOUT,
+            force,
+        };
+        let outcome = stop::still_listening(targets, port, &[proto]).and_then(|targets| {
+            if targets.is_empty() {
+                return Ok(format!(
+                    "port {port}/{proto}: what was agreed to no longer listens; nothing sent"
+                ));
+            }
+            let (signals, free) = stop::stop(&targets, port, &[proto], plan)?;
+            // One clause per process, its signals in order: the status
+            // line is one line.
+            let mut each: Vec<(Target, Vec<String>)> = Vec::new();
+            for s in &signals {
+                match each.iter_mut().find(|(t, _)| t.pid == s.pid) {
+                    Some((_, sent)) => sent.push(s.signal.to_string()),
+                    None => each.push((
+                        Target {
+                            pid: s.pid,
+                            name: s.process.clone(),
+                        },
+                        vec![s.signal.to_string()],
+                    )),
+                }
+            }
+            let sent: Vec<String> = each
+                .iter()
+                .map(|(target, sent)| format!("sent {} to {target}", sent.join(" then ")))
+                .collect();
+            let killed = signals.iter().any(|s| s.signal == Signal::Kill);
+            let after = if free {
+                "the port is free".to_string()
+            } else if killed {
+                format!("still held after {}", Signal::Kill)
+            } else if force {
+                "still held, by none of the processes agreed to".to_string()
+            } else {
+                format!(
+                    "still held after {:.0}s; `portctl kill --force {port}` sends {}",
+                    STOP_TIMEOUT.as_secs_f64(),
+                    Signal::Kill
+                )
+            };
+            Ok(format!("{}; port {port}: {after}", sent.join(", ")))
+        });
+        let _ = events.send(Event::Stopped(outcome.unwrap_or_else(|e| e.message)));
+    })
+}

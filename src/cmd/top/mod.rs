@@ -1,0 +1,224 @@
+//! `portctl top`: a live view of the sockets you can act on. The table is
+//! read on a background thread (`feed`); the screen is redrawn only when
+//! a reading, a key or a resize arrives, so an idle view costs one table
+//! read per interval. `state` decides, `view` draws, this module wires
+//! them to the terminal and always gives it back as it found it: on `q`,
+//! on an error, on a panic, on SIGTERM.
+
+mod feed;
+mod state;
+mod view;
+
+use crate::cli::TopArgs;
+use crate::exit::{Error, Exit, Result};
+use crate::output::Output;
+use crate::platform;
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::event::{
+    self as term_event, DisableBracketedPaste, EnableBracketedPaste, Event as TermEvent,
+};
+use ratatui::crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use ratatui::crossterm::{cursor, execute};
+use ratatui::Terminal;
+use state::{Action, Event, State};
+use std::io::{self, IsTerminal, Write};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::Duration;
+
+/// The shortest interval: a table read takes milliseconds, a redraw more.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+pub fn run(args: &TopArgs, output: Output) -> Result<Exit> {
+    if output.is_json() {
+        return Err(Error::usage(
+            "top is interactive and has no --json; `portctl list --json` or `list --watch --json` give the sockets as JSON",
+        ));
+    }
+    if !io::stdin().is_terminal() || !io::stdout().is_terminal() {
+        return Err(Error::usage(
+            "top needs a terminal on stdin and stdout; `portctl list --watch` follows the sockets without one",
+        ));
+    }
+    let every = args.interval.max(MIN_INTERVAL);
+    let (events, received) = mpsc::channel();
+    // SIGTERM is caught before the screen changes, so it always restores.
+    on_shutdown(events.clone())?;
+    let screen = Screen::enter()?;
+    feed::readings(every, events.clone());
+    keys(events.clone());
+    let mut forcing = Vec::new();
+    let ended = event_loop(
+        screen,
+        &received,
+        &events,
+        every,
+        output.color,
+        &mut forcing,
+    );
+    finish(forcing);
+    ended.map(|()| Exit::Ok)
+}
+
+/// Stops agreed with `K` still under way when top ends, however it ends:
+/// their SIGKILL is owed. The terminal is back by now, so top says why it
+/// has not returned yet; a stop that does not finish in time is left.
+fn finish(forcing: Vec<Forcing>) {
+    let deadline = std::time::Instant::now() + FINISH_LIMIT;
+    for forced in forcing.into_iter().filter(|f| !f.done.is_finished()) {
+        // A hung-up terminal cannot take the line: the stop still finishes.
+        let _ = writeln!(
+            io::stderr(),
+            "finishing the forced stop on port {}: SIGKILL for what still listens after the wait",
+            forced.port
+        );
+        while !forced.done.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if !forced.done.is_finished() {
+            let _ = writeln!(
+                io::stderr(),
+                "gave up waiting for the stop on port {}",
+                forced.port
+            );
+        }
+    }
+}
+
+/// How long top waits for forced stops once it has been left: their 5 s
+/// wait, SIGKILL, 2 s more, and room for the lookups between.
+const FINISH_LIMIT: Duration = Duration::from_secs(15);
+
+/// A stop agreed with `K`, under way on its own thread.
+struct Forcing {
+    port: String,
+    done: std::thread::JoinHandle<()>,
+}
+
+/// The alternate screen in raw mode; dropping it (or a panic) restores
+/// the terminal.
+struct Screen {
+    terminal: Terminal<CrosstermBackend<io::Stdout>>,
+}
+
+impl Screen {
+    fn enter() -> Result<Screen> {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore();
+            previous(info);
+        }));
+        let entered = enable_raw_mode()
+            .and_then(|()| execute!(io::stdout(), EnterAlternateScreen, cursor::Hide))
+            .and_then(|()| Terminal::new(CrosstermBackend::new(io::stdout())));
+        match entered {
+            Ok(terminal) => {
+                // A paste comes as one event, so that it can only go into
+                // the filter; a console without it (legacy Windows) still
+                // runs top, a paste then typed key by key.
+                let _ = execute!(io::stdout(), EnableBracketedPaste);
+                Ok(Screen { terminal })
+            }
+            Err(e) => {
+                restore();
+                Err(Error::failure(format!("cannot set up the terminal: {e}")))
+            }
+        }
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        restore();
+    }
+}
+
+/// Cooked mode, the main screen and a visible cursor; safe to repeat.
+fn restore() {
+    let _ = execute!(io::stdout(), DisableBracketedPaste);
+    let _ = disable_raw_mode();
+    let _ = execute!(io::stdout(), LeaveAlternateScreen, cursor::Show);
+}
+
+/// Draws, then waits for the next events and handles all that queued up
+/// before drawing again: a quit among them ends top at once, however many
+/// keys a paste queued ahead of it. The forced stops it starts go into
+/// `forcing`, for `finish`.
+fn event_loop(
+    mut screen: Screen,
+    received: &Receiver<Event>,
+    events: &Sender<Event>,
+    every: Duration,
+    color: bool,
+    forcing: &mut Vec<Forcing>,
+) -> Result<()> {
+    let mut state = State::default();
+    let size = screen.terminal.size()?;
+    state.handle_all(vec![Event::Resize {
+        height: size.height,
+    }]);
+    loop {
+        screen
+            .terminal
+            .draw(|frame| view::draw(frame, &state, every, color))?;
+        forcing.retain(|f| !f.done.is_finished());
+        let Ok(first) = received.recv() else {
+            return Ok(());
+        };
+        let batch = std::iter::once(first).chain(received.try_iter()).collect();
+        for action in state.handle_all(batch) {
+            match action {
+                Action::Nothing => {}
+                Action::Quit => return Ok(()),
+                Action::Story { key } => feed::story(key, events.clone()),
+                Action::FindTargets { port, proto } => feed::targets(port, proto, events.clone()),
+                Action::Stop {
+                    port,
+                    proto,
+                    targets,
+                    force,
+                } => {
+                    let done = feed::stop(port, proto, targets, force, events.clone());
+                    if force {
+                        let port = format!("{port}/{proto}");
+                        forcing.push(Forcing { port, done });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Keys and resizes, read on their own thread; a terminal that cannot be
+/// read any more (hung up) ends top.
+fn keys(events: Sender<Event>) {
+    std::thread::spawn(move || loop {
+        let event = match term_event::read() {
+            Ok(TermEvent::Key(key)) => Event::Key(key),
+            Ok(TermEvent::Paste(text)) => Event::Paste(text),
+            Ok(TermEvent::Resize(_, height)) => Event::Resize { height },
+            Ok(_) => continue,
+            Err(_) => Event::Quit,
+        };
+        let quit = matches!(event, Event::Quit);
+        if events.send(event).is_err() || quit {
+            return;
+        }
+    });
+}
+
+/// SIGTERM (and SIGINT from outside: in raw mode Ctrl+C is a key) ends
+/// top like `q`, restoring the terminal.
+fn on_shutdown(events: Sender<Event>) -> Result<()> {
+    let runtime = crate::runtime::build(false).map_err(crate::exit::Error::runtime)?;
+    let mut shutdown = {
+        let _inside = runtime.enter();
+        platform::Shutdown::install()
+    };
+    std::thread::spawn(move || {
+        runtime.block_on(shutdown.requested());
+        let _ = events.send(Event::Quit);
+    });
+    Ok(())
+}

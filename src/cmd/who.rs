@@ -1,0 +1,134 @@
+//! `portctl who PORT`: the whole story of one port — every socket on it
+//! with its process, parents, unit and container, and why the port is or
+//! is not bindable beyond them.
+
+use crate::cli::WhoArgs;
+use crate::exit::{Exit, Result};
+use crate::facts::port_holders::ContainerText;
+use crate::model::{Proto, TcpState};
+use crate::output::{self, endpoint, sanitize, Output};
+use crate::platform;
+use crate::facts::port_story::story;
+pub use crate::facts::port_story::{Story, WhoSocket};
+use std::io::{self, Write};
+
+pub fn run(args: &WhoArgs, output: Output) -> Result<Exit> {
+    let protos = args.transport.protos();
+    let story = story(args.port, &protos)?;
+    let answer = if story.sockets.is_empty() {
+        Exit::Negative
+    } else {
+        Exit::Ok
+    };
+    let out = io::stdout().lock();
+    let printed = if output.is_json() {
+        output::write_line(out, &story)
+    } else {
+        write_story(out, &story, &protos)
+    };
+    output::deliver(answer, printed)
+}
+
+/// The story as text: most important first — what holds the port, the
+/// connections on it, then the notes.
+fn write_story<W: Write>(mut out: W, story: &Story, protos: &[Proto]) -> io::Result<()> {
+    let port = story.port;
+    let servers: Vec<&WhoSocket> = story
+        .sockets
+        .iter()
+        .filter(|s| s.socket.is_listening() || s.socket.state == Some(TcpState::Close))
+        .collect();
+    if story.sockets.is_empty() {
+        let transports: Vec<&str> = protos.iter().map(|p| p.as_str()).collect();
+        writeln!(out, "{port}/{} is not in use", transports.join("+"))?;
+    }
+    for s in &servers {
+        writeln!(out, "{}", headline(port, s))?;
+        if let Some(command) = s.command() {
+            writeln!(out, "  command: {command}")?;
+        }
+        if let Some(started) = &s.started {
+            writeln!(out, "  started: {started}")?;
+        }
+        if let Some(chain) = s.parent_chain() {
+            writeln!(out, "  parents: {chain}")?;
+        }
+    }
+    let others = story.sockets.len() - servers.len();
+    if others > 0 {
+        let mut by_state: Vec<(String, usize)> = Vec::new();
+        for s in story
+            .sockets
+            .iter()
+            .filter(|s| !servers.iter().any(|v| std::ptr::eq(*v, *s)))
+        {
+            let state = s
+                .socket
+                .state
+                .map_or("UDP", platform::state_name)
+                .to_string();
+            match by_state.iter_mut().find(|(k, _)| *k == state) {
+                Some((_, n)) => *n += 1,
+                None => by_state.push((state, 1)),
+            }
+        }
+        let counts: Vec<String> = by_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        writeln!(
+            out,
+            "{others} other socket{} on {port}: {}",
+            if others == 1 { "" } else { "s" },
+            counts.join(", ")
+        )?;
+    }
+    for note in &story.notes {
+        writeln!(out, "note: {}", note.text)?;
+    }
+    out.flush()
+}
+
+/// `8080/tcp is published by container web (docker, image nginx) port 80;
+/// held by docker-proxy (pid 4242, root) under dockerd`, or
+/// `8080/tcp is held by nginx (pid 77, www-data) on 0.0.0.0:8080, unit nginx.service`.
+fn headline(port: u16, s: &WhoSocket) -> String {
+    let r = &s.socket;
+    let proto = r.proto;
+    let holder = s.holder();
+    let under = s
+        .parents
+        .first()
+        .and_then(|p| p.process.as_deref())
+        .map(|p| format!(" under {}", sanitize(p)))
+        .unwrap_or_default();
+    let at = endpoint(r.local(), false);
+    let how = if r.state == Some(TcpState::Close) {
+        "bound (not listening)"
+    } else {
+        "held"
+    };
+    let proxy = r.held_by_runtime();
+    // The address first: a hidden owner's description ends in advice.
+    match (&r.container, proxy) {
+        (Some(c), true) => {
+            let from = c
+                .port
+                .map(|p| format!(" from its port {p}"))
+                .unwrap_or_default();
+            format!(
+                "{port}/{proto} is published by {}{from}; {how} on {at} by {holder}{under}",
+                ContainerText(c)
+            )
+        }
+        (Some(c), false) => format!(
+            "{port}/{proto} is {how} on {at} by {holder}, inside {}",
+            ContainerText(c)
+        ),
+        (None, _) => {
+            let unit = r
+                .unit
+                .as_deref()
+                .map(|u| format!(", unit {}", sanitize(u)))
+                .unwrap_or_default();
+            format!("{port}/{proto} is {how} on {at} by {holder}{under}{unit}")
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! A socket as every command reports it: the JSON names of a socket live
+//! here, and `Snapshot` turns a table and its owners into these records.
+
+use crate::facts::cgroup::{self, ContainerId};
+use crate::facts::containers::{Container, Runtimes};
+use crate::model::{Family, Proto, Socket, TcpState};
+use crate::platform;
+use crate::facts::process::Users;
+use crate::facts::registry;
+use crate::platform::Owners;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+
+/// One socket with its owner, as `list --json` prints it (and `check`'s
+/// holders, and `who`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketRecord {
+    pub proto: Proto,
+    pub family: Family,
+    pub local_addr: IpAddr,
+    pub local_port: u16,
+    pub remote_addr: IpAddr,
+    pub remote_port: u16,
+    /// `null` for UDP.
+    pub state: Option<TcpState>,
+    /// `null` where the owner cannot be seen.
+    pub pid: Option<u32>,
+    pub process: Option<String>,
+    pub user: Option<String>,
+    pub inode: u64,
+    /// The registered service of the socket's server-side port.
+    pub service: Option<String>,
+    /// Every process sharing the socket, when more than one does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pids: Vec<u32>,
+    /// The systemd unit or scope the owner runs in.
+    pub unit: Option<String>,
+    /// The container behind the socket: the owner's own, or the one a
+    /// runtime's proxy forwards the port to.
+    pub container: Option<Container>,
+}
+
+impl SocketRecord {
+    pub fn local(&self) -> SocketAddr {
+        SocketAddr::new(self.local_addr, self.local_port)
+    }
+
+    pub fn remote(&self) -> SocketAddr {
+        SocketAddr::new(self.remote_addr, self.remote_port)
+    }
+
+    /// Whether its owner is a container runtime's own process (a proxy or
+    /// daemon publishing a container's port), checked, not guessed from
+    /// the name.
+    pub fn held_by_runtime(&self) -> bool {
+        match (self.pid, &self.process) {
+            (Some(pid), Some(name)) => {
+                crate::facts::containers::is_runtime(pid, name, self.user.as_deref())
+            }
+            _ => false,
+        }
+    }
+
+    /// TCP LISTEN, or UDP with no peer: a server, not a client.
+    pub fn is_listening(&self) -> bool {
+        match self.proto {
+            Proto::Tcp => self.state == Some(TcpState::Listen),
+            Proto::Udp => self.remote_port == 0,
+        }
+    }
+}
+
+/// Everything known about the sockets of one scan.
+pub struct Snapshot {
+    pub sockets: Vec<Socket>,
+    pub owners: Owners,
+    pub names: HashMap<u32, String>,
+}
+
+impl Snapshot {
+    pub fn record(&self, socket: &Socket, lookups: &mut Lookups) -> SocketRecord {
+        let pids = self.owners.of(socket);
+        let pid = pids.first().copied();
+        let process = pid.and_then(|p| self.names.get(&p).cloned());
+        // TIME_WAIT and request sockets report uid 0 but belong to no one.
+        // A table without uids (Windows) names its owner's user instead.
+        let user = match socket.uid {
+            Some(uid) => (socket.inode != 0).then(|| lookups.users.name(uid).to_string()),
+            None => pid.and_then(|p| lookups.users.of_process(p).map(str::to_string)),
+        };
+        let (unit, container) = match (pid, &process) {
+            (Some(pid), Some(name)) if lookups.attribute => lookups.attribution(
+                pid,
+                name,
+                user.as_deref(),
+                socket.local.port(),
+                socket.proto,
+            ),
+            _ => (None, None),
+        };
+        SocketRecord {
+            proto: socket.proto,
+            family: socket.family(),
+            local_addr: socket.local.ip(),
+            local_port: socket.local.port(),
+            remote_addr: socket.remote.ip(),
+            remote_port: socket.remote.port(),
+            state: socket.state,
+            pid,
+            process,
+            user,
+            inode: socket.inode,
+            service: service_of(socket).map(str::to_string),
+            pids: if pids.len() > 1 {
+                pids.to_vec()
+            } else {
+                Vec::new()
+            },
+            unit,
+            container,
+        }
+    }
+
+    /// Sockets that have an inode but no visible owner.
+    pub fn unowned(&self) -> usize {
+        self.sockets
+            .iter()
+            .filter(|s| s.inode != 0 && self.owners.of(s).is_empty())
+            .count()
+    }
+}
+
+/// What one run learns once and reuses while turning sockets into
+/// records: user names, and each owner's unit and container (its cgroup
+/// read once per PID; a runtime's API asked only when one of its
+/// processes is among the owners, once per run).
+#[derive(Debug, Default)]
+pub struct Lookups {
+    pub users: Users,
+    /// Whether to find units and containers at all.
+    pub attribute: bool,
+    places: HashMap<u32, Place>,
+    runtimes: Runtimes,
+    /// The owners' names at the last `keep_only`.
+    seen: HashMap<u32, String>,
+}
+
+/// Where one owning process runs, read once per PID.
+#[derive(Debug, Default)]
+struct Place {
+    unit: Option<String>,
+    container: Option<ContainerId>,
+    /// A runtime's own process: its command line, for the proxy's target.
+    runtime_cmdline: Option<Vec<String>>,
+}
+
+impl Lookups {
+    /// With units and containers when `attribute`.
+    pub fn new(attribute: bool) -> Self {
+        Lookups {
+            attribute,
+            ..Default::default()
+        }
+    }
+
+    /// Forgets what was learned of processes that own nothing in this
+    /// scan, or own it under another name than in the last: kept across
+    /// the scans of `list --watch`, a PID that comes back may be another
+    /// process.
+    pub fn keep_only(&mut self, snapshot: &Snapshot) {
+        let same: HashSet<u32> = snapshot
+            .names
+            .iter()
+            .filter(|(pid, name)| self.seen.get(pid) == Some(name))
+            .map(|(pid, _)| *pid)
+            .collect();
+        self.places.retain(|pid, _| same.contains(pid));
+        self.users.keep_only(|pid| same.contains(&pid));
+        self.seen = snapshot.names.clone();
+    }
+
+    fn attribution(
+        &mut self,
+        pid: u32,
+        process: &str,
+        user: Option<&str>,
+        port: u16,
+        proto: Proto,
+    ) -> (Option<String>, Option<Container>) {
+        let place = self.places.entry(pid).or_insert_with(|| {
+            let placement = cgroup::parse(&platform::process_cgroup(pid).unwrap_or_default());
+            Place {
+                unit: placement.unit,
+                container: placement.container,
+                runtime_cmdline: crate::facts::containers::is_runtime(pid, process, user)
+                    .then(|| platform::process_cmdline(pid).unwrap_or_default()),
+            }
+        });
+        if place.container.is_none() && place.runtime_cmdline.is_none() {
+            return (place.unit.clone(), None);
+        }
+        let container = self.runtimes.attribute(
+            process,
+            place.runtime_cmdline.as_deref().unwrap_or_default(),
+            place.container.as_ref(),
+            port,
+            proto,
+        );
+        (place.unit.clone(), container)
+    }
+}
+
+/// The service a socket serves or talks to: the local port for a
+/// listener, otherwise the lower registered port of the two ends.
+fn service_of(socket: &Socket) -> Option<&'static str> {
+    let transport = socket.proto.into();
+    if socket.is_listening() {
+        return registry::service_name(socket.local.port(), transport);
+    }
+    let (a, b) = (socket.local.port(), socket.remote.port());
+    let (low, high) = (a.min(b), a.max(b));
+    registry::service_name(low, transport).or_else(|| registry::service_name(high, transport))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watch_forgets_the_places_of_processes_gone_from_a_scan() {
+        let mut lookups = Lookups::new(true);
+        let scan = |names: &[(u32, &str)]| Snapshot {
+            sockets: Vec::new(),
+            owners: Owners::default(),
+            names: names.iter().map(|&(p, n)| (p, n.to_string())).collect(),
+        };
+        lookups.keep_only(&scan(&[(10, "sshd"), (20, "nginx"), (30, "redis")]));
+        for pid in [10, 20, 30] {
+            lookups.places.insert(pid, Place::default());
+        }
+        // 10 is gone; 30 came back as another program.
+        lookups.keep_only(&scan(&[(20, "nginx"), (30, "python3")]));
+        assert_eq!(lookups.places.keys().collect::<Vec<_>>(), [&20]);
+    }
+
+    #[test]
+    fn services_come_from_the_server_side_port() {
+        let socket = |local: &str, remote: &str, state| Socket {
+            proto: Proto::Tcp,
+            local: local.parse().unwrap(),
+            remote: remote.parse().unwrap(),
+            state,
+            inode: 1,
+            uid: None,
+            v6only: None,
+            time_wait_left: None,
+        };
+        let listener = socket("0.0.0.0:22", "0.0.0.0:0", Some(TcpState::Listen));
+        assert_eq!(service_of(&listener), Some("ssh"));
+        let client = socket(
+            "10.0.0.1:51234",
+            "10.0.0.2:443",
+            Some(TcpState::Established),
+        );
+        assert_eq!(service_of(&client), Some("https"));
+    }
+}

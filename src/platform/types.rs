@@ -1,0 +1,292 @@
+//! The OS-neutral types every platform module implements and the floors
+//! above read: the socket table and its owners, how servers bind, one
+//! process's facts, the port settings. Plain data; no OS is named here.
+
+use crate::model::{Proto, Socket, TcpState};
+use crate::parse::PortRange;
+use std::collections::HashSet;
+use std::fmt;
+use std::io;
+use std::time::SystemTime;
+
+
+/// Which parts of the table to read. The kernel filters by transport,
+/// family and TCP state, so `check` and `list -l` read less.
+#[derive(Debug, Clone)]
+pub struct TableQuery {
+    pub tcp: bool,
+    pub udp: bool,
+    pub ipv4: bool,
+    pub ipv6: bool,
+    /// Only these TCP states; `None` is every state.
+    pub tcp_states: Option<Vec<TcpState>>,
+    /// Also TCP sockets bound to a port without listening (`ss -B`), where
+    /// the OS can report them.
+    pub bound_inactive: bool,
+}
+
+impl TableQuery {
+    pub fn all() -> Self {
+        TableQuery {
+            tcp: true,
+            udp: true,
+            ipv4: true,
+            ipv6: true,
+            tcp_states: None,
+            bound_inactive: false,
+        }
+    }
+
+    /// The (transport, is IPv6) tables to read.
+    pub fn tables(&self) -> impl Iterator<Item = (Proto, bool)> + '_ {
+        [
+            (Proto::Tcp, false),
+            (Proto::Tcp, true),
+            (Proto::Udp, false),
+            (Proto::Udp, true),
+        ]
+        .into_iter()
+        .filter(|(proto, ipv6)| {
+            let by_proto = match proto {
+                Proto::Tcp => self.tcp,
+                Proto::Udp => self.udp,
+            };
+            by_proto && if *ipv6 { self.ipv6 } else { self.ipv4 }
+        })
+    }
+
+    /// Whether a TCP socket in `state` was asked for.
+    pub fn wants_state(&self, state: Option<TcpState>) -> bool {
+        match (&self.tcp_states, state) {
+            (Some(states), Some(state)) => states.contains(&state),
+            _ => true,
+        }
+    }
+}
+
+/// Why a socket's owner may be missing from the table, as the OS has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unseen {
+    /// Another user's process, which elevated rights (sudo) would name.
+    OtherUser,
+    /// Outside this PID namespace, or the kernel's own: as root nothing
+    /// more can be seen.
+    Beyond,
+    /// The OS reports the socket with no process at all (Windows' PID 0).
+    #[allow(dead_code)] // only some OS doors report it
+    NoProcess,
+}
+
+/// Why the table could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// Neither the primary source nor the fallback answered for one table.
+    Unreadable {
+        table: String,
+        primary: io::Error,
+        fallback: io::Error,
+    },
+    /// The one source there is failed.
+    Os(io::Error),
+    /// This OS has no socket table portctl can read.
+    Unsupported,
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Unreadable {
+                table,
+                primary,
+                fallback,
+            } => write!(
+                f,
+                "cannot read the {table} socket table: netlink sock_diag: {primary}; /proc/net: {fallback}"
+            ),
+            ReadError::Os(e) => write!(f, "cannot read the socket table: {e}"),
+            ReadError::Unsupported => f.write_str(
+                "reading the socket table is not supported on this operating system",
+            ),
+        }
+    }
+}
+
+
+/// The sockets read.
+#[derive(Debug, Default)]
+pub struct Table {
+    pub sockets: Vec<Socket>,
+}
+
+/// Which processes hold which sockets: two parallel columns sorted by
+/// (inode, pid), 12 bytes a pair, looked up by binary search.
+#[derive(Debug, Default)]
+pub struct Owners {
+    inodes: Vec<u64>,
+    pids: Vec<u32>,
+    /// Some processes could not be inspected (no privileges): a socket
+    /// without owner may belong to one of them.
+    pub hidden: bool,
+}
+
+impl Owners {
+    pub fn from_pairs(mut pairs: Vec<(u64, u32)>, hidden: bool) -> Self {
+        pairs.sort_unstable();
+        pairs.dedup();
+        let (inodes, pids) = pairs.into_iter().unzip();
+        Owners {
+            inodes,
+            pids,
+            hidden,
+        }
+    }
+
+    /// The (inode, pid) pairs, to add to.
+    pub fn into_pairs(self) -> Vec<(u64, u32)> {
+        self.inodes.into_iter().zip(self.pids).collect()
+    }
+
+    /// Every PID holding any of `sockets`, sorted, each once.
+    pub fn pids_of<'a>(&self, sockets: impl IntoIterator<Item = &'a Socket>) -> Vec<u32> {
+        let mut pids: Vec<u32> = sockets
+            .into_iter()
+            .flat_map(|s| self.of(s).iter().copied())
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// The PIDs holding `socket`, lowest first; empty when unknown.
+    pub fn of(&self, socket: &Socket) -> &[u32] {
+        let start = self.inodes.partition_point(|&i| i < socket.inode);
+        let end = start + self.inodes[start..].partition_point(|&i| i == socket.inode);
+        &self.pids[start..end]
+    }
+}
+
+/// How thoroughly to look for owners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every owner of every socket (list, kill).
+    Every,
+    /// One owner per socket is enough (naming a port's holder).
+    FirstOwner,
+}
+
+/// The owners a platform is asked to find.
+#[derive(Debug)]
+pub struct OwnerQuery {
+    /// Only these socket inodes; `None` is every socket.
+    pub inodes: Option<HashSet<u64>>,
+    pub scope: Scope,
+}
+
+/// How servers bind on this OS, which decides what a bind probe can
+/// trust and what "access denied" means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerBind {
+    /// SO_REUSEADDR for TCP (Unix): a conflict is "address in use", access
+    /// denied is a system port, TIME_WAIT keeps no such server out.
+    ReuseAddr,
+    /// SO_EXCLUSIVEADDRUSE (Windows): a conflict may come back as access
+    /// denied, and a specific address may bind beside a wildcard holder of
+    /// the same user, so the socket table has a say too.
+    Exclusive,
+}
+
+/// What the OS says about one process.
+#[derive(Debug, Clone, Default)]
+pub struct ProcFacts {
+    pub ppid: Option<u32>,
+    pub cmdline: Vec<String>,
+    pub started: Option<SystemTime>,
+}
+
+/// The first descriptor handed over (sd_listen_fds' SD_LISTEN_FDS_START).
+pub const FIRST_FD: i32 = 3;
+
+/// The machine's port settings that decide whether a server may bind a
+/// port nobody holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortSettings {
+    /// `net.ipv4.ip_unprivileged_port_start`: ports below need privilege.
+    pub unprivileged_start: Option<u16>,
+    /// `net.ipv4.ip_local_port_range`: where outgoing connections take
+    /// their local ports.
+    pub ephemeral: Option<PortRange>,
+    /// `net.ipv4.ip_local_reserved_ports`: never handed out automatically.
+    pub reserved: Vec<PortRange>,
+    /// Whether this process may bind below the unprivileged start
+    /// (CAP_NET_BIND_SERVICE), where known.
+    pub may_bind_privileged: Option<bool>,
+}
+
+impl PortSettings {
+    pub fn parse(
+        unprivileged_start: Option<&str>,
+        ephemeral: Option<&str>,
+        reserved: Option<&str>,
+        may_bind_privileged: Option<bool>,
+    ) -> Self {
+        PortSettings {
+            unprivileged_start: unprivileged_start.and_then(|t| t.trim().parse().ok()),
+            ephemeral: ephemeral.and_then(|t| {
+                let mut ports = t.split_whitespace().map(|p| p.parse::<u16>());
+                match (ports.next(), ports.next()) {
+                    (Some(Ok(low)), Some(Ok(high))) if low <= high => Some(PortRange { low, high }),
+                    _ => None,
+                }
+            }),
+            reserved: reserved.map(parse_port_list).unwrap_or_default(),
+            may_bind_privileged,
+        }
+    }
+
+    pub fn is_reserved(&self, port: u16) -> bool {
+        self.reserved.iter().any(|r| r.contains(port))
+    }
+
+    /// Whether binding `port` needs a privilege this process lacks.
+    pub fn needs_privilege(&self, port: u16) -> bool {
+        self.unprivileged_start.is_some_and(|start| port < start)
+            && self.may_bind_privileged == Some(false)
+    }
+}
+
+/// `8080,9000-9010` (the format of `ip_local_reserved_ports`); bad items
+/// are skipped.
+fn parse_port_list(text: &str) -> Vec<PortRange> {
+    text.trim()
+        .split(',')
+        .filter_map(|item| crate::parse::parse_range(item.trim()).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysctl_texts() {
+        let s = PortSettings::parse(
+            Some("1024\n"),
+            Some("32768\t60999\n"),
+            Some("8080,9000-9010\n"),
+            Some(false),
+        );
+        assert_eq!(s.unprivileged_start, Some(1024));
+        assert_eq!(
+            s.ephemeral,
+            Some(PortRange {
+                low: 32768,
+                high: 60999
+            })
+        );
+        assert!(s.is_reserved(8080) && s.is_reserved(9005) && !s.is_reserved(9011));
+        assert!(s.needs_privilege(80) && !s.needs_privilege(1024));
+        let empty = PortSettings::parse(Some(""), Some("x"), Some("\n"), None);
+        assert_eq!(empty, PortSettings::default());
+        assert!(!empty.needs_privilege(80));
+    }
+}
