@@ -2,6 +2,7 @@
 //! addresses lives in `parse`, so it can be tested without clap.
 
 use crate::model::{Proto, TcpState};
+use crate::output::ColorChoice;
 use crate::parse::{self, PortRange};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::IpAddr;
@@ -67,13 +68,6 @@ impl Cli {
         }
         Cli::try_parse_from(args)
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
-    Auto,
-    Always,
-    Never,
 }
 
 /// Deferred: clap builds the arguments of the subcommand being run, not of

@@ -1,6 +1,10 @@
-//! The exit codes of SPEC.md, in one place, and the error that carries one.
+//! The exit codes of SPEC.md, and the one place that decides which error
+//! ends a run with which code (`Error::exit`).
 
-use std::fmt;
+use crate::facts::containers::ApiError;
+use crate::facts::stop::StopError;
+use crate::platform::ReadError;
+use std::io;
 
 /// What a run of portctl tells the shell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,72 +29,97 @@ impl Exit {
     }
 }
 
-/// An error that ends the command: printed once as `error: ...`, then the
-/// process exits with its code.
-#[derive(Debug)]
-pub struct Error {
-    pub exit: Exit,
-    pub message: String,
+/// An error that ends the command: printed once as `error: ...` (its
+/// causes chained, `output::report`), then the process exits with the
+/// code `exit` gives it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input or usage.
+    #[error("{0}")]
+    Usage(String),
+    /// A negative answer worth a sentence.
+    #[error("{0}")]
+    Negative(String),
+    /// Something on this machine or the network failed, said in full.
+    #[error("{0}")]
+    Failure(String),
+    /// Something on this machine or the network failed: what was being
+    /// done, and the OS's reason.
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Table(#[from] ReadError),
+    #[error(transparent)]
+    Stop(#[from] StopError),
+    /// A container runtime's API would not stop a container.
+    #[error("cannot stop {what}")]
+    Container {
+        what: String,
+        #[source]
+        source: ApiError,
+    },
+    /// Writing the answer failed (a closed pipe is not this: `deliver`).
+    #[error("cannot write the output")]
+    Output(#[source] io::Error),
+    /// `free --exec`'s program could not be run.
+    #[error("cannot run '{program}': {reason}")]
+    Exec {
+        program: String,
+        reason: String,
+        not_found: bool,
+    },
 }
 
 impl Error {
+    /// The exit code of every error, in one place.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::Usage(_) => Exit::Usage,
+            Error::Negative(_) => Exit::Negative,
+            Error::Stop(StopError::Table(_)) => Exit::Failure,
+            Error::Stop(_) => Exit::Negative,
+            Error::Failure(_)
+            | Error::Io { .. }
+            | Error::Table(_)
+            | Error::Container { .. }
+            | Error::Output(_) => Exit::Failure,
+            Error::Exec {
+                not_found: true, ..
+            } => Exit::CommandNotFound,
+            Error::Exec { .. } => Exit::CannotExecute,
+        }
+    }
+
     /// Bad input: exit 2.
     pub fn usage(message: impl Into<String>) -> Self {
-        Error {
-            exit: Exit::Usage,
-            message: message.into(),
-        }
+        Error::Usage(message.into())
     }
 
     /// Something on this machine or the network failed: exit 3.
     pub fn failure(message: impl Into<String>) -> Self {
-        Error {
-            exit: Exit::Failure,
-            message: message.into(),
+        Error::Failure(message.into())
+    }
+
+    /// What was being done when the OS said no: exit 3.
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
         }
     }
 
     /// The async runtime could not start: exit 3.
-    pub fn runtime(e: std::io::Error) -> Self {
-        Error::failure(format!("cannot start the runtime: {e}"))
+    pub fn runtime(source: io::Error) -> Self {
+        Error::io("cannot start the runtime", source)
     }
 
     /// A negative answer worth a message: exit 1.
     pub fn negative(message: impl Into<String>) -> Self {
-        Error {
-            exit: Exit::Negative,
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl From<crate::platform::ReadError> for Error {
-    fn from(e: crate::platform::ReadError) -> Self {
-        Error::failure(e.to_string())
-    }
-}
-
-
-/// Output errors: a closed pipe ends the run quietly with success (the
-/// reader has what it wanted); anything else is an operational failure.
-impl From<std::io::Error> for Error {
-    fn from(e: std::io::Error) -> Self {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            Error {
-                exit: Exit::Ok,
-                message: String::new(),
-            }
-        } else {
-            Error::failure(format!("cannot write output: {e}"))
-        }
+        Error::Negative(message.into())
     }
 }
 
@@ -109,9 +138,24 @@ mod tests {
     }
 
     #[test]
-    fn broken_pipe_is_quiet_success() {
-        let e: Error = std::io::Error::from(std::io::ErrorKind::BrokenPipe).into();
-        assert_eq!(e.exit, Exit::Ok);
-        assert!(e.message.is_empty());
+    fn each_error_has_its_code() {
+        assert_eq!(Error::usage("x").exit(), Exit::Usage);
+        assert_eq!(Error::negative("x").exit(), Exit::Negative);
+        let table = || ReadError::Os(io::Error::other("x"));
+        assert_eq!(Error::from(table()).exit(), Exit::Failure);
+        assert_eq!(Error::from(StopError::Table(table())).exit(), Exit::Failure);
+        let hidden = StopError::Hidden {
+            port: 1,
+            user: None,
+        };
+        assert_eq!(Error::from(hidden).exit(), Exit::Negative);
+        assert_eq!(Error::Output(io::Error::other("x")).exit(), Exit::Failure);
+        let exec = |not_found| Error::Exec {
+            program: "x".into(),
+            reason: "y".into(),
+            not_found,
+        };
+        assert_eq!(exec(true).exit(), Exit::CommandNotFound);
+        assert_eq!(exec(false).exit(), Exit::CannotExecute);
     }
 }

@@ -41,21 +41,16 @@ use cli::{Cli, Command};
 use exit::{Exit, Result};
 use output::Output;
 
-/// Prints the error that ended a run, once, escaped: messages may quote
-/// what a peer sent.
+/// Prints the error that ended a run, once, with its causes, escaped.
 pub fn report(error: &exit::Error) {
-    if !error.message.is_empty() {
-        use std::io::Write;
-        let message = output::sanitize(&error.message);
-        let _ = writeln!(std::io::stderr(), "error: {message}");
-    }
+    output::report(error);
 }
 
 /// Runs one command; the returned `Exit` (or the error's) is the process's
 /// exit code.
 pub fn run(cli: Cli) -> Result<Exit> {
     let output = Output::detect(cli.global.json, cli.global.color);
-    match &cli.command {
+    output::settle(match &cli.command {
         Command::Whatis(args) => cmd::whatis::run(args, output),
         Command::List(args) => cmd::list::run(args, output),
         Command::Check(args) => cmd::check::run(args, output),
@@ -70,5 +65,5 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Top(args) => cmd::top::run(args, output),
         Command::Completions(args) => cmd::docs::completions(args),
         Command::Man => cmd::docs::man(),
-    }
+    })
 }

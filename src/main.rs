@@ -20,7 +20,7 @@ fn main() -> ExitCode {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
             portctl::report(&e);
-            ExitCode::from(e.exit.code())
+            ExitCode::from(e.exit().code())
         }
     }
 }

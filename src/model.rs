@@ -103,14 +103,6 @@ impl TcpState {
     }
 }
 
-/// As the OS's own tools print it (`LISTENING` on Windows); JSON keeps
-/// `as_str` everywhere.
-impl fmt::Display for TcpState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(crate::platform::state_name(*self))
-    }
-}
-
 /// One socket from the kernel's table, before owners are known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Socket {
@@ -147,9 +139,9 @@ impl Socket {
     }
 }
 
-/// `kill`'s two steps: ask the process to stop, then end it. Named as the
-/// OS does (`platform::signal_name`): SIGTERM and SIGKILL, as `kill -l`
-/// has them, or WM_CLOSE and TerminateProcess on Windows; JSON too.
+/// `kill`'s two steps: ask the process to stop, then end it. How the OS
+/// names them (SIGTERM and SIGKILL, or WM_CLOSE and TerminateProcess on
+/// Windows) is the presentation's business (`output::words`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
     Term,
@@ -162,32 +154,6 @@ impl Signal {
         match self {
             Signal::Term => "SIGTERM",
             Signal::Kill => "SIGKILL",
-        }
-    }
-}
-
-impl fmt::Display for Signal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(crate::platform::signal_name(*self))
-    }
-}
-
-impl Serialize for Signal {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(crate::platform::signal_name(*self))
-    }
-}
-
-impl<'de> Deserialize<'de> for Signal {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        match name.as_str() {
-            "SIGTERM" | "WM_CLOSE" => Ok(Signal::Term),
-            "SIGKILL" | "TerminateProcess" => Ok(Signal::Kill),
-            other => Err(serde::de::Error::unknown_variant(
-                other,
-                &["SIGTERM", "SIGKILL", "WM_CLOSE", "TerminateProcess"],
-            )),
         }
     }
 }

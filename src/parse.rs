@@ -29,9 +29,7 @@ impl fmt::Display for ParseError {
         write!(
             f,
             "invalid {} '{}': {}",
-            self.kind,
-            crate::output::sanitize(&self.value),
-            self.expected
+            self.kind, self.value, self.expected
         )
     }
 }

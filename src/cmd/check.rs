@@ -1,22 +1,22 @@
 //! `check`: whether a port can be bound, decided by binding it as a server
 //! would (`bind`), and who holds it (`holders`).
 
-use crate::facts::bind::{check_addresses, probe, Verdict};
 use crate::cli::CheckArgs;
 use crate::exit::{Exit, Result};
-use crate::facts::port_holders::{find_holders, time_wait_on, Held};
-use crate::model::Proto;
-use crate::facts::why_busy;
-use crate::output::{self, write_array, Cell, Column, Fit, Format, Output, Style};
+use crate::facts::bind::{check_addresses, probe, Verdict};
+use crate::facts::port_holders::{find_holders, time_wait_on};
 use crate::facts::socket_record::SocketRecord;
+use crate::facts::why_busy;
+use crate::model::Proto;
+use crate::output::{self, words, write_array, Cell, Column, Fit, Format, Output, Style};
 use crate::platform::Scope;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// The three answers `check` gives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     Free,
@@ -25,7 +25,7 @@ pub enum Status {
 }
 
 /// One line of `check --json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckRecord {
     pub port: u16,
     pub proto: Proto,
@@ -99,13 +99,15 @@ pub fn run(args: &CheckArgs, output: Output) -> Result<Exit> {
             let holders = holders.remove(&(port, proto)).unwrap_or_default();
             let (status, reason) = match verdict {
                 Verdict::Free => (Status::Free, None),
-                Verdict::Unbindable(why) => (Status::Unbindable, Some(why.to_string())),
-                Verdict::InUse => (Status::InUse, Some(Held(&holders).to_string())),
+                Verdict::Unbindable(why) => (Status::Unbindable, Some(words::unbindable(&why))),
+                Verdict::InUse => (Status::InUse, Some(words::held(&holders))),
             };
             let note = (status == Status::Free)
-                .then(|| why_busy::time_wait(port, proto, &waiting, why_busy::Lingering::ReuseAddrBinds))
+                .then(|| {
+                    why_busy::time_wait(port, proto, &waiting, why_busy::Lingering::ReuseAddrBinds)
+                })
                 .flatten()
-                .map(|n| n.text);
+                .map(|n| words::note(&n));
             CheckRecord {
                 port,
                 proto,

@@ -2,7 +2,8 @@
 //! never drift from the real flags.
 
 use crate::cli::{Cli, CompletionsArgs};
-use crate::exit::{Exit, Result};
+use crate::exit::{Error, Exit, Result};
+use crate::output;
 use clap::CommandFactory;
 use std::io::{self, Write};
 
@@ -11,9 +12,7 @@ use std::io::{self, Write};
 /// error handling (`| head` stays quiet).
 fn emit(text: &[u8]) -> Result<Exit> {
     let mut out = io::stdout().lock();
-    out.write_all(text)?;
-    out.flush()?;
-    Ok(Exit::Ok)
+    output::deliver(Exit::Ok, out.write_all(text).and_then(|()| out.flush()))
 }
 
 pub fn completions(args: &CompletionsArgs) -> Result<Exit> {
@@ -24,6 +23,8 @@ pub fn completions(args: &CompletionsArgs) -> Result<Exit> {
 
 pub fn man() -> Result<Exit> {
     let mut page = Vec::new();
-    clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut page)
+        .map_err(|e| Error::io("cannot render the man page", e))?;
     emit(&page)
 }

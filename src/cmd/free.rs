@@ -2,19 +2,19 @@
 //! `--exec` kept bound and handed to a program, so nobody can take them
 //! between the choice and the program's start.
 
-use crate::facts::bind::{bind_server, check_addresses, pick_free};
 use crate::cli::FreeArgs;
 use crate::exit::{Error, Exit, Result};
+use crate::facts::bind::{bind_server, check_addresses, pick_free};
 use crate::facts::socket_handover;
 use crate::model::Proto;
 use crate::output::{self, write_array, Format, Output};
 use crate::platform;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// One line of `free --json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FreeRecord {
     pub port: u16,
     pub proto: Proto,
@@ -23,6 +23,13 @@ pub struct FreeRecord {
 pub fn run(args: &FreeArgs, output: Output) -> Result<Exit> {
     let proto = if args.udp { Proto::Udp } else { Proto::Tcp };
     if !args.command.is_empty() {
+        // Before any port is picked: where sockets cannot be handed over,
+        // nothing is bound for nothing.
+        if !platform::HANDS_OVER_SOCKETS {
+            return Err(Error::usage(
+                "free --exec hands sockets over the Unix way (systemd socket activation): it is not available on this operating system",
+            ));
+        }
         return exec(args, proto);
     }
     let ports = pick(args, proto)?;
@@ -34,7 +41,7 @@ pub fn run(args: &FreeArgs, output: Output) -> Result<Exit> {
 fn pick(args: &FreeArgs, proto: Proto) -> Result<Vec<u16>> {
     let wanted = args.count as usize;
     let ports = pick_free(proto, &check_addresses(args.host), args.range, wanted)
-        .map_err(|e| Error::failure(format!("cannot bind to pick a port: {e}")))?;
+        .map_err(|e| Error::io("cannot bind to pick a port", e))?;
     if ports.len() < wanted {
         let range = args
             .range
@@ -102,20 +109,13 @@ fn exec(args: &FreeArgs, proto: Proto) -> Result<Exit> {
         &env,
         sockets,
     );
-    let shown = program.to_string_lossy();
-    let shown = output::sanitize(&shown);
-    Err(match error.kind() {
-        io::ErrorKind::NotFound => Error {
-            exit: Exit::CommandNotFound,
-            message: format!("cannot run '{shown}': command not found"),
+    Err(Error::Exec {
+        program: program.to_string_lossy().into_owned(),
+        reason: match error.kind() {
+            io::ErrorKind::NotFound => "command not found".to_string(),
+            io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            _ => error.to_string(),
         },
-        io::ErrorKind::PermissionDenied => Error {
-            exit: Exit::CannotExecute,
-            message: format!("cannot run '{shown}': permission denied"),
-        },
-        _ => Error {
-            exit: Exit::CannotExecute,
-            message: format!("cannot run '{shown}': {error}"),
-        },
+        not_found: error.kind() == io::ErrorKind::NotFound,
     })
 }

@@ -2,62 +2,89 @@
 //! that merely connect to it.
 
 use crate::cli::KillArgs;
-use crate::facts::containers::{self, Container};
 use crate::exit::{Error, Exit, Result};
-use crate::facts::port_holders::ContainerText;
-use crate::model::{Proto, Signal};
-use crate::output::{self, Output};
-pub use crate::facts::stop::Signalled;
+use crate::facts::containers::{self, Container};
+use crate::facts::process::Proc;
 use crate::facts::stop::{
-    listeners, listening_records, port_free, refuse_protected, still_listening, stop, wait_free,
-    Plan, Target,
+    listeners, listening_records, refuse_protected, release, still_listening, stop, wait_released,
+    Outcome, Plan, Release,
 };
-use serde::{Deserialize, Serialize};
+use crate::model::{Proto, Signal};
+use crate::output::{self, sanitize, words, Output};
+use serde::Serialize;
 use std::io::{self, BufRead, IsTerminal, Write};
 
 /// What `kill --json` reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KillReport {
-    pub port: u16,
+#[derive(Debug, Serialize)]
+struct KillReport {
+    port: u16,
     /// Each signal sent, in order.
-    pub signals: Vec<Signalled>,
-    /// Whether the port is free afterwards.
-    pub free: bool,
+    signals: Vec<Sent>,
+    /// Processes that could not be signalled, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    failed: Vec<Failed>,
+    /// Whether no server holds the port afterwards (connections in
+    /// TIME_WAIT may remain: `note` says what they mean).
+    free: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
 }
 
-/// What the report says after the signals.
-fn outcome(args: &KillArgs, protos: &[Proto], free: bool) -> String {
-    if free {
-        return "the port is free".to_string();
+/// A signal sent, as the OS names it (`SIGTERM`, or `WM_CLOSE` on
+/// Windows).
+#[derive(Debug, Serialize)]
+struct Sent {
+    #[serde(flatten)]
+    process: Proc,
+    signal: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct Failed {
+    #[serde(flatten)]
+    process: Proc,
+    error: String,
+}
+
+/// What the report says after the signals, and the exit it means.
+fn outcome_text(args: &KillArgs, protos: &[Proto], release: &Release) -> (String, Option<String>) {
+    match release {
+        Release::Free => ("the port is free".to_string(), None),
+        Release::Lingering(note) => {
+            let note = words::note(note);
+            (format!("no process holds the port; {note}"), Some(note))
+        }
+        Release::Held => {
+            let mut text = if args.force {
+                "the port is still held".to_string()
+            } else {
+                format!(
+                    "the port is still held after {:.1}s; --force sends {}",
+                    args.timeout.as_secs_f64(),
+                    words::signal(Signal::Kill)
+                )
+            };
+            // A container's first process may ignore SIGTERM: say how its
+            // runtime stops it.
+            let inside = listening_records(args.port, protos)
+                .unwrap_or_default()
+                .into_iter()
+                .find_map(|r| r.container);
+            if let Some(container) = inside {
+                text.push_str(&format!(
+                    "; it runs in {}: `{}` or kill --container stops it",
+                    words::container(&container),
+                    sanitize(&containers::stop_command(&container))
+                ));
+            }
+            (text, None)
+        }
     }
-    let mut note = if args.force {
-        "the port is still held".to_string()
-    } else {
-        format!(
-            "the port is still held after {:.1}s; --force sends {}",
-            args.timeout.as_secs_f64(),
-            Signal::Kill
-        )
-    };
-    // A container's first process may ignore SIGTERM: say how its runtime
-    // stops it.
-    let inside = listening_records(args.port, protos)
-        .unwrap_or_default()
-        .into_iter()
-        .find_map(|r| r.container);
-    if let Some(container) = inside {
-        note.push_str(&format!(
-            "; it runs in {}: `{}` or kill --container stops it",
-            ContainerText(&container),
-            containers::stop_command(&container)
-        ));
-    }
-    note
 }
 
 /// Asks on the terminal; false when the answer is not yes.
-fn confirm(targets: &[Target], port: u16) -> Result<bool> {
-    let names: Vec<String> = targets.iter().map(Target::to_string).collect();
+fn confirm(targets: &[Proc], port: u16) -> Result<bool> {
+    let names: Vec<String> = targets.iter().map(words::process).collect();
     confirm_text(&format!(
         "Stop {} listening on port {port}?",
         names.join(", ")
@@ -86,21 +113,23 @@ pub fn run(args: &KillArgs, output: Output) -> Result<Exit> {
     }
     let mut targets = listeners(port, &protos)?;
     if targets.is_empty() {
-        let free = port_free(port, &protos);
-        let answer = if free { Exit::Ok } else { Exit::Negative };
+        let left = release(port, &protos);
+        let (note, lingering) = outcome_text(args, &protos, &left);
         let report = KillReport {
             port,
             signals: Vec::new(),
-            free,
+            failed: Vec::new(),
+            free: left.released(),
+            note: lingering,
+        };
+        let text = if left.released() {
+            format!("nothing listens on this port; {note}")
+        } else {
+            "nothing listens on this port, yet it is held".to_string()
         };
         return output::deliver(
-            answer,
-            print(
-                io::stdout().lock(),
-                output,
-                &report,
-                "nothing listens on this port",
-            ),
+            answer(&left, &[]),
+            print(io::stdout().lock(), output, &report, &text),
         );
     }
     refuse_protected(&targets)?;
@@ -115,15 +144,45 @@ pub fn run(args: &KillArgs, output: Output) -> Result<Exit> {
         timeout: args.timeout,
         force: args.force,
     };
-    let (signals, free) = stop(&targets, port, &protos, plan)?;
-    let note = outcome(args, &protos, free);
+    let Outcome {
+        sent,
+        failed,
+        release,
+    } = stop(&targets, port, &protos, plan)?;
+    let (note, lingering) = outcome_text(args, &protos, &release);
     let report = KillReport {
         port,
-        signals,
-        free,
+        signals: sent
+            .into_iter()
+            .map(|(process, signal)| Sent {
+                process,
+                signal: words::signal(signal),
+            })
+            .collect(),
+        failed: failed
+            .into_iter()
+            .map(|(process, e)| Failed {
+                process,
+                error: e.to_string(),
+            })
+            .collect(),
+        free: release.released(),
+        note: lingering,
     };
-    let answer = if free { Exit::Ok } else { Exit::Negative };
-    output::deliver(answer, print(io::stdout().lock(), output, &report, &note))
+    output::deliver(
+        answer(&release, &report.failed),
+        print(io::stdout().lock(), output, &report, &note),
+    )
+}
+
+/// Exit 0 once no server holds the port, whatever TIME_WAIT is left; 1
+/// when one still does.
+fn answer(release: &Release, failed: &[Failed]) -> Exit {
+    if release.released() && failed.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Negative
+    }
 }
 
 fn print<W: Write>(mut out: W, output: Output, report: &KillReport, note: &str) -> io::Result<()> {
@@ -131,11 +190,15 @@ fn print<W: Write>(mut out: W, output: Output, report: &KillReport, note: &str) 
         return output::write_line(&mut out, report);
     }
     for s in &report.signals {
-        let target = Target {
-            pid: s.pid,
-            name: s.process.clone(),
-        };
-        writeln!(out, "sent {} to {target}", s.signal)?;
+        writeln!(out, "sent {} to {}", s.signal, words::process(&s.process))?;
+    }
+    for f in &report.failed {
+        writeln!(
+            out,
+            "cannot signal {}: {}",
+            words::process(&f.process),
+            sanitize(&f.error)
+        )?;
     }
     writeln!(out, "port {}: {note}", report.port)?;
     out.flush()
@@ -151,21 +214,22 @@ fn stop_container(args: &KillArgs, protos: &[Proto], output: Output) -> Result<E
             "no container is behind port {port}: nothing to stop with --container"
         )));
     };
-    let what = ContainerText(&container).to_string();
+    let what = words::container(&container);
     if !args.yes && !confirm_text(&format!("Stop {what} (port {port})?"))? {
         let _ = writeln!(io::stderr(), "nothing done");
         return Ok(Exit::Negative);
     }
-    containers::stop(&container, args.timeout)
-        .map_err(|e| Error::failure(format!("cannot stop {what}: {e}")))?;
-    let free = wait_free(port, protos, args.timeout);
+    containers::stop(&container, args.timeout).map_err(|source| Error::Container {
+        what: what.clone(),
+        source,
+    })?;
+    let left = wait_released(port, protos, args.timeout);
     let report = ContainerReport {
         port,
         container,
         stopped: true,
-        free,
+        free: left.released(),
     };
-    let answer = if free { Exit::Ok } else { Exit::Negative };
     let mut out = io::stdout().lock();
     let printed = if output.is_json() {
         output::write_line(&mut out, &report)
@@ -174,7 +238,7 @@ fn stop_container(args: &KillArgs, protos: &[Proto], output: Output) -> Result<E
             writeln!(
                 out,
                 "port {port}: {}",
-                if free {
+                if left.released() {
                     "the port is free"
                 } else {
                     "the port is still held"
@@ -182,14 +246,14 @@ fn stop_container(args: &KillArgs, protos: &[Proto], output: Output) -> Result<E
             )
         })
     };
-    output::deliver(answer, printed)
+    output::deliver(answer(&left, &[]), printed)
 }
 
 /// What `kill --container --json` reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContainerReport {
-    pub port: u16,
-    pub container: Container,
-    pub stopped: bool,
-    pub free: bool,
+#[derive(Debug, Serialize)]
+struct ContainerReport {
+    port: u16,
+    container: Container,
+    stopped: bool,
+    free: bool,
 }

@@ -2,16 +2,14 @@
 
 use crate::cli::ListArgs;
 use crate::exit::{Exit, Result};
-use crate::facts::port_holders::unowned_hint;
-use crate::model::{Proto, Socket, TcpState};
-use crate::output::{self, write_array, Cell, Column, Format, Output, Style};
-use crate::platform;
 use crate::facts::process;
 use crate::facts::socket_record::{Lookups, Snapshot, SocketRecord};
-use crate::output::rows::{columns, row, summarize};
-use crate::facts::sockets;
+use crate::facts::sockets::{self, summarize};
+use crate::model::{Proto, Socket, TcpState};
+use crate::output::rows::{columns, row};
+use crate::output::{self, words, write_array, Cell, Column, Format, Output, Style};
 use crate::platform::TableQuery;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -89,24 +87,24 @@ pub fn run(args: &ListArgs, output: Output) -> Result<Exit> {
     }
     let snapshot = snapshot(args)?;
     if snapshot.owners.hidden && snapshot.unowned() > 0 {
-        output::hint(&unowned_hint(snapshot.unowned()));
+        output::hint(&words::unowned_hint(snapshot.unowned()));
     }
     let mut lookups = Lookups::new(output.is_json() || args.wide);
     let stdout = io::stdout().lock();
-    match output.format {
+    let printed = match output.format {
         Format::Json => write_array(
             stdout,
             snapshot
                 .sockets
                 .iter()
                 .map(|socket| snapshot.record(socket, &mut lookups)),
-        )?,
+        ),
         _ => {
             let out = io::BufWriter::with_capacity(64 * 1024, stdout);
-            write_text(out, output, &snapshot, &mut lookups, args.wide)?;
+            write_text(out, output, &snapshot, &mut lookups, args.wide)
         }
-    }
-    Ok(Exit::Ok)
+    };
+    output::deliver(Exit::Ok, printed)
 }
 
 /// Counts by transport and state. Needs no owners unless `--pid` or
@@ -122,33 +120,43 @@ fn summary(args: &ListArgs, output: Output) -> Result<Exit> {
     let rows = summarize(&sockets);
     let stdout = io::stdout().lock();
     if output.is_json() {
-        write_array(stdout, &rows)?;
-        return Ok(Exit::Ok);
+        return output::deliver(Exit::Ok, write_array(stdout, &rows));
     }
+    output::deliver(
+        Exit::Ok,
+        write_summary(stdout, output, &rows, sockets.len()),
+    )
+}
+
+fn write_summary<W: Write>(
+    out: W,
+    output: Output,
+    rows: &[sockets::SummaryRow],
+    total: usize,
+) -> io::Result<()> {
     const SUMMARY: [Column; 3] = [
         Column::new("PROTO", 5),
         Column::new("STATE", 11),
         Column::new("COUNT", 0),
     ];
-    let mut table = output.table(stdout, &SUMMARY);
-    for row in &rows {
+    let mut table = output.table(out, &SUMMARY);
+    for row in rows {
         table.push(vec![
             Cell::new(row.proto.as_str()),
-            Cell::new(row.state.map_or("-", platform::state_name)),
+            Cell::new(row.state.map_or("-", words::state)),
             Cell::new(row.count.to_string()),
         ])?;
     }
     table.push(vec![
         Cell::new("all"),
         Cell::new("-"),
-        Cell::styled(sockets.len().to_string(), Style::Bold),
+        Cell::styled(total.to_string(), Style::Bold),
     ])?;
-    table.finish()?;
-    Ok(Exit::Ok)
+    table.finish()
 }
 
 /// What happened to a socket between two scans of `list --watch`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WatchEventKind {
     /// Gone since the last scan.
@@ -172,7 +180,7 @@ impl WatchEventKind {
 /// One line of `list --watch --json`: a socket that opened, closed or
 /// changed state, with its fields as they are now (as they were, for a
 /// close).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WatchEvent {
     pub event: WatchEventKind,
     #[serde(flatten)]
@@ -224,16 +232,18 @@ fn watch(args: &ListArgs, every: std::time::Duration, output: Output) -> Result<
         let snapshot = snapshot(args)?;
         lookups.keep_only(&snapshot);
         let mut out = io::BufWriter::new(io::stdout().lock());
-        if output.format == Format::Table {
+        let printed = if output.format == Format::Table {
             // Home and clear, then the whole table again.
-            write!(out, "\x1b[H\x1b[2J")?;
-            writeln!(
-                out,
-                "every {:.1}s, {} sockets (Ctrl+C to stop)",
-                every.as_secs_f64(),
-                snapshot.sockets.len()
-            )?;
-            write_text(&mut out, output, &snapshot, &mut lookups, args.wide)?;
+            write!(out, "\x1b[H\x1b[2J")
+                .and_then(|()| {
+                    writeln!(
+                        out,
+                        "every {:.1}s, {} sockets (Ctrl+C to stop)",
+                        every.as_secs_f64(),
+                        snapshot.sockets.len()
+                    )
+                })
+                .and_then(|()| write_text(&mut out, output, &snapshot, &mut lookups, args.wide))
         } else {
             let current: HashMap<SocketKey, SocketRecord> = snapshot
                 .sockets
@@ -243,10 +253,13 @@ fn watch(args: &ListArgs, every: std::time::Duration, output: Output) -> Result<
                     (key(&record), record)
                 })
                 .collect();
-            write_events(&mut out, output, &changes(&previous, &current), args.wide)?;
+            let printed = write_events(&mut out, output, &changes(&previous, &current), args.wide);
             previous = current;
+            printed
+        };
+        if let Err(e) = printed.and_then(|()| out.flush()) {
+            return output::deliver(Exit::Ok, Err(e));
         }
-        out.flush()?;
         drop(out);
         std::thread::sleep(every);
     }

@@ -3,11 +3,11 @@
 
 use crate::cli::ProbeArgs;
 use crate::exit::{Error, Exit, Result};
+use crate::facts::registry;
+use crate::facts::resolve::resolve;
 use crate::model::Proto;
 use crate::output::{self, endpoint, write_array, Cell, Column, Fit, Output, Style};
 use crate::parse::parse_host_range;
-use crate::facts::registry;
-use crate::facts::resolve::resolve;
 use serde::{Deserialize, Serialize};
 use std::io::{self, IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};

@@ -3,9 +3,9 @@
 
 use crate::cli::WaitArgs;
 use crate::exit::{Error, Exit, Result};
+use crate::facts::resolve::resolve_now;
 use crate::output::{self, Output};
 use crate::parse::parse_host_port;
-use crate::facts::resolve::resolve_now;
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
 use std::net::TcpStream;

@@ -3,9 +3,9 @@
 
 use crate::cli::WhatisArgs;
 use crate::exit::{Error, Exit, Result};
+use crate::facts::registry::{self, Entry, PortClass, Source, Standing, Transport};
 use crate::output::{write_array, Cell, Column, Fit, Format, Output, Style};
 use crate::parse::{parse_range, PortRange, RANGE_FORM};
-use crate::facts::registry::{self, Entry, PortClass, Source, Standing, Transport};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
 
@@ -288,7 +288,7 @@ mod tests {
         assert_eq!(classify("9pfs").unwrap(), Query::Name("9pfs".into()));
         for bad in ["", " ", "-1", "65536", "80-", "9000-8000", "1e3", "a\x1bb"] {
             let err = classify(bad).unwrap_err();
-            assert_eq!(err.exit, Exit::Usage, "{bad}");
+            assert_eq!(err.exit(), Exit::Usage, "{bad}");
         }
     }
 

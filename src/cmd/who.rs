@@ -4,12 +4,9 @@
 
 use crate::cli::WhoArgs;
 use crate::exit::{Exit, Result};
-use crate::facts::port_holders::ContainerText;
+use crate::facts::port_story::{story, Story, WhoSocket};
 use crate::model::{Proto, TcpState};
-use crate::output::{self, endpoint, sanitize, Output};
-use crate::platform;
-use crate::facts::port_story::story;
-pub use crate::facts::port_story::{Story, WhoSocket};
+use crate::output::{self, endpoint, sanitize, words, Output};
 use std::io::{self, Write};
 
 pub fn run(args: &WhoArgs, output: Output) -> Result<Exit> {
@@ -22,7 +19,7 @@ pub fn run(args: &WhoArgs, output: Output) -> Result<Exit> {
     };
     let out = io::stdout().lock();
     let printed = if output.is_json() {
-        output::write_line(out, &story)
+        output::write_line(out, &output::story_json(&story))
     } else {
         write_story(out, &story, &protos)
     };
@@ -44,13 +41,13 @@ fn write_story<W: Write>(mut out: W, story: &Story, protos: &[Proto]) -> io::Res
     }
     for s in &servers {
         writeln!(out, "{}", headline(port, s))?;
-        if let Some(command) = s.command() {
+        if let Some(command) = words::command(s) {
             writeln!(out, "  command: {command}")?;
         }
         if let Some(started) = &s.started {
             writeln!(out, "  started: {started}")?;
         }
-        if let Some(chain) = s.parent_chain() {
+        if let Some(chain) = words::parent_chain(s) {
             writeln!(out, "  parents: {chain}")?;
         }
     }
@@ -62,11 +59,7 @@ fn write_story<W: Write>(mut out: W, story: &Story, protos: &[Proto]) -> io::Res
             .iter()
             .filter(|s| !servers.iter().any(|v| std::ptr::eq(*v, *s)))
         {
-            let state = s
-                .socket
-                .state
-                .map_or("UDP", platform::state_name)
-                .to_string();
+            let state = s.socket.state.map_or("UDP", words::state).to_string();
             match by_state.iter_mut().find(|(k, _)| *k == state) {
                 Some((_, n)) => *n += 1,
                 None => by_state.push((state, 1)),
@@ -81,7 +74,7 @@ fn write_story<W: Write>(mut out: W, story: &Story, protos: &[Proto]) -> io::Res
         )?;
     }
     for note in &story.notes {
-        writeln!(out, "note: {}", note.text)?;
+        writeln!(out, "note: {}", words::note(note))?;
     }
     out.flush()
 }
@@ -92,7 +85,7 @@ fn write_story<W: Write>(mut out: W, story: &Story, protos: &[Proto]) -> io::Res
 fn headline(port: u16, s: &WhoSocket) -> String {
     let r = &s.socket;
     let proto = r.proto;
-    let holder = s.holder();
+    let holder = words::holder(s);
     let under = s
         .parents
         .first()
@@ -115,12 +108,12 @@ fn headline(port: u16, s: &WhoSocket) -> String {
                 .unwrap_or_default();
             format!(
                 "{port}/{proto} is published by {}{from}; {how} on {at} by {holder}{under}",
-                ContainerText(c)
+                words::container(c)
             )
         }
         (Some(c), false) => format!(
             "{port}/{proto} is {how} on {at} by {holder}, inside {}",
-            ContainerText(c)
+            words::container(c)
         ),
         (None, _) => {
             let unit = r

@@ -2,21 +2,27 @@
 //! port a runtime publishes (`docker-proxy`, `rootlessport`, `dockerd`
 //! itself with the userland proxy off), from the container it forwards
 //! to. Names, images and port bindings come from the runtime's own API
-//! over its Unix socket — a few GETs with a short timeout, nothing at all
-//! when the socket is missing or unreadable, never the `docker` CLI.
+//! over its Unix socket, never the `docker` CLI.
+//!
+//! Nothing here is believed for its name alone. A runtime's process is
+//! one whose program only root could have installed (`runtime_process`);
+//! a published port is matched on transport, host address and port; and
+//! every conversation with an API is bounded in total time and bytes,
+//! since a daemon may answer slowly, endlessly or never.
 
 use crate::facts::cgroup::{ContainerId, Runtime};
-use crate::facts::http::{read_response_head, BodyDecoder};
+use crate::facts::http::{read_response_head, BodyDecoder, BodyError};
 use crate::model::Proto;
-use crate::platform;
-use serde::{Deserialize, Serialize};
+use crate::platform::{self, LocalStream};
+use serde::Serialize;
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A container as portctl reports it (SPEC.md, `who`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Container {
     pub runtime: Runtime,
     /// The full id; `null` when only the runtime's API could tell and it
@@ -26,39 +32,111 @@ pub struct Container {
     pub image: Option<String>,
     /// The container's own port behind the socket.
     pub port: Option<u16>,
+    /// A Kubernetes pod's uid, from the kubelet's cgroup path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
 }
 
-/// Processes that belong to a container runtime: `kill` never signals
-/// them, since stopping one stops (or breaks) every container it serves.
-pub fn is_runtime_process(name: &str) -> bool {
-    matches!(
-        name,
-        "docker-proxy"
-            | "dockerd"
-            | "rootlessport"
-            | "rootlessport-child"
-            | "conmon"
-            | "containerd"
-    ) || name.starts_with("containerd-shim")
+impl Container {
+    /// What a person types to name it: the name, else the short id, else
+    /// the runtime.
+    pub fn label(&self) -> String {
+        self.name
+            .clone()
+            .or_else(|| self.id.as_deref().map(|id| short_id(id).to_string()))
+            .unwrap_or_else(|| self.runtime.to_string())
+    }
 }
 
-/// Whether process `pid`, named `name` and running as `user`, really is a
-/// runtime's: any process can call itself `docker-proxy`, so the name must
-/// match the program it runs (`/proc/PID/exe`). Where that cannot be read
-/// (another user's process), only root's processes count: the runtimes
-/// that publish ports for others run as root, an impostor without
-/// privileges cannot.
-pub fn is_runtime(pid: u32, name: &str, user: Option<&str>) -> bool {
-    if !is_runtime_process(name) {
-        return false;
+/// The first 12 characters of an id, as `docker ps` shows it. An id
+/// from outside may be any text: it is cut on a character boundary.
+pub fn short_id(id: &str) -> &str {
+    match id.char_indices().nth(12) {
+        Some((at, _)) => &id[..at],
+        None => id,
     }
-    match platform::process_exe(pid) {
-        Some(exe) => exe
-            .file_name()
-            .and_then(|f| f.to_str())
-            .is_some_and(|file| file.starts_with(name) || name.starts_with(file)),
-        None => user == Some("root"),
+}
+
+/// Whether an id a runtime's API gave is one it could have: 12 to 64 hex
+/// digits. Only such ids go into a request path.
+fn is_container_id(id: &str) -> bool {
+    (12..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The processes of container runtimes: `kill` never signals them, since
+/// stopping one stops (or breaks) every container it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeProcess {
+    DockerProxy,
+    Dockerd,
+    Containerd,
+    /// `containerd-shim`, `containerd-shim-runc-v2`, …
+    Shim,
+    RootlessPort,
+    Conmon,
+}
+
+/// The longest process name the kernel keeps (`comm`): longer names are
+/// cut to this.
+const COMM_MAX: usize = 15;
+
+impl RuntimeProcess {
+    fn named(name: &str) -> Option<Self> {
+        Some(match name {
+            "docker-proxy" => RuntimeProcess::DockerProxy,
+            "dockerd" => RuntimeProcess::Dockerd,
+            "containerd" => RuntimeProcess::Containerd,
+            "rootlessport" => RuntimeProcess::RootlessPort,
+            "conmon" => RuntimeProcess::Conmon,
+            _ if name.starts_with("containerd-shim") => RuntimeProcess::Shim,
+            _ => return None,
+        })
     }
+
+    /// Rootful daemons run as root; a rootless runtime's helpers run as
+    /// the user who runs the containers.
+    fn runs_as_root(self) -> bool {
+        matches!(
+            self,
+            RuntimeProcess::DockerProxy
+                | RuntimeProcess::Dockerd
+                | RuntimeProcess::Containerd
+                | RuntimeProcess::Shim
+        )
+    }
+
+    /// Whether the program file `file` is the one a process named `name`
+    /// runs: the same name, or the kernel's cut of it.
+    fn is_file(name: &str, file: &str) -> bool {
+        file == name || (name.len() == COMM_MAX && file.starts_with(name))
+    }
+}
+
+/// Whether process `pid`, named `name`, really is a container runtime's:
+/// any user can run a program called `docker-proxy`, so the program it
+/// runs must be one only root could have installed (the file and its
+/// folders owned by root, writable by nobody else) and bear that name;
+/// the rootful daemons must run as root. Where the program cannot be
+/// read (another user's process, without privileges), only a process
+/// running as root counts: no unprivileged user can start one.
+pub fn runtime_process(pid: u32, name: &str) -> Option<RuntimeProcess> {
+    let kind = RuntimeProcess::named(name)?;
+    let uid = platform::process_uid(pid);
+    if kind.runs_as_root() && uid != Some(0) {
+        return None;
+    }
+    let genuine = match platform::executable(pid) {
+        Some(exe) => {
+            exe.root_owned
+                && exe
+                    .path
+                    .file_name()
+                    .and_then(|f| f.to_str())
+                    .is_some_and(|file| RuntimeProcess::is_file(name, file))
+        }
+        None => uid == Some(0),
+    };
+    genuine.then_some(kind)
 }
 
 /// What a `docker-proxy` command line says it forwards.
@@ -95,18 +173,49 @@ pub fn proxy_target(cmdline: &[String]) -> Option<ProxyTarget> {
     })
 }
 
+/// A port a container publishes on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Published {
+    /// The host address; `None` where the API gives none (any address).
+    host_ip: Option<IpAddr>,
+    host_port: u16,
+    container_port: u16,
+    proto: Proto,
+}
+
+impl Published {
+    /// Whether this binding is the socket bound to `local`: the same
+    /// transport, port and host address (two containers may publish one
+    /// port on two addresses).
+    fn is(&self, local: SocketAddr, proto: Proto) -> bool {
+        self.proto == proto
+            && self.host_port == local.port()
+            && match self.host_ip {
+                Some(ip) => ip.to_canonical() == local.ip().to_canonical(),
+                None => local.ip().is_unspecified(),
+            }
+    }
+}
+
 /// One container as the Docker-compatible `GET /containers/json` lists it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Listed {
     id: String,
     name: Option<String>,
     image: Option<String>,
-    /// (host port, container port, transport) of each published port.
-    ports: Vec<(u16, u16, Proto)>,
+    ports: Vec<Published>,
     ips: Vec<IpAddr>,
 }
 
+impl Listed {
+    fn publishing(&self, local: SocketAddr, proto: Proto) -> Option<&Published> {
+        self.ports.iter().find(|p| p.is(local, proto))
+    }
+}
+
 /// Parses a `/containers/json` reply (Docker's and Podman's compat API).
+/// Entries without a runtime-shaped id are dropped: an id goes into
+/// request paths later.
 fn parse_listing(body: &[u8]) -> Vec<Listed> {
     let Ok(serde_json::Value::Array(items)) = serde_json::from_slice(body) else {
         return Vec::new();
@@ -125,9 +234,12 @@ fn parse_listing(body: &[u8]) -> Vec<Listed> {
                         "udp" => Proto::Udp,
                         _ => return None,
                     };
-                    let public = u16::try_from(p["PublicPort"].as_u64()?).ok()?;
-                    let private = u16::try_from(p["PrivatePort"].as_u64()?).ok()?;
-                    Some((public, private, proto))
+                    Some(Published {
+                        host_ip: p["IP"].as_str().and_then(|ip| ip.parse().ok()),
+                        host_port: u16::try_from(p["PublicPort"].as_u64()?).ok()?,
+                        container_port: u16::try_from(p["PrivatePort"].as_u64()?).ok()?,
+                        proto,
+                    })
                 })
                 .collect();
             let ips = c["NetworkSettings"]["Networks"]
@@ -137,7 +249,7 @@ fn parse_listing(body: &[u8]) -> Vec<Listed> {
                 .filter_map(|n| n["IPAddress"].as_str()?.parse().ok())
                 .collect();
             Some(Listed {
-                id: text(&c["Id"])?,
+                id: text(&c["Id"]).filter(|id| is_container_id(id))?,
                 name: c["Names"]
                     .as_array()
                     .and_then(|n| n.first())
@@ -151,91 +263,226 @@ fn parse_listing(body: &[u8]) -> Vec<Listed> {
         .collect()
 }
 
-/// The API sockets of each runtime, where they usually are.
-fn api_sockets(runtime: Runtime) -> Vec<PathBuf> {
-    match runtime {
-        Runtime::Docker => vec![std::env::var_os("DOCKER_HOST")
-            .and_then(|h| h.to_str()?.strip_prefix("unix://").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"))],
-        Runtime::Podman => {
-            let mut paths = vec![PathBuf::from("/run/podman/podman.sock")];
-            if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
-                paths.push(Path::new(&dir).join("podman/podman.sock"));
-            }
-            paths
+/// Why a runtime's API gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no API socket of {0} answers")]
+    NoSocket(Runtime),
+    #[error("the API did not answer within {}s", .0.as_secs_f64())]
+    Timeout(Duration),
+    #[error("the API answered {status}: {message}")]
+    Status { status: u16, message: String },
+    #[error("the API's reply is too long (over {0} bytes)")]
+    TooLong(usize),
+    #[error("the API's reply is not HTTP/1.1 as expected")]
+    Malformed(#[source] BodyError),
+    #[error("cannot talk to the API")]
+    Io(#[source] io::Error),
+    #[error("the container's id is not known")]
+    NoId,
+}
+
+/// The most of an API reply's head read.
+const HEAD_LIMIT: usize = 64 * 1024;
+/// The most of an API reply's body read.
+const BODY_LIMIT: usize = 8 * 1024 * 1024;
+/// How long one run may spend, in all, asking runtimes' APIs for names:
+/// a daemon that answers slowly, endlessly or never costs at most this,
+/// and the answer goes on without names.
+const API_BUDGET: Duration = Duration::from_secs(1);
+
+/// A stream whose every read may wait only until `deadline`: the limit is
+/// on the whole conversation, not on each read.
+struct Bounded {
+    stream: LocalStream,
+    deadline: Instant,
+}
+
+impl Read for Bounded {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
         }
-        Runtime::Containerd | Runtime::Kubernetes => Vec::new(),
+        self.stream.set_timeout(left)?;
+        self.stream.read(buf)
     }
 }
 
-/// How long one API request may take, start to end.
-const API_TIMEOUT: Duration = Duration::from_millis(500);
-/// The most of an API reply read.
-const API_BODY_LIMIT: usize = 8 * 1024 * 1024;
-
-/// One HTTP/1.1 request over a runtime's Unix socket: (status, body).
+/// One HTTP/1.1 request over a runtime's Unix socket, finished by
+/// `deadline`: (status, body).
 fn request(
     socket: &Path,
     method: &str,
     path: &str,
-    timeout: Duration,
-) -> io::Result<(u16, Vec<u8>)> {
-    let mut stream = platform::local_stream(socket, timeout)?;
+    deadline: Instant,
+) -> Result<(u16, Vec<u8>), ApiError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let timed_out = |e: io::Error| match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ApiError::Timeout(left),
+        _ => ApiError::Io(e),
+    };
+    if left.is_zero() {
+        return Err(ApiError::Timeout(left));
+    }
+    let mut stream = platform::local_stream(socket, left).map_err(timed_out)?;
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: portctl/{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         env!("CARGO_PKG_VERSION")
-    )?;
-    let bad = |e: crate::facts::http::BodyError| io::Error::new(io::ErrorKind::InvalidData, e.0);
+    )
+    .map_err(timed_out)?;
+    read_reply(&mut Bounded { stream, deadline }, BODY_LIMIT).map_err(|e| match e {
+        ApiError::Io(e) => timed_out(e),
+        other => other,
+    })
+}
+
+/// Reads one HTTP/1.1 reply from `reader`: the status and at most
+/// `body_limit` bytes of body (more is an error, never kept). Interim
+/// (1xx) heads are skipped. Pure over `Read`, so it is fuzzed on any
+/// bytes cut anywhere (`fuzz/fuzz_targets/runtime_api.rs`).
+pub fn read_reply<R: Read>(reader: &mut R, body_limit: usize) -> Result<(u16, Vec<u8>), ApiError> {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
     let head = loop {
-        let n = stream.read(&mut chunk)?;
+        match read_response_head(&buffer).map_err(ApiError::Malformed)? {
+            Some(head) if (100..200).contains(&head.status) => {
+                buffer.drain(..head.len);
+                continue;
+            }
+            Some(head) => break head,
+            None if buffer.len() > HEAD_LIMIT => return Err(ApiError::TooLong(HEAD_LIMIT)),
+            None => {}
+        }
+        let n = reader.read(&mut chunk).map_err(ApiError::Io)?;
         if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
+            return Err(ApiError::Io(io::ErrorKind::UnexpectedEof.into()));
         }
         buffer.extend_from_slice(&chunk[..n]);
-        if let Some(head) = read_response_head(&buffer).map_err(bad)? {
-            break head;
+    };
+    let mut decoder = BodyDecoder::new(head.framing().map_err(ApiError::Malformed)?);
+    let mut body = Vec::new();
+    // Set once the body would pass the limit: nothing more is kept.
+    let too_long = std::cell::Cell::new(false);
+    let mut keep = |bytes: &[u8]| {
+        if too_long.get() || body.len() + bytes.len() > body_limit {
+            too_long.set(true);
+        } else {
+            body.extend_from_slice(bytes);
         }
     };
-    let mut decoder = BodyDecoder::new(head.framing().map_err(bad)?);
-    let mut body = Vec::new();
-    let mut keep = |bytes: &[u8]| {
-        let room = API_BODY_LIMIT.saturating_sub(body.len());
-        body.extend_from_slice(&bytes[..bytes.len().min(room)]);
-    };
-    decoder.feed(&buffer[head.len..], &mut keep).map_err(bad)?;
-    while !decoder.is_done() {
-        let n = stream.read(&mut chunk)?;
+    decoder
+        .feed(&buffer[head.len..], &mut keep)
+        .map_err(ApiError::Malformed)?;
+    while !decoder.is_done() && !too_long.get() {
+        let n = reader.read(&mut chunk).map_err(ApiError::Io)?;
         if n == 0 {
-            decoder.finish().map_err(bad)?;
+            decoder.finish().map_err(ApiError::Malformed)?;
             break;
         }
-        decoder.feed(&chunk[..n], &mut keep).map_err(bad)?;
+        decoder
+            .feed(&chunk[..n], &mut keep)
+            .map_err(ApiError::Malformed)?;
+    }
+    if too_long.get() {
+        return Err(ApiError::TooLong(body_limit));
     }
     Ok((head.status, body))
 }
 
-/// What each runtime's API said, asked at most once per run.
+/// The API sockets of each runtime, where they usually are: `DOCKER_HOST`
+/// or the current `docker context` (rootless Docker is one), the system's
+/// socket, this user's, and the socket of the user whose runtime process
+/// holds the port (`owner`).
+fn api_sockets(runtime: Runtime, owner: Option<u32>) -> Vec<PathBuf> {
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    let user_runtime_dirs = env("XDG_RUNTIME_DIR").map(PathBuf::from).into_iter().chain(
+        owner
+            .filter(|&uid| uid != 0)
+            .map(|uid| PathBuf::from(format!("/run/user/{uid}"))),
+    );
+    let mut paths = Vec::new();
+    match runtime {
+        Runtime::Docker => {
+            if let Some(host) = env("DOCKER_HOST") {
+                // Another daemon (tcp://, ssh://) is not this machine's.
+                paths.extend(host.to_str().and_then(unix_socket));
+                return paths;
+            }
+            paths.extend(docker_context_socket());
+            paths.push(PathBuf::from("/var/run/docker.sock"));
+            paths.extend(user_runtime_dirs.map(|dir| dir.join("docker.sock")));
+        }
+        Runtime::Podman => {
+            paths.push(PathBuf::from("/run/podman/podman.sock"));
+            paths.extend(user_runtime_dirs.map(|dir| dir.join("podman/podman.sock")));
+        }
+        Runtime::Containerd | Runtime::Kubernetes => {}
+    }
+    let mut seen = std::collections::HashSet::new();
+    paths.retain(|p| seen.insert(p.clone()));
+    paths
+}
+
+/// `unix:///run/docker.sock` → `/run/docker.sock`.
+fn unix_socket(endpoint: &str) -> Option<PathBuf> {
+    endpoint.strip_prefix("unix://").map(PathBuf::from)
+}
+
+/// The most of a Docker client file read: they are a few hundred bytes.
+const CONFIG_LIMIT: u64 = 1024 * 1024;
+
+/// The socket of the current `docker context` (`DOCKER_CONTEXT`, else
+/// `currentContext` in `~/.docker/config.json`), as the docker CLI would
+/// pick it; its endpoints are in `contexts/meta/*/meta.json`.
+fn docker_context_socket() -> Option<PathBuf> {
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".docker")))?;
+    let read_json = |path: &Path| -> Option<serde_json::Value> {
+        let file = std::fs::File::open(path).ok()?;
+        let mut bytes = Vec::new();
+        file.take(CONFIG_LIMIT).read_to_end(&mut bytes).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    };
+    let name = match std::env::var("DOCKER_CONTEXT") {
+        Ok(name) => name,
+        Err(_) => read_json(&dir.join("config.json"))?["currentContext"]
+            .as_str()?
+            .to_string(),
+    };
+    if name.is_empty() || name == "default" {
+        return None;
+    }
+    std::fs::read_dir(dir.join("contexts/meta"))
+        .ok()?
+        .take(1000)
+        .filter_map(|entry| read_json(&entry.ok()?.path().join("meta.json")))
+        .find(|meta| meta["Name"].as_str() == Some(name.as_str()))
+        .and_then(|meta| unix_socket(meta["Endpoints"]["docker"]["Host"].as_str()?))
+}
+
+/// What runtimes' APIs said during one run, each asked at most once per
+/// socket owner, all within `API_BUDGET` together.
 #[derive(Debug, Default)]
 pub struct Runtimes {
-    docker: Option<Vec<Listed>>,
-    podman: Option<Vec<Listed>>,
+    listings: HashMap<(Runtime, Option<u32>), Vec<Listed>>,
+    /// When the budget runs out; set by the first question.
+    deadline: Option<Instant>,
 }
 
 impl Runtimes {
-    fn listing(&mut self, runtime: Runtime) -> &[Listed] {
-        let slot = match runtime {
-            Runtime::Docker => &mut self.docker,
-            Runtime::Podman => &mut self.podman,
-            Runtime::Containerd | Runtime::Kubernetes => return &[],
-        };
-        slot.get_or_insert_with(|| {
-            api_sockets(runtime)
+    fn listing(&mut self, runtime: Runtime, owner: Option<u32>) -> &[Listed] {
+        let deadline = *self
+            .deadline
+            .get_or_insert_with(|| Instant::now() + API_BUDGET);
+        self.listings.entry((runtime, owner)).or_insert_with(|| {
+            api_sockets(runtime, owner)
                 .iter()
+                .take_while(|_| Instant::now() < deadline)
                 .find_map(
-                    |socket| match request(socket, "GET", "/containers/json", API_TIMEOUT) {
+                    |socket| match request(socket, "GET", "/containers/json", deadline) {
                         Ok((200, body)) => Some(parse_listing(&body)),
                         _ => None,
                     },
@@ -244,71 +491,90 @@ impl Runtimes {
         })
     }
 
-    /// The container behind a socket on `port` owned by `process` (its
-    /// name, command line, and the container its cgroup names), if any.
+    /// The container behind a socket bound to `local` whose owner is a
+    /// runtime's own process `runtime` (with its command line and user),
+    /// or whose owner runs in the container its cgroup names (`own`,
+    /// already vouched for).
     pub fn attribute(
         &mut self,
-        process: &str,
-        cmdline: &[String],
+        runtime: Option<(RuntimeProcess, &[String], Option<u32>)>,
         own: Option<&ContainerId>,
-        port: u16,
+        local: SocketAddr,
         proto: Proto,
     ) -> Option<Container> {
-        if let Some(target) = proxy_target(cmdline) {
-            let found = self
-                .listing(Runtime::Docker)
+        if let Some((kind, cmdline, owner)) = runtime {
+            return self.published(kind, cmdline, owner, local, proto);
+        }
+        let own = own?;
+        let found = match own.runtime {
+            Runtime::Docker | Runtime::Podman => self
+                .listing(own.runtime, None)
                 .iter()
-                .find(|c| {
-                    // The address the proxy names, and this port published:
-                    // a command line alone proves nothing.
-                    target.container_ip.is_some_and(|ip| c.ips.contains(&ip))
-                        && c.ports
-                            .iter()
-                            .any(|&(host, _, p)| host == port && p == proto)
-                })
-                .cloned();
-            return Some(self.describe(Runtime::Docker, found, target.container_port));
-        }
-        let published = |runtime| match process {
-            "dockerd" if runtime == Runtime::Docker => true,
-            "rootlessport" | "rootlessport-child" | "conmon" if runtime == Runtime::Podman => true,
-            _ => false,
+                .find(|c| c.id == own.id)
+                .cloned(),
+            Runtime::Containerd | Runtime::Kubernetes => None,
         };
-        for runtime in [Runtime::Docker, Runtime::Podman] {
-            if published(runtime) {
-                let found = self
-                    .listing(runtime)
-                    .iter()
-                    .find(|c| {
-                        c.ports
-                            .iter()
-                            .any(|&(host, _, p)| host == port && p == proto)
-                    })
-                    .cloned();
-                let inner = found.as_ref().and_then(|c| {
-                    c.ports
-                        .iter()
-                        .find(|&&(host, _, p)| host == port && p == proto)
-                        .map(|&(_, inner, _)| inner)
-                });
-                return found.map(|c| self.describe(runtime, Some(c), inner));
-            }
-        }
-        let ContainerId { runtime, id } = own?.clone();
-        let found = self.listing(runtime).iter().find(|c| c.id == id).cloned();
-        let mut container = self.describe(runtime, found, Some(port));
-        container.id = Some(id);
-        Some(container)
+        Some(Container {
+            runtime: own.runtime,
+            id: Some(own.id.clone()),
+            name: found.as_ref().and_then(|c| c.name.clone()),
+            image: found.and_then(|c| c.image),
+            port: Some(local.port()),
+            pod_uid: own.pod_uid.clone(),
+        })
     }
 
-    fn describe(&self, runtime: Runtime, found: Option<Listed>, port: Option<u16>) -> Container {
-        let found = found.unwrap_or_default();
-        Container {
+    /// The container a runtime's process publishes `local` for.
+    fn published(
+        &mut self,
+        kind: RuntimeProcess,
+        cmdline: &[String],
+        owner: Option<u32>,
+        local: SocketAddr,
+        proto: Proto,
+    ) -> Option<Container> {
+        let describe = |runtime, found: Option<&Listed>, port| Container {
             runtime,
-            id: (!found.id.is_empty()).then_some(found.id),
-            name: found.name,
-            image: found.image,
+            id: found.map(|c| c.id.clone()),
+            name: found.and_then(|c| c.name.clone()),
+            image: found.and_then(|c| c.image.clone()),
             port,
+            pod_uid: None,
+        };
+        match kind {
+            RuntimeProcess::DockerProxy => {
+                let target = proxy_target(cmdline)?;
+                // The address the proxy names, and this very binding
+                // published: a command line alone proves nothing.
+                let found = self.listing(Runtime::Docker, None).iter().find(|c| {
+                    target.container_ip.is_some_and(|ip| c.ips.contains(&ip))
+                        && c.publishing(local, proto).is_some()
+                });
+                Some(describe(Runtime::Docker, found, target.container_port))
+            }
+            RuntimeProcess::Dockerd => {
+                let found = self
+                    .listing(Runtime::Docker, None)
+                    .iter()
+                    .find_map(|c| Some((c, c.publishing(local, proto)?)))?;
+                Some(describe(
+                    Runtime::Docker,
+                    Some(found.0),
+                    Some(found.1.container_port),
+                ))
+            }
+            RuntimeProcess::RootlessPort | RuntimeProcess::Conmon => {
+                [Runtime::Podman, Runtime::Docker]
+                    .into_iter()
+                    .find_map(|runtime| {
+                        let listing = self.listing(runtime, owner);
+                        let (c, p) = listing
+                            .iter()
+                            .find_map(|c| Some((c, c.publishing(local, proto)?)))?;
+                        Some(describe(runtime, Some(c), Some(p.container_port)))
+                    })
+            }
+            RuntimeProcess::Containerd | RuntimeProcess::Shim => None,
         }
     }
 }
@@ -316,38 +582,25 @@ impl Runtimes {
 /// Stops a container through its runtime's API (`docker stop`'s
 /// request), giving it `grace` to exit before the runtime kills it; the
 /// runtime answers once it has stopped.
-pub fn stop(container: &Container, grace: Duration) -> io::Result<()> {
+pub fn stop(container: &Container, grace: Duration) -> Result<(), ApiError> {
     let id = container
         .id
         .as_deref()
-        .ok_or_else(|| io::Error::other("the container's id is not known"))?;
-    let mut last = io::Error::other(format!("no API socket answers for {}", container.runtime));
+        .filter(|id| is_container_id(id))
+        .ok_or(ApiError::NoId)?;
     let seconds = grace.as_secs().max(1);
     let path = format!("/containers/{id}/stop?t={seconds}");
     // The answer comes when the container is gone: allow the grace and
     // the runtime's own kill after it.
-    let wait = Duration::from_secs(seconds + 10);
-    for socket in api_sockets(container.runtime) {
-        match request(&socket, "POST", &path, wait) {
+    let deadline = Instant::now() + Duration::from_secs(seconds + 10);
+    let mut last = ApiError::NoSocket(container.runtime);
+    for socket in api_sockets(container.runtime, None) {
+        match request(&socket, "POST", &path, deadline) {
             Ok((204 | 304, _)) => return Ok(()),
             Ok((status, body)) => {
-                last = io::Error::other(format!(
-                    "the {} API answered {status}: {}",
-                    container.runtime,
-                    String::from_utf8_lossy(&body[..body.len().min(200)]).trim()
-                ))
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                last = io::Error::other(format!(
-                    "the {} API did not answer within {}s",
-                    container.runtime,
-                    wait.as_secs()
-                ))
+                let text = String::from_utf8_lossy(&body);
+                let message: String = text.trim().chars().take(200).collect();
+                last = ApiError::Status { status, message };
             }
             Err(e) => last = e,
         }
@@ -357,16 +610,7 @@ pub fn stop(container: &Container, grace: Duration) -> io::Result<()> {
 
 /// The command a person would type to stop it.
 pub fn stop_command(container: &Container) -> String {
-    let what = container
-        .name
-        .clone()
-        .or_else(|| {
-            container
-                .id
-                .as_ref()
-                .map(|id| id[..id.len().min(12)].to_string())
-        })
-        .unwrap_or_else(|| "<container>".into());
+    let what = container.label();
     match container.runtime {
         Runtime::Podman => format!("podman stop {what}"),
         Runtime::Kubernetes => {
@@ -409,32 +653,92 @@ mod tests {
     }
 
     #[test]
-    fn runtime_processes() {
+    fn runtime_processes_by_name_and_file() {
         for name in [
             "docker-proxy",
             "dockerd",
             "rootlessport",
             "conmon",
-            "containerd-shim-runc-v2",
+            "containerd-shim",
         ] {
-            assert!(is_runtime_process(name), "{name}");
+            assert!(RuntimeProcess::named(name).is_some(), "{name}");
         }
-        assert!(!is_runtime_process("nginx"));
+        assert_eq!(RuntimeProcess::named("nginx"), None);
+        assert_eq!(RuntimeProcess::named("docker-proxyy"), None);
+        // The program must bear the name: `d` is not `dockerd`.
+        assert!(RuntimeProcess::is_file("dockerd", "dockerd"));
+        assert!(!RuntimeProcess::is_file("dockerd", "d"));
+        assert!(!RuntimeProcess::is_file("d", "dockerd"));
+        // The kernel cuts names at 15 bytes.
+        assert!(RuntimeProcess::is_file(
+            "containerd-shim",
+            "containerd-shim-runc-v2"
+        ));
+        assert!(!RuntimeProcess::is_file(
+            "docker-proxy",
+            "docker-proxy-evil"
+        ));
+    }
+
+    #[test]
+    fn this_test_is_no_runtime_process() {
+        let me = std::process::id();
+        assert_eq!(runtime_process(me, "docker-proxy"), None);
     }
 
     #[test]
     fn listings_from_the_docker_api() {
-        let body = br#"[{"Id":"251d2c1e","Names":["/web1"],"Image":"portctl-busybox:test",
-            "Ports":[{"IP":"127.0.0.1","PrivatePort":8080,"PublicPort":18080,"Type":"tcp"},{"PrivatePort":53,"Type":"udp"}],
-            "NetworkSettings":{"Networks":{"bridge":{"IPAddress":"172.17.0.2"}}}},
-            {"Names":["/no-id"]}, 7]"#;
-        let listed = parse_listing(body);
-        assert_eq!(listed.len(), 1);
+        let id = "251d2c1ecce4c3eee6073dceb855c71999ffc5a02f6d98e43b5b1fcf584bca01";
+        let body = format!(
+            r#"[{{"Id":"{id}","Names":["/web1"],"Image":"portctl-busybox:test",
+            "Ports":[{{"IP":"127.0.0.1","PrivatePort":8080,"PublicPort":18080,"Type":"tcp"}},{{"PrivatePort":53,"Type":"udp"}}],
+            "NetworkSettings":{{"Networks":{{"bridge":{{"IPAddress":"172.17.0.2"}}}}}}}},
+            {{"Names":["/no-id"]}}, {{"Id":"../../x","Names":["/bad"]}}, 7]"#
+        );
+        let listed = parse_listing(body.as_bytes());
+        assert_eq!(
+            listed.len(),
+            1,
+            "no id, or an id that is not one, is dropped"
+        );
         assert_eq!(listed[0].name.as_deref(), Some("web1"));
-        assert_eq!(listed[0].ports, [(18080, 8080, Proto::Tcp)]);
+        assert_eq!(listed[0].ports.len(), 1);
         assert_eq!(listed[0].ips, ["172.17.0.2".parse::<IpAddr>().unwrap()]);
+        let on = |addr: &str| {
+            listed[0]
+                .publishing(addr.parse().unwrap(), Proto::Tcp)
+                .is_some()
+        };
+        assert!(on("127.0.0.1:18080"));
+        assert!(!on("127.0.0.2:18080"), "another address is another binding");
+        assert!(!on("0.0.0.0:18080"));
+        assert!(listed[0]
+            .publishing("127.0.0.1:18080".parse().unwrap(), Proto::Udp)
+            .is_none());
         assert!(parse_listing(b"{\"message\":\"nope\"}").is_empty());
         assert!(parse_listing(b"\xff").is_empty());
+    }
+
+    #[test]
+    fn ids_from_outside_are_cut_on_character_boundaries() {
+        assert_eq!(short_id("251d2c1ecce4c3eee6073dceb855c719"), "251d2c1ecce4");
+        assert_eq!(short_id("ééééééééééééé"), "éééééééééééé");
+        assert_eq!(short_id("short"), "short");
+        let c = Container {
+            runtime: Runtime::Docker,
+            id: Some("日本語のコンテナ識別子です".into()),
+            name: None,
+            image: None,
+            port: None,
+            pod_uid: None,
+        };
+        // Thirteen characters, cut after twelve, whatever their bytes.
+        assert_eq!(c.label(), "日本語のコンテナ識別子で");
+        assert_eq!(stop_command(&c), "docker stop 日本語のコンテナ識別子で");
+        assert!(matches!(
+            stop(&c, Duration::from_secs(1)),
+            Err(ApiError::NoId)
+        ));
     }
 
     #[test]
@@ -445,6 +749,7 @@ mod tests {
             name: None,
             image: None,
             port: Some(80),
+            pod_uid: None,
         };
         assert_eq!(stop_command(&c), "docker stop 251d2c1ecce4");
         let named = Container {
@@ -453,5 +758,52 @@ mod tests {
             ..c
         };
         assert_eq!(stop_command(&named), "podman stop web");
+    }
+
+    /// A reader that hands out its bytes a piece at a time.
+    struct Pieces(Vec<Vec<u8>>);
+
+    impl Read for Pieces {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let Some(piece) = self.0.first_mut() else {
+                return Ok(0);
+            };
+            let n = piece.len().min(buf.len());
+            buf[..n].copy_from_slice(&piece[..n]);
+            piece.drain(..n);
+            if piece.is_empty() {
+                self.0.remove(0);
+            }
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn replies_are_read_whole_within_their_limits() {
+        let reply = |parts: &[&str]| {
+            read_reply(
+                &mut Pieces(parts.iter().map(|p| p.as_bytes().to_vec()).collect()),
+                64,
+            )
+        };
+        let (status, body) = reply(&[
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-",
+            "Encoding: chunked\r\n\r\n3\r\n[1,\r\n2\r\n2]\r\n0\r\n\r\n",
+        ])
+        .unwrap();
+        assert_eq!((status, body.as_slice()), (200, &b"[1,2]"[..]));
+        let long = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: 65\r\n\r\n{}",
+            "x".repeat(65)
+        );
+        assert!(matches!(reply(&[&long]), Err(ApiError::TooLong(64))));
+        assert!(matches!(
+            reply(&["HTTP/1.1 200 OK\r\n"]),
+            Err(ApiError::Io(_))
+        ));
+        assert!(matches!(
+            reply(&["garbage\r\n\r\n"]),
+            Err(ApiError::Malformed(_))
+        ));
     }
 }

@@ -118,14 +118,9 @@ pub enum Framing {
 }
 
 /// What is wrong with a response.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct BodyError(pub String);
-
-impl std::fmt::Display for BodyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// Decodes a body as it arrives, handing each decoded piece to a sink
 /// without keeping it.

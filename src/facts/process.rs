@@ -1,11 +1,45 @@
-//! Process names and user names for the PIDs and UIDs in a socket table,
-//! and the longer story of one process: command line, start, parents.
+//! Processes as portctl names them: a PID, its name and when it started
+//! (`Proc`), the user names of a table's owners, and the chain of parents
+//! of one process.
 
-use crate::platform::ProcFacts;
-use serde::{Deserialize, Serialize};
+use crate::platform::{self, ProcFacts};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::time::SystemTime;
-use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+
+/// One process: its PID, its name where known, and when it started. The
+/// start (the OS's exact token: clock ticks since boot on Linux) tells
+/// the process apart from a later one given the same PID, so every step
+/// that signals compares it (`platform::send_signal`). A parent in a
+/// chain, a listener to stop and a signal's target are all a `Proc`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Proc {
+    pub pid: u32,
+    pub process: Option<String>,
+    #[serde(skip)]
+    pub start: Option<u64>,
+}
+
+impl Proc {
+    /// `pid` as it is now: its name and start read at once.
+    pub fn now(pid: u32, process: Option<String>) -> Proc {
+        Proc {
+            pid,
+            process,
+            start: platform::process_start(pid),
+        }
+    }
+
+    /// Whether `other` is this very process: the same PID and, where both
+    /// are known, the same start.
+    pub fn same(&self, other: &Proc) -> bool {
+        self.pid == other.pid
+            && match (self.start, other.start) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+}
 
 /// Names of the given processes, reading only those PIDs. A process that
 /// exited since the scan simply has no name.
@@ -13,21 +47,7 @@ pub fn names(pids: &[u32]) -> HashMap<u32, String> {
     if pids.is_empty() {
         return HashMap::new();
     }
-    let Ok(mut system) = System::new() else {
-        return HashMap::new();
-    };
-    let pids: Vec<Pid> = pids.iter().map(|&p| Pid::from_u32(p)).collect();
-    system.refresh_processes_specifics(
-        ProcessesToUpdate::Some(&pids),
-        false,
-        ProcessRefreshKind::nothing(),
-    );
-    pids.iter()
-        .filter_map(|pid| {
-            let process = system.process(*pid)?;
-            Some((pid.as_u32(), process.name().to_string_lossy().into_owned()))
-        })
-        .collect()
+    platform::process_names(pids)
 }
 
 /// Caches user name lookups for one run: by UID where the socket table
@@ -44,7 +64,7 @@ impl Users {
     pub fn name(&mut self, uid: u32) -> &str {
         self.cache
             .entry(uid)
-            .or_insert_with(|| crate::platform::user_name(uid).unwrap_or_else(|| uid.to_string()))
+            .or_insert_with(|| platform::user_name(uid).unwrap_or_else(|| uid.to_string()))
     }
 
     /// Forgets the users of processes `keep` says no.
@@ -56,26 +76,19 @@ impl Users {
     pub fn of_process(&mut self, pid: u32) -> Option<&str> {
         self.by_pid
             .entry(pid)
-            .or_insert_with(|| crate::platform::process_user(pid))
+            .or_insert_with(|| platform::process_user(pid))
             .as_deref()
     }
 }
 
-/// A parent in a process's chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Parent {
-    pub pid: u32,
-    pub process: Option<String>,
-}
-
 /// The chain of parents of `pid`, nearest first, up to PID 1; a parent
 /// that vanished ends the chain quietly. Bounded, in case of a loop.
-pub fn parents(facts: &ProcFacts) -> Vec<Parent> {
-    let mut chain = Vec::new();
+pub fn parents(facts: &ProcFacts) -> Vec<Proc> {
+    let mut chain: Vec<(u32, Option<u64>)> = Vec::new();
     let mut next = facts.ppid;
     let mut child_started = facts.started;
     while let Some(pid) = next.filter(|_| chain.len() < 64) {
-        let up = crate::platform::process_facts(pid);
+        let up = platform::process_facts(pid);
         // A parent younger than its child is another process given the PID
         // after the parent exited (Windows keeps a dead parent's PID, and
         // reuses PIDs): naming it would be wrong, so the chain ends.
@@ -85,18 +98,20 @@ pub fn parents(facts: &ProcFacts) -> Vec<Parent> {
         {
             break;
         }
-        chain.push(pid);
+        chain.push((pid, up.as_ref().and_then(|f| f.start)));
         child_started = up.as_ref().and_then(|f| f.started);
         next = up
             .and_then(|f| f.ppid)
-            .filter(|&p| p != pid && !chain.contains(&p));
+            .filter(|&p| p != pid && !chain.iter().any(|&(c, _)| c == p));
     }
-    let names = names(&chain);
+    let pids: Vec<u32> = chain.iter().map(|&(pid, _)| pid).collect();
+    let names = names(&pids);
     chain
         .into_iter()
-        .map(|pid| Parent {
+        .map(|(pid, start)| Proc {
             pid,
             process: names.get(&pid).cloned(),
+            start,
         })
         .collect()
 }
@@ -123,18 +138,21 @@ mod tests {
         assert!(names(&[u32::MAX - 1]).is_empty());
     }
 
-    #[cfg(target_os = "linux")] // process facts are read from /proc
     #[test]
     fn this_process_has_parents_up_to_pid_1() {
-        let facts = crate::platform::process_facts(std::process::id()).unwrap();
+        let Some(facts) = platform::process_facts(std::process::id()) else {
+            return; // no process facts on this OS (see platform::absent)
+        };
         let chain = parents(&facts);
         assert!(!chain.is_empty());
         assert_eq!(chain.first().map(|p| p.pid), facts.ppid);
     }
 
-    #[cfg(target_os = "linux")] // process facts are read from /proc
     #[test]
     fn a_parent_younger_than_its_child_is_a_reused_pid() {
+        if platform::process_facts(1).is_none() {
+            return; // no process facts on this OS (see platform::absent)
+        }
         // A child said to have started in 1970, whose parent is PID 1:
         // PID 1 started later, so it cannot be that parent.
         let orphan = ProcFacts {
@@ -159,10 +177,26 @@ mod tests {
         assert!(!started_after(None, early) && !started_after(late, None));
     }
 
-    #[cfg(unix)] // user names come from NSS on Unix only
     #[test]
-    fn root_is_uid_0() {
-        assert_eq!(Users::default().name(0), "root");
-        assert_eq!(Users::default().name(u32::MAX - 7), "4294967288");
+    fn a_process_is_its_pid_and_its_start() {
+        let me = Proc::now(std::process::id(), None);
+        assert!(me.same(&Proc::now(std::process::id(), Some("x".into()))));
+        let reused = Proc {
+            start: me.start.map(|s| s + 1),
+            ..me.clone()
+        };
+        if me.start.is_some() {
+            assert!(!me.same(&reused), "a later start is another process");
+        }
+        assert!(!me.same(&Proc {
+            pid: me.pid + 1,
+            ..me.clone()
+        }));
+    }
+
+    #[test]
+    fn users_are_named_or_numbered() {
+        let mut users = Users::default();
+        assert_eq!(users.name(u32::MAX - 7), "4294967288");
     }
 }

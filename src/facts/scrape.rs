@@ -1,112 +1,115 @@
-//! One scrape of this machine's sockets for Prometheus: counts by
-//! transport, family and state; one info sample per listener with its
-//! process, user, unit and container; whether the ports asked about are
-//! free; and what the scrape cost. `metrics` prints it, `serve metrics`
-//! serves it.
+//! One scrape of this machine's sockets, for Prometheus and for
+//! `metrics --json`: counts by transport, family and state; every
+//! listener with its process, user, unit and container; whether the ports
+//! asked about are free; and what the scrape cost. `output::prometheus`
+//! writes it in the exposition format.
 
 use crate::facts::bind::{check_addresses, probe, Verdict};
-use crate::exit::Result;
-use crate::model::Proto;
-use crate::output::prometheus::{self, Family, Sample};
 use crate::facts::process;
-use crate::facts::socket_record::{Lookups, Snapshot};
+use crate::facts::socket_record::{Lookups, Snapshot, SocketRecord};
 use crate::facts::sockets;
-use crate::platform::TableQuery;
+use crate::model::{Family, Proto, Socket, TcpState};
+use crate::platform::{Owners, ReadError, TableQuery};
+use serde::Serialize;
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// The whole exposition text, for `ports` watched for freedom.
-pub fn scrape(ports: &[u16]) -> Result<String> {
+/// Everything one scrape found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scrape {
+    /// Sockets by transport, family and TCP state.
+    pub sockets: Vec<SocketCount>,
+    /// Every listening socket (TCP LISTEN, unconnected UDP) and its owner.
+    pub listeners: Vec<SocketRecord>,
+    /// Whether each port asked about could be bound right now.
+    pub ports: Vec<PortFree>,
+    /// How long reading the table and its owners took.
+    #[serde(rename = "scrape_duration_seconds", serialize_with = "seconds")]
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SocketCount {
+    pub proto: Proto,
+    pub family: Family,
+    /// `null` for UDP.
+    pub state: Option<TcpState>,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortFree {
+    pub port: u16,
+    pub proto: Proto,
+    /// A real bind, as `check` does.
+    pub free: bool,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// Reads the table once and describes it, with `ports` probed for
+/// freedom.
+pub fn scrape(ports: &[u16]) -> Result<Scrape, ReadError> {
     let started = Instant::now();
     let (mut table, owners) = sockets::read_table_with_owners(&TableQuery::all())?;
-    let sockets = std::mem::take(&mut table.sockets);
-    let listeners: Vec<_> = sockets.iter().filter(|s| s.is_listening()).collect();
-    let names = process::names(&owners.pids_of(listeners.iter().copied()));
+    let all = std::mem::take(&mut table.sockets);
+    let counts = count(&all);
+    let listeners = listener_records(all, owners);
+    Ok(Scrape {
+        sockets: counts,
+        listeners,
+        ports: probe_ports(ports),
+        duration: started.elapsed(),
+    })
+}
 
-    let mut counts: BTreeMap<(Proto, &'static str, &'static str), u64> = BTreeMap::new();
-    for s in &sockets {
-        let family = match s.family() {
-            crate::model::Family::Ipv4 => "ipv4",
-            crate::model::Family::Ipv6 => "ipv6",
-        };
-        let state = s.state.map_or("", |st| st.as_str());
-        *counts.entry((s.proto, family, state)).or_default() += 1;
+/// Counts by transport, family and state, in that order.
+fn count(sockets: &[Socket]) -> Vec<SocketCount> {
+    let mut counts: BTreeMap<(Proto, Family, Option<TcpState>), u64> = BTreeMap::new();
+    for s in sockets {
+        *counts.entry((s.proto, s.family(), s.state)).or_default() += 1;
     }
-    let counted = Family {
-        name: "portctl_sockets",
-        help: "Sockets on this machine by transport, address family and TCP state (empty for UDP).",
-        samples: counts
-            .into_iter()
-            .map(|((proto, family, state), n)| Sample {
-                labels: vec![
-                    ("proto", proto.to_string()),
-                    ("family", family.into()),
-                    ("state", state.into()),
-                ],
-                value: n as f64,
-            })
-            .collect(),
-    };
+    counts
+        .into_iter()
+        .map(|((proto, family, state), count)| SocketCount {
+            proto,
+            family,
+            state,
+            count,
+        })
+        .collect()
+}
 
+/// The listening sockets among `sockets`, with owners, units and
+/// containers.
+fn listener_records(mut sockets: Vec<Socket>, owners: Owners) -> Vec<SocketRecord> {
+    sockets.retain(Socket::is_listening);
+    let names = process::names(&owners.pids_of(&sockets));
     let snapshot = Snapshot {
-        sockets: listeners.into_iter().cloned().collect(),
+        sockets,
         owners,
         names,
     };
-    drop(sockets);
     let mut lookups = Lookups::new(true);
-    let info = Family {
-        name: "portctl_listener_info",
-        help: "A listening socket (TCP LISTEN or unconnected UDP) and who holds it; always 1.",
-        samples: snapshot
-            .sockets
-            .iter()
-            .map(|s| {
-                let r = snapshot.record(s, &mut lookups);
-                let container = r
-                    .container
-                    .as_ref()
-                    .and_then(|c| c.name.clone().or_else(|| c.id.clone()))
-                    .unwrap_or_default();
-                Sample {
-                    labels: vec![
-                        ("proto", r.proto.to_string()),
-                        ("address", r.local_addr.to_string()),
-                        ("port", r.local_port.to_string()),
-                        ("process", r.process.unwrap_or_default()),
-                        ("user", r.user.unwrap_or_default()),
-                        ("unit", r.unit.unwrap_or_default()),
-                        ("container", container),
-                    ],
-                    value: 1.0,
-                }
-            })
-            .collect(),
-    };
+    snapshot
+        .sockets
+        .iter()
+        .map(|s| snapshot.record(s, &mut lookups))
+        .collect()
+}
 
+/// A real bind of each port, TCP and UDP.
+fn probe_ports(ports: &[u16]) -> Vec<PortFree> {
     let addresses = check_addresses(None);
-    let free = Family {
-        name: "portctl_port_free",
-        help: "1 when a server could bind the port right now (a real bind), 0 when not.",
-        samples: ports
-            .iter()
-            .flat_map(|&port| [Proto::Tcp, Proto::Udp].map(|proto| (port, proto)))
-            .map(|(port, proto)| Sample {
-                labels: vec![("proto", proto.to_string()), ("port", port.to_string())],
-                value: f64::from(u8::from(probe(port, proto, &addresses) == Verdict::Free)),
-            })
-            .collect(),
-    };
-
-    let duration = Family {
-        name: "portctl_scrape_duration_seconds",
-        help: "How long reading the socket table and its owners took.",
-        samples: vec![Sample {
-            labels: Vec::new(),
-            value: started.elapsed().as_secs_f64(),
-        }],
-    };
-    let mut text = String::with_capacity(4096);
-    prometheus::write(&mut text, &[counted, info, free, duration]);
-    Ok(text)
+    ports
+        .iter()
+        .flat_map(|&port| [Proto::Tcp, Proto::Udp].map(|proto| (port, proto)))
+        .map(|(port, proto)| PortFree {
+            port,
+            proto,
+            free: probe(port, proto, &addresses) == Verdict::Free,
+        })
+        .collect()
 }

@@ -2,19 +2,18 @@
 //! here, and `Snapshot` turns a table and its owners into these records.
 
 use crate::facts::cgroup::{self, ContainerId};
-use crate::facts::containers::{Container, Runtimes};
-use crate::model::{Family, Proto, Socket, TcpState};
-use crate::platform;
+use crate::facts::containers::{self, Container, RuntimeProcess, Runtimes};
 use crate::facts::process::Users;
 use crate::facts::registry;
-use crate::platform::Owners;
-use serde::{Deserialize, Serialize};
+use crate::model::{Family, Proto, Socket, TcpState};
+use crate::platform::{self, Owners};
+use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
 /// One socket with its owner, as `list --json` prints it (and `check`'s
 /// holders, and `who`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SocketRecord {
     pub proto: Proto,
     pub family: Family,
@@ -39,6 +38,12 @@ pub struct SocketRecord {
     /// The container behind the socket: the owner's own, or the one a
     /// runtime's proxy forwards the port to.
     pub container: Option<Container>,
+    /// The owner is a container runtime's own process (a proxy or daemon
+    /// publishing a container's port), checked, not guessed from its
+    /// name (`containers::runtime_process`). Known where units and
+    /// containers are looked up.
+    #[serde(skip)]
+    pub runtime: Option<RuntimeProcess>,
 }
 
 impl SocketRecord {
@@ -50,16 +55,9 @@ impl SocketRecord {
         SocketAddr::new(self.remote_addr, self.remote_port)
     }
 
-    /// Whether its owner is a container runtime's own process (a proxy or
-    /// daemon publishing a container's port), checked, not guessed from
-    /// the name.
+    /// Whether its owner is a container runtime's own process.
     pub fn held_by_runtime(&self) -> bool {
-        match (self.pid, &self.process) {
-            (Some(pid), Some(name)) => {
-                crate::facts::containers::is_runtime(pid, name, self.user.as_deref())
-            }
-            _ => false,
-        }
+        self.runtime.is_some()
     }
 
     /// TCP LISTEN, or UDP with no peer: a server, not a client.
@@ -89,15 +87,11 @@ impl Snapshot {
             Some(uid) => (socket.inode != 0).then(|| lookups.users.name(uid).to_string()),
             None => pid.and_then(|p| lookups.users.of_process(p).map(str::to_string)),
         };
-        let (unit, container) = match (pid, &process) {
-            (Some(pid), Some(name)) if lookups.attribute => lookups.attribution(
-                pid,
-                name,
-                user.as_deref(),
-                socket.local.port(),
-                socket.proto,
-            ),
-            _ => (None, None),
+        let (unit, container, runtime) = match (pid, &process) {
+            (Some(pid), Some(name)) if lookups.attribute => {
+                lookups.attribution(pid, name, socket.local, socket.proto)
+            }
+            _ => (None, None, None),
         };
         SocketRecord {
             proto: socket.proto,
@@ -119,6 +113,7 @@ impl Snapshot {
             },
             unit,
             container,
+            runtime,
         }
     }
 
@@ -150,9 +145,36 @@ pub struct Lookups {
 #[derive(Debug, Default)]
 struct Place {
     unit: Option<String>,
+    /// The container its cgroup names, where no unprivileged user could
+    /// have made that cgroup.
     container: Option<ContainerId>,
-    /// A runtime's own process: its command line, for the proxy's target.
-    runtime_cmdline: Option<Vec<String>>,
+    /// A runtime's own process: which, its command line (for the proxy's
+    /// target) and the user it runs as (for a rootless runtime's socket).
+    runtime: Option<(RuntimeProcess, Vec<String>, Option<u32>)>,
+}
+
+impl Place {
+    fn of(pid: u32, process: &str) -> Place {
+        let placement = cgroup::parse(&platform::process_cgroup(pid).unwrap_or_default());
+        let container = placement
+            .container
+            .filter(|claim| {
+                platform::cgroup_owned_by_root(&claim.hierarchy, &claim.path) == Some(true)
+            })
+            .map(|claim| claim.container);
+        let runtime = containers::runtime_process(pid, process).map(|kind| {
+            (
+                kind,
+                platform::process_cmdline(pid).unwrap_or_default(),
+                platform::process_uid(pid),
+            )
+        });
+        Place {
+            unit: placement.unit,
+            container,
+            runtime,
+        }
+    }
 }
 
 impl Lookups {
@@ -184,30 +206,28 @@ impl Lookups {
         &mut self,
         pid: u32,
         process: &str,
-        user: Option<&str>,
-        port: u16,
+        local: SocketAddr,
         proto: Proto,
-    ) -> (Option<String>, Option<Container>) {
-        let place = self.places.entry(pid).or_insert_with(|| {
-            let placement = cgroup::parse(&platform::process_cgroup(pid).unwrap_or_default());
-            Place {
-                unit: placement.unit,
-                container: placement.container,
-                runtime_cmdline: crate::facts::containers::is_runtime(pid, process, user)
-                    .then(|| platform::process_cmdline(pid).unwrap_or_default()),
-            }
-        });
-        if place.container.is_none() && place.runtime_cmdline.is_none() {
-            return (place.unit.clone(), None);
+    ) -> (Option<String>, Option<Container>, Option<RuntimeProcess>) {
+        let place = self
+            .places
+            .entry(pid)
+            .or_insert_with(|| Place::of(pid, process));
+        if place.container.is_none() && place.runtime.is_none() {
+            return (place.unit.clone(), None, None);
         }
-        let container = self.runtimes.attribute(
-            process,
-            place.runtime_cmdline.as_deref().unwrap_or_default(),
-            place.container.as_ref(),
-            port,
-            proto,
-        );
-        (place.unit.clone(), container)
+        let runtime = place
+            .runtime
+            .as_ref()
+            .map(|(kind, cmdline, uid)| (*kind, cmdline.as_slice(), *uid));
+        let container = self
+            .runtimes
+            .attribute(runtime, place.container.as_ref(), local, proto);
+        (
+            place.unit.clone(),
+            container,
+            runtime.map(|(kind, ..)| kind),
+        )
     }
 }
 

@@ -1,19 +1,20 @@
 //! Why a port is or is not bindable beyond its holders: the notes `who`
 //! tells and `check` adds (SPEC.md, `who`), each from a fact of the
-//! kernel or the machine's settings, never a guess.
+//! kernel or the machine's settings, never a guess. Notes are data; how
+//! they read is `output::words`.
 
 use crate::facts::bind::{Unbindable, Verdict};
-use crate::platform::ServerBind;
-use crate::facts::port_holders::{ContainerText, HiddenOwner};
-use crate::model::{Proto, Socket, TcpState};
-use crate::platform;
+use crate::facts::containers::Container;
 use crate::facts::socket_record::SocketRecord;
-use crate::platform::PortSettings;
-use serde::{Deserialize, Serialize};
+use crate::model::{Proto, Socket, TcpState};
+use crate::parse::PortRange;
+use crate::platform::{self, PortSettings, ServerBind, Unseen};
+use serde::Serialize;
+use std::net::IpAddr;
 use std::time::Duration;
 
-/// What a note is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What a note is about, as `--json` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NoteKind {
     TimeWait,
@@ -29,10 +30,68 @@ pub enum NoteKind {
     SystemHolder,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Note {
-    pub kind: NoteKind,
-    pub text: String,
+/// One reason a port is or is not bindable, with what it rests on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// Connections in TIME_WAIT on the port: how many, the longest time
+    /// one has left, the local addresses they hold, and what they mean
+    /// for a server binding the way servers bind here.
+    TimeWait {
+        port: u16,
+        count: usize,
+        longest: Option<Duration>,
+        addresses: Vec<IpAddr>,
+        effect: Lingering,
+        bind: ServerBind,
+    },
+    /// Sockets whose process cannot be seen, and why.
+    HiddenOwner {
+        count: usize,
+        user: Option<String>,
+        unseen: Unseen,
+    },
+    /// A socket bound without listening; `bindable`: a SO_REUSEADDR
+    /// server can still bind the port.
+    BoundInactive {
+        port: u16,
+        bindable: bool,
+    },
+    /// Below the unprivileged start, without the privilege to bind it.
+    Privileged {
+        port: u16,
+        start: u16,
+    },
+    Reserved {
+        port: u16,
+    },
+    Ephemeral {
+        port: u16,
+        range: PortRange,
+    },
+    ContainerPublished {
+        port: u16,
+        proto: Proto,
+        container: Container,
+    },
+    Excluded(Unbindable),
+    /// The OS's own words about a holder (Windows' PID 4).
+    SystemHolder(&'static str),
+}
+
+impl Note {
+    pub fn kind(&self) -> NoteKind {
+        match self {
+            Note::TimeWait { .. } => NoteKind::TimeWait,
+            Note::HiddenOwner { .. } => NoteKind::HiddenOwner,
+            Note::BoundInactive { .. } => NoteKind::BoundInactive,
+            Note::Privileged { .. } => NoteKind::Privileged,
+            Note::Reserved { .. } => NoteKind::Reserved,
+            Note::Ephemeral { .. } => NoteKind::Ephemeral,
+            Note::ContainerPublished { .. } => NoteKind::ContainerPublished,
+            Note::Excluded(_) => NoteKind::Excluded,
+            Note::SystemHolder(_) => NoteKind::SystemHolder,
+        }
+    }
 }
 
 /// What connections in TIME_WAIT mean for a server that wants the port.
@@ -59,41 +118,20 @@ pub fn time_wait(port: u16, proto: Proto, sockets: &[Socket], effect: Lingering)
     if waiting.is_empty() {
         return None;
     }
-    let longest = waiting.iter().filter_map(|s| s.time_wait_left).max();
-    let left = longest.map_or_else(String::new, |d| format!(", the last for {}", seconds(d)));
-    let meaning = lingering_meaning(port, effect, platform::server_bind());
-    Some(Note {
-        kind: NoteKind::TimeWait,
-        text: format!(
-            "{} connection{} in TIME_WAIT{left}{meaning}",
-            waiting.len(),
-            if waiting.len() == 1 { "" } else { "s" },
-        ),
+    let mut addresses: Vec<IpAddr> = waiting
+        .iter()
+        .map(|s| s.local.ip().to_canonical())
+        .collect();
+    addresses.sort_unstable();
+    addresses.dedup();
+    Some(Note::TimeWait {
+        port,
+        count: waiting.len(),
+        longest: waiting.iter().filter_map(|s| s.time_wait_left).max(),
+        addresses,
+        effect,
+        bind: platform::server_bind(),
     })
-}
-
-/// What connections in TIME_WAIT mean for a server binding `port` the
-/// way servers bind on this OS.
-fn lingering_meaning(port: u16, effect: Lingering, model: ServerBind) -> String {
-    match (effect, model) {
-        (Lingering::ReuseAddrBinds, ServerBind::ReuseAddr) => format!(
-            ": a server that sets SO_REUSEADDR can bind {port} now; one that does not gets \"address in use\" until then"
-        ),
-        (Lingering::BlocksEveryBind, ServerBind::ReuseAddr) => format!(
-            ": the socket that left them did not set SO_REUSEADDR, so no server can bind {port} until the last one ends"
-        ),
-        (Lingering::ReuseAddrBinds, ServerBind::Exclusive) => {
-            format!(": they do not keep a server from binding {port}")
-        }
-        (Lingering::BlocksEveryBind, ServerBind::Exclusive) => format!(
-            ": the server that left them bound {port} exclusively, so an exclusive bind fails until the last one ends"
-        ),
-        (Lingering::BesideHolders, _) => String::new(),
-    }
-}
-
-fn seconds(d: Duration) -> String {
-    format!("{:.1}s", d.as_secs_f64())
 }
 
 /// Every note about `port` on `protos`: from the sockets on it (`sockets`,
@@ -114,10 +152,7 @@ pub fn notes(
         .flat_map(|&proto| socket_notes(port, proto, sockets, records, tcp_bindable))
         .collect();
     if let Verdict::Unbindable(why @ Unbindable::Excluded { .. }) = tcp {
-        notes.push(Note {
-            kind: NoteKind::Excluded,
-            text: why.to_string(),
-        });
+        notes.push(Note::Excluded(why.clone()));
     }
     notes.extend(system_holder_notes(records));
     notes.extend(settings_notes(port, settings));
@@ -132,10 +167,7 @@ fn system_holder_notes(records: &[SocketRecord]) -> Vec<Note> {
     pids.dedup();
     pids.into_iter()
         .filter_map(platform::holder_note)
-        .map(|text| Note {
-            kind: NoteKind::SystemHolder,
-            text: text.to_string(),
-        })
+        .map(Note::SystemHolder)
         .collect()
 }
 
@@ -152,22 +184,16 @@ fn socket_notes(
         .iter()
         .filter(|r| r.proto == proto && r.local_port == port)
         .collect();
-    for r in on_port.iter().filter(|r| r.container.is_some()) {
-        let is_proxy = r.held_by_runtime();
-        if let (true, Some(container)) = (is_proxy, &r.container) {
-            notes.push(Note {
-                kind: NoteKind::ContainerPublished,
-                text: format!(
-                    "{port}/{proto} forwards into {}{}",
-                    ContainerText(container),
-                    container
-                        .port
-                        .map(|p| format!(" port {p}"))
-                        .unwrap_or_default()
-                ),
-            });
-            break;
-        }
+    let published = on_port
+        .iter()
+        .filter(|r| r.held_by_runtime())
+        .find_map(|r| r.container.clone());
+    if let Some(container) = published {
+        notes.push(Note::ContainerPublished {
+            port,
+            proto,
+            container,
+        });
     }
     let others_hold = on_port.iter().any(|r| r.state != Some(TcpState::TimeWait));
     let effect = match (tcp_bindable, others_hold) {
@@ -175,23 +201,16 @@ fn socket_notes(
         (false, true) => Lingering::BesideHolders,
         (false, false) => Lingering::BlocksEveryBind,
     };
-    if let Some(note) = time_wait(port, proto, sockets, effect) {
-        notes.push(note);
-    }
-    let hidden: Vec<SocketRecord> = on_port
+    notes.extend(time_wait(port, proto, sockets, effect));
+    let hidden: Vec<&&SocketRecord> = on_port
         .iter()
         .filter(|r| r.pid.is_none() && r.inode != 0)
-        .map(|r| (*r).clone())
         .collect();
     if !hidden.is_empty() {
-        notes.push(Note {
-            kind: NoteKind::HiddenOwner,
-            text: format!(
-                "{} socket{} held by {}",
-                hidden.len(),
-                if hidden.len() == 1 { "" } else { "s" },
-                HiddenOwner::of(&hidden, "name it")
-            ),
+        notes.push(Note::HiddenOwner {
+            count: hidden.len(),
+            user: hidden.iter().find_map(|r| r.user.clone()),
+            unseen: platform::unseen_owner(),
         });
     }
     if proto == Proto::Tcp
@@ -199,14 +218,9 @@ fn socket_notes(
             .iter()
             .any(|r| r.state == Some(TcpState::Close) && r.inode != 0)
     {
-        let meaning = if tcp_bindable {
-            "no server answers; a server that sets SO_REUSEADDR can still bind it, one that does not gets \"address in use\""
-        } else {
-            "no server answers, yet the port cannot be bound"
-        };
-        notes.push(Note {
-            kind: NoteKind::BoundInactive,
-            text: format!("a socket is bound to {port} without listening: {meaning}"),
+        notes.push(Note::BoundInactive {
+            port,
+            bindable: tcp_bindable,
         });
     }
     notes
@@ -216,33 +230,20 @@ fn socket_notes(
 fn settings_notes(port: u16, settings: &PortSettings) -> Vec<Note> {
     let mut notes = Vec::new();
     if settings.needs_privilege(port) {
-        notes.push(Note {
-            kind: NoteKind::Privileged,
-            text: format!(
-                "{port} is below net.ipv4.ip_unprivileged_port_start ({}): binding it needs root or CAP_NET_BIND_SERVICE",
-                settings.unprivileged_start.unwrap_or(1024)
-            ),
+        notes.push(Note::Privileged {
+            port,
+            start: settings.unprivileged_start.unwrap_or(1024),
         });
     }
     if settings.is_reserved(port) {
-        notes.push(Note {
-            kind: NoteKind::Reserved,
-            text: format!(
-                "{port} is in net.ipv4.ip_local_reserved_ports: the kernel never hands it out by itself, a server may still bind it"
-            ),
-        });
+        notes.push(Note::Reserved { port });
     }
     // A reserved port is never handed to outgoing connections.
     let ephemeral = settings
         .ephemeral
         .filter(|r| r.contains(port) && !settings.is_reserved(port));
     if let Some(range) = ephemeral {
-        notes.push(Note {
-            kind: NoteKind::Ephemeral,
-            text: format!(
-                "{port} is in the ephemeral range {range} (net.ipv4.ip_local_port_range): outgoing connections may take it at any time"
-            ),
-        });
+        notes.push(Note::Ephemeral { port, range });
     }
     notes
 }
@@ -251,10 +252,10 @@ fn settings_notes(port: u16, settings: &PortSettings) -> Vec<Note> {
 mod tests {
     use super::*;
 
-    fn tw(port: u16, left_ms: u64) -> Socket {
+    fn tw(local: &str, left_ms: u64) -> Socket {
         Socket {
             proto: Proto::Tcp,
-            local: format!("127.0.0.1:{port}").parse().unwrap(),
+            local: local.parse().unwrap(),
             remote: "127.0.0.1:40000".parse().unwrap(),
             state: Some(TcpState::TimeWait),
             inode: 0,
@@ -265,32 +266,31 @@ mod tests {
     }
 
     #[test]
-    fn time_wait_means_what_the_os_binds_by() {
-        let unix = |effect| lingering_meaning(8080, effect, ServerBind::ReuseAddr);
-        assert!(unix(Lingering::ReuseAddrBinds).contains("SO_REUSEADDR can bind 8080 now"));
-        assert!(unix(Lingering::BlocksEveryBind).contains("no server can bind 8080"));
-        let windows = |effect| lingering_meaning(8080, effect, ServerBind::Exclusive);
-        let binds = windows(Lingering::ReuseAddrBinds);
-        assert!(
-            binds.contains("do not keep a server from binding 8080"),
-            "{binds}"
+    fn time_wait_counts_the_longest_wait_and_the_addresses() {
+        let sockets = [
+            tw("127.0.0.1:8080", 1500),
+            tw("127.0.0.2:8080", 59_000),
+            tw("[::ffff:127.0.0.1]:8080", 10),
+            tw("127.0.0.1:9090", 1),
+        ];
+        let Some(Note::TimeWait {
+            count,
+            longest,
+            addresses,
+            ..
+        }) = time_wait(8080, Proto::Tcp, &sockets, Lingering::ReuseAddrBinds)
+        else {
+            panic!("a time-wait note");
+        };
+        assert_eq!(count, 3);
+        assert_eq!(longest, Some(Duration::from_millis(59_000)));
+        assert_eq!(
+            addresses,
+            [
+                "127.0.0.1".parse::<IpAddr>().unwrap(),
+                "127.0.0.2".parse().unwrap()
+            ]
         );
-        assert!(!binds.contains("SO_REUSEADDR"), "{binds}");
-        assert!(windows(Lingering::BlocksEveryBind).contains("exclusively"));
-        assert!(windows(Lingering::BesideHolders).is_empty());
-    }
-
-    #[test]
-    fn time_wait_counts_and_the_longest_wait() {
-        let sockets = [tw(8080, 1500), tw(8080, 59_000), tw(9090, 1)];
-        let note = time_wait(8080, Proto::Tcp, &sockets, Lingering::ReuseAddrBinds).unwrap();
-        assert!(
-            note.text
-                .starts_with("2 connections in TIME_WAIT, the last for 59.0s"),
-            "{}",
-            note.text
-        );
-        assert!(time_wait(8080, Proto::Tcp, &sockets, Lingering::BlocksEveryBind).is_some());
         assert_eq!(
             time_wait(8080, Proto::Udp, &sockets, Lingering::ReuseAddrBinds),
             None
@@ -314,14 +314,16 @@ mod tests {
                 &settings,
                 &Verdict::Free,
             )
-            .into_iter()
-            .map(|n| n.kind)
+            .iter()
+            .map(Note::kind)
             .collect()
         };
         assert_eq!(kinds(80), [NoteKind::Privileged]);
         assert_eq!(kinds(40000), [NoteKind::Reserved]);
         assert_eq!(kinds(40001), [NoteKind::Ephemeral]);
         assert!(kinds(8080).is_empty());
+        // Port 0 is not a port a server binds: no privilege note for it.
+        assert!(kinds(0).is_empty());
     }
 
     #[test]
@@ -340,7 +342,6 @@ mod tests {
             &excluded,
         );
         assert_eq!(notes.len(), 1);
-        assert_eq!(notes[0].kind, NoteKind::Excluded);
-        assert!(notes[0].text.contains("excludedportrange"));
+        assert_eq!(notes[0].kind(), NoteKind::Excluded);
     }
 }

@@ -5,6 +5,9 @@
 //! still parses to the exact string.
 
 use super::sanitize::needs_escape;
+use super::words;
+use crate::facts::port_story::{Story, WhoSocket};
+use crate::facts::why_busy::{Note, NoteKind};
 use serde::Serialize;
 use serde_json::ser::{CompactFormatter, Formatter};
 use std::io::{self, Write};
@@ -163,6 +166,37 @@ fn copy_short(dst: &mut [u8], src: &[u8]) {
             dst[n - 16..].copy_from_slice(&src[n - 16..]);
         }
         _ => dst.copy_from_slice(src),
+    }
+}
+
+/// A note as `--json` shows it: its kind and the sentence `words` makes
+/// of it, the same as the text output's.
+#[derive(Debug, Clone, Serialize)]
+pub struct NoteJson {
+    pub kind: NoteKind,
+    pub text: String,
+}
+
+pub fn note_json(note: &Note) -> NoteJson {
+    NoteJson {
+        kind: note.kind(),
+        text: words::note(note),
+    }
+}
+
+/// `who --json`: the port, its sockets and its worded notes.
+#[derive(Debug, Serialize)]
+pub struct StoryJson<'a> {
+    pub port: u16,
+    pub sockets: &'a [WhoSocket],
+    pub notes: Vec<NoteJson>,
+}
+
+pub fn story_json(story: &Story) -> StoryJson<'_> {
+    StoryJson {
+        port: story.port,
+        sockets: &story.sockets,
+        notes: story.notes.iter().map(note_json).collect(),
     }
 }
 

@@ -3,21 +3,27 @@
 //! alone decides the format, escapes untrusted text and applies colour.
 
 mod json;
-pub mod rows;
 pub mod prometheus;
+pub mod rows;
 mod sanitize;
 mod table;
+pub mod words;
 
-pub use json::{write_array, write_line, JsonArray};
-pub use sanitize::{
-    incomplete_utf8_tail, sanitize, sanitize_bytes, sanitize_bytes_lines,
-};
+pub use json::{story_json, write_array, write_line, JsonArray};
+pub use sanitize::{incomplete_utf8_tail, sanitize, sanitize_bytes, sanitize_bytes_lines};
 pub use table::{cut, fit, Cell, Chrome, Column, Fit, Style, TextTable};
 
-use crate::cli::ColorChoice;
-use crate::exit::{Exit, Result};
+use crate::exit::{Error, Exit, Result};
 use std::io::{self, IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
+
+/// When to colour (`--color`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
 
 /// The three ways output can look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,14 +100,47 @@ pub fn endpoint(addr: SocketAddr, peer: bool) -> String {
     }
 }
 
-/// The answer a command computed, whatever became of printing it: a
-/// reader that went away (`check P | true`) must not turn "in use" into
-/// success. Other output errors are failures.
+/// The answer a command computed, whatever became of printing it: the
+/// one place a closed stdout is handled. A reader that went away
+/// (`check P | true`, `list | head`) must not turn "in use" into success,
+/// nor success into an error. Other output errors are failures.
 pub fn deliver(answer: Exit, printed: io::Result<()>) -> Result<Exit> {
     match printed {
         Ok(()) => Ok(answer),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(answer),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(Error::Output(e)),
+    }
+}
+
+/// The end of every run: a command that streams (`talk`, `list --watch`,
+/// `serve`'s lines) and finds its reader gone has said all anyone reads;
+/// that is success, as `| head` expects.
+pub fn settle(result: Result<Exit>) -> Result<Exit> {
+    match result {
+        Err(Error::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Exit::Ok),
+        other => other,
+    }
+}
+
+/// Prints the error that ended a run, once, with its causes chained
+/// (`error: cannot read the tcp socket table: netlink: ...`), escaped:
+/// messages may quote what a peer sent.
+pub fn report(error: &Error) {
+    let text = match error {
+        Error::Stop(refused) => words::refusal(refused),
+        other => {
+            let mut text = other.to_string();
+            let mut cause = std::error::Error::source(other);
+            while let Some(e) = cause {
+                text.push_str(": ");
+                text.push_str(&e.to_string());
+                cause = e.source();
+            }
+            text
+        }
+    };
+    if !text.is_empty() {
+        let _ = writeln!(io::stderr(), "error: {}", sanitize(&text));
     }
 }
 
@@ -125,6 +164,6 @@ mod tests {
         assert_eq!(deliver(Exit::Negative, closed()).unwrap(), Exit::Negative);
         assert_eq!(deliver(Exit::Ok, closed()).unwrap(), Exit::Ok);
         let full = Err(io::Error::other("disk full"));
-        assert_eq!(deliver(Exit::Ok, full).unwrap_err().exit, Exit::Failure);
+        assert_eq!(deliver(Exit::Ok, full).unwrap_err().exit(), Exit::Failure);
     }
 }

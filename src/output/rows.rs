@@ -1,40 +1,9 @@
 //! How sockets are shown in a table, shared by `list` and `top`: the
-//! columns and how each gives way, a record as a row of cells, and the
-//! counts by transport and state.
+//! columns and how each gives way, and a record as a row of cells.
 
-use crate::model::{Family, Proto, Socket, TcpState};
-use crate::output::{endpoint, Cell, Column, Fit, Style};
-use crate::platform;
 use crate::facts::socket_record::SocketRecord;
-use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-
-/// One row of `list --summary --json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SummaryRow {
-    pub proto: Proto,
-    /// `null` for UDP.
-    pub state: Option<TcpState>,
-    pub count: usize,
-}
-
-/// Counts by transport and state, each transport's largest first.
-pub fn summarize(sockets: &[Socket]) -> Vec<SummaryRow> {
-    let mut counts: HashMap<(Proto, Option<TcpState>), usize> = HashMap::new();
-    for s in sockets {
-        *counts.entry((s.proto, s.state)).or_default() += 1;
-    }
-    let mut rows: Vec<SummaryRow> = counts
-        .into_iter()
-        .map(|((proto, state), count)| SummaryRow {
-            proto,
-            state,
-            count,
-        })
-        .collect();
-    rows.sort_by(|a, b| (a.proto, b.count, a.state).cmp(&(b.proto, a.count, b.state)));
-    rows
-}
+use crate::model::{Family, TcpState};
+use crate::output::{endpoint, words, Cell, Column, Fit, Style};
 
 pub const COLUMNS: [Column; 8] = [
     Column::new("PROTO", 5),
@@ -90,7 +59,7 @@ pub fn row(record: &SocketRecord, wide: bool) -> Vec<Cell> {
         Cell::new(proto),
         Cell::new(endpoint(record.local(), false)),
         Cell::new(endpoint(record.remote(), true)),
-        Cell::styled(record.state.map_or("", platform::state_name), state_style),
+        Cell::styled(record.state.map_or("", words::state), state_style),
         Cell::new(record.service.clone().unwrap_or_default()),
         Cell::new(record.user.clone().unwrap_or_default()),
         Cell::new(pid),
@@ -98,15 +67,12 @@ pub fn row(record: &SocketRecord, wide: bool) -> Vec<Cell> {
     ];
     if wide {
         cells.push(Cell::new(record.unit.clone().unwrap_or_default()));
-        cells.push(Cell::new(record.container.as_ref().map_or_else(
-            String::new,
-            |c| {
-                c.name
-                    .clone()
-                    .or_else(|| c.id.as_ref().map(|id| id[..id.len().min(12)].to_string()))
-                    .unwrap_or_else(|| c.runtime.to_string())
-            },
-        )));
+        cells.push(Cell::new(
+            record
+                .container
+                .as_ref()
+                .map_or_else(String::new, |c| c.label()),
+        ));
     }
     cells
 }

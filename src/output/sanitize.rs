@@ -1,6 +1,7 @@
 //! Escaping untrusted text (process names, peer bytes) before it reaches a
 //! terminal, so a name like `\x1b]0;pwned\x07` cannot drive the terminal,
-//! and bidirectional overrides cannot reorder what a person reads.
+//! bidirectional overrides cannot reorder what a person reads, and
+//! invisible characters cannot hide a name or make two look alike.
 
 use std::borrow::Cow;
 
@@ -11,12 +12,20 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
 }
 
-pub(super) fn needs_escape(c: char) -> bool {
-    c.is_control() || is_bidi_control(c)
+/// Characters that take no room and show nothing (zero-width space,
+/// joiners, word joiner, invisible operators, the byte-order mark,
+/// U+200B–U+200D, U+2060–U+2064, U+FEFF): a name made of them would look
+/// empty, or like another name.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200d}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
 }
 
-/// Replaces control characters (C0, DEL, C1) and bidirectional controls
-/// with visible escapes: `\n`, `\t`, `\r`, `\e` for ESC, and `\xNN` /
+pub(super) fn needs_escape(c: char) -> bool {
+    c.is_control() || is_bidi_control(c) || is_invisible(c)
+}
+
+/// Replaces control characters (C0, DEL, C1), bidirectional controls and
+/// invisible characters with visible escapes: `\n`, `\t`, `\r`, `\e` for ESC, and `\xNN` /
 /// `\u{NN}` for the rest.
 pub fn sanitize(text: &str) -> Cow<'_, str> {
     escape(text, false)
@@ -112,6 +121,17 @@ mod tests {
         }
         // Letters of right-to-left scripts are text, not controls.
         assert_eq!(sanitize("שלום"), "שלום");
+    }
+
+    #[test]
+    fn invisible_characters_are_shown() {
+        assert_eq!(sanitize("\u{200b}\u{200b}"), "\\u{200b}\\u{200b}");
+        for c in ['\u{200c}', '\u{200d}', '\u{2060}', '\u{2064}', '\u{feff}'] {
+            let escaped = sanitize(&format!("a{c}b")).into_owned();
+            assert_eq!(escaped, format!("a\\u{{{:x}}}b", c as u32));
+        }
+        // Letters that merely look unusual are text.
+        assert_eq!(sanitize("ｗｅｂ"), "ｗｅｂ");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! story, no port sysctls, no container sockets, no socket handover, no
 //! users. Each OS module re-exports what it lacks from here.
 
+use crate::platform::{Executable, PortSettings, ProcFacts};
 use std::io;
 
 pub(super) fn unsupported(what: &str) -> io::Error {
@@ -13,8 +14,15 @@ pub(super) fn unsupported(what: &str) -> io::Error {
 
 /// Not read here: `who` shows what the socket table says. (Windows reads
 /// them through sysinfo.)
-#[cfg(not(target_os = "windows"))]
-pub fn process_facts(_pid: u32) -> Option<crate::platform::ProcFacts> {
+#[allow(dead_code)] // not every OS door takes it
+pub fn process_facts(_pid: u32) -> Option<ProcFacts> {
+    None
+}
+
+/// No exact start to tell a process from a later one with its PID: a
+/// signal goes to the PID as it is.
+#[allow(dead_code)] // not every OS door takes it
+pub fn process_start(_pid: u32) -> Option<u64> {
     None
 }
 
@@ -22,29 +30,68 @@ pub fn process_cgroup(_pid: u32) -> Option<String> {
     None
 }
 
-#[cfg(not(target_os = "windows"))]
+/// No cgroups: nothing to vouch for.
+pub fn cgroup_owned_by_root(_controllers: &str, _path: &str) -> Option<bool> {
+    None
+}
+
+#[allow(dead_code)] // not every OS door takes it
 pub fn process_cmdline(_pid: u32) -> Option<Vec<String>> {
     None
 }
 
-pub fn process_exe(_pid: u32) -> Option<std::path::PathBuf> {
+/// Not known: no process counts as a container runtime's.
+pub fn executable(_pid: u32) -> Option<Executable> {
+    None
+}
+
+pub fn process_uid(_pid: u32) -> Option<u32> {
     None
 }
 
 /// No sysctls: nothing is known beyond what a bind says.
-pub fn port_settings() -> crate::platform::PortSettings {
-    crate::platform::PortSettings::default()
+pub fn port_settings() -> PortSettings {
+    PortSettings::default()
 }
 
 /// No Unix sockets to container runtimes.
 pub fn local_stream(
     _path: &std::path::Path,
     _timeout: std::time::Duration,
-) -> io::Result<io::Empty> {
+) -> io::Result<LocalStream> {
     Err(unsupported("talking to a container runtime's socket"))
 }
 
-/// Handing sockets to another program is Unix's way (socket activation).
+/// A stream that cannot exist here.
+#[derive(Debug)]
+pub enum LocalStream {}
+
+impl LocalStream {
+    pub fn set_timeout(&self, _timeout: std::time::Duration) -> io::Result<()> {
+        match *self {}
+    }
+}
+
+impl io::Read for LocalStream {
+    fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+        match *self {}
+    }
+}
+
+impl io::Write for LocalStream {
+    fn write(&mut self, _buf: &[u8]) -> io::Result<usize> {
+        match *self {}
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match *self {}
+    }
+}
+
+/// Handing sockets to another program is Unix's way (socket activation):
+/// `free --exec` refuses up front where this is false.
+pub const HANDS_OVER_SOCKETS: bool = false;
+
 pub fn exec_with_sockets(
     _program: &std::ffi::OsStr,
     _args: &[std::ffi::OsString],
@@ -68,7 +115,7 @@ pub fn user_name(_uid: u32) -> Option<String> {
 }
 
 /// No users to name.
-#[cfg(not(any(target_os = "macos", target_os = "windows")))]
+#[allow(dead_code)] // not every OS door takes it
 pub fn process_user(_pid: u32) -> Option<String> {
     None
 }

@@ -1,5 +1,5 @@
 //! Shutdown for servers where only Ctrl+C can be caught (Windows and the
-//! systems portctl does not support fully).
+//! systems portctl does not support fully), and no job control.
 
 /// Ctrl+C, caught from the moment this is created.
 pub struct Shutdown;
@@ -13,3 +13,19 @@ impl Shutdown {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+/// No job control here: nothing ever arrives.
+pub struct JobSignals;
+
+impl JobSignals {
+    pub fn install() -> Self {
+        JobSignals
+    }
+
+    pub async fn next(&mut self) -> crate::platform::JobSignal {
+        std::future::pending().await
+    }
+}
+
+/// No job control: a suspend does nothing.
+pub fn stop_self() {}

@@ -2,17 +2,23 @@
 //! calls. Not compiled here (netstat2 needs the macOS SDK).
 
 pub use super::absent::{
-    port_settings, process_cgroup, process_cmdline, process_exe, process_facts,
+    cgroup_owned_by_root, executable, port_settings, process_cgroup, process_cmdline,
+    process_facts, process_start, process_uid,
 };
 pub use super::netstat2::{find_owners, read_table, read_table_with_owners};
 pub use super::unix::{
-    exec_with_sockets, family_unsupported, holder_note, is_system_process,
+    exec_with_sockets, family_unsupported, holder_note, is_superuser, is_system_process,
     local_stream, parent_pid, prepare_server, privileged_ports, process_user, raise_fd_limit,
-    send_signal, server_bind, signal_name, state_name, system_processes, unseen_owner, user_name,
-    Shutdown,
+    send_signal, server_bind, signal_name, state_name, stop_self, system_processes, unseen_owner,
+    user_name, JobSignals, LocalStream, Shutdown, HANDS_OVER_SOCKETS,
 };
 
 /// `net.inet6.ip6.v6only` is 0 unless changed: `[::]` takes IPv4 too.
 pub fn ipv6_only_by_default() -> bool {
     false
+}
+
+/// The names of `pids`, from sysinfo.
+pub fn process_names(pids: &[u32]) -> std::collections::HashMap<u32, String> {
+    super::sysinfo_names::names(pids)
 }

@@ -31,6 +31,8 @@ mod linux;
 mod macos;
 #[cfg(any(target_os = "macos", target_os = "windows"))]
 mod netstat2;
+#[cfg(not(target_os = "linux"))]
+mod sysinfo_names;
 #[cfg(any(target_os = "linux", target_os = "macos"))]
 mod unix;
 #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "windows")))]
@@ -52,9 +54,11 @@ use windows as os;
 pub use types::*;
 
 pub use os::{
-    exec_with_sockets, family_unsupported, find_owners, holder_note, ipv6_only_by_default,
-    is_system_process, local_stream, parent_pid, port_settings, prepare_server,
-    privileged_ports, process_cgroup, process_cmdline, process_exe, process_facts, process_user,
-    raise_fd_limit, read_table, read_table_with_owners, send_signal, server_bind, signal_name,
-    state_name, system_processes, unseen_owner, user_name, Shutdown,
+    cgroup_owned_by_root, exec_with_sockets, executable, family_unsupported, find_owners,
+    holder_note, ipv6_only_by_default, is_system_process, local_stream, parent_pid, port_settings,
+    prepare_server, privileged_ports, process_cgroup, process_cmdline, process_facts,
+    process_names, process_start, process_uid, process_user, raise_fd_limit, read_table,
+    read_table_with_owners, send_signal, server_bind, signal_name, state_name, stop_self,
+    system_processes, unseen_owner, user_name, JobSignals, LocalStream, Shutdown,
+    HANDS_OVER_SOCKETS,
 };

@@ -81,11 +81,13 @@ fn socket_of(info: &SocketInfo) -> Socket {
             None,
         ),
     };
-    // TIME_WAIT has no owner, as on Linux where its inode is 0.
+    // TIME_WAIT has no owner, as on Linux where its inode is 0. Several
+    // processes may hold one UDP port and address (mDNS on 5353): the
+    // owner is part of the key, so each socket keeps its own.
     let inode = if state == Some(TcpState::TimeWait) {
         0
     } else {
-        key(proto, local, remote)
+        key(proto, local, remote, info.associated_pids.first().copied())
     };
     Socket {
         proto,
@@ -100,10 +102,10 @@ fn socket_of(info: &SocketInfo) -> Socket {
 }
 
 /// These systems give sockets no inode: a key from the socket's identity
-/// finds it again in a later read.
-fn key(proto: Proto, local: SocketAddr, remote: SocketAddr) -> u64 {
+/// and its first owner finds it again in a later read.
+fn key(proto: Proto, local: SocketAddr, remote: SocketAddr, owner: Option<u32>) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (proto, local, remote).hash(&mut hasher);
+    (proto, local, remote, owner).hash(&mut hasher);
     hasher.finish().max(1)
 }
 

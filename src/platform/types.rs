@@ -5,10 +5,8 @@
 use crate::model::{Proto, Socket, TcpState};
 use crate::parse::PortRange;
 use std::collections::HashSet;
-use std::fmt;
 use std::io;
 use std::time::SystemTime;
-
 
 /// Which parts of the table to read. The kernel filters by transport,
 /// family and TCP state, so `check` and `list -l` read less.
@@ -78,39 +76,25 @@ pub enum Unseen {
 }
 
 /// Why the table could not be read.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    /// Neither the primary source nor the fallback answered for one table.
+    /// Neither the primary source nor the fallback answered for one
+    /// table; each is named as its OS door calls it.
+    #[error("cannot read the {table} socket table: {primary_source}: {primary}; {fallback_source}: {fallback}")]
     Unreadable {
         table: String,
+        primary_source: &'static str,
         primary: io::Error,
+        fallback_source: &'static str,
         fallback: io::Error,
     },
     /// The one source there is failed.
-    Os(io::Error),
+    #[error("cannot read the socket table")]
+    Os(#[source] io::Error),
     /// This OS has no socket table portctl can read.
+    #[error("reading the socket table is not supported on this operating system")]
     Unsupported,
 }
-
-impl fmt::Display for ReadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ReadError::Unreadable {
-                table,
-                primary,
-                fallback,
-            } => write!(
-                f,
-                "cannot read the {table} socket table: netlink sock_diag: {primary}; /proc/net: {fallback}"
-            ),
-            ReadError::Os(e) => write!(f, "cannot read the socket table: {e}"),
-            ReadError::Unsupported => f.write_str(
-                "reading the socket table is not supported on this operating system",
-            ),
-        }
-    }
-}
-
 
 /// The sockets read.
 #[derive(Debug, Default)]
@@ -201,6 +185,38 @@ pub struct ProcFacts {
     pub ppid: Option<u32>,
     pub cmdline: Vec<String>,
     pub started: Option<SystemTime>,
+    /// The OS's exact token of the start (clock ticks since boot on
+    /// Linux): with the PID, it names one process (`process_start`).
+    pub start: Option<u64>,
+}
+
+/// What became of a signal meant for one process (`send_signal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Sent,
+    /// The process is gone, or its PID now names another process: nothing
+    /// was sent.
+    Gone,
+}
+
+/// A job-control signal top cares about (`JobSignals`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobSignal {
+    /// SIGTSTP: the terminal (or `kill -TSTP`) asks the job to stop.
+    Stop,
+    /// SIGCONT: the job goes on (`fg`, `bg`, `kill -CONT`).
+    Continue,
+}
+
+/// The program a process runs, as far as its ownership tells whether an
+/// unprivileged user could have put it there (`executable`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executable {
+    pub path: std::path::PathBuf,
+    /// The file and every directory above it are owned by root and
+    /// writable by nobody else: no unprivileged user could have placed
+    /// or changed it.
+    pub root_owned: bool,
 }
 
 /// The first descriptor handed over (sd_listen_fds' SD_LISTEN_FDS_START).
@@ -249,7 +265,8 @@ impl PortSettings {
 
     /// Whether binding `port` needs a privilege this process lacks.
     pub fn needs_privilege(&self, port: u16) -> bool {
-        self.unprivileged_start.is_some_and(|start| port < start)
+        port != 0
+            && self.unprivileged_start.is_some_and(|start| port < start)
             && self.may_bind_privileged == Some(false)
     }
 }

@@ -2,9 +2,9 @@
 //! limit, the effective user, user names, how servers bind, and
 //! Ctrl+C/SIGTERM for servers.
 
-use crate::platform::ServerBind;
 use crate::model::{Proto, Signal, TcpState};
-use crate::platform::Unseen;
+use crate::platform::ServerBind;
+use crate::platform::{Delivery, JobSignal, Unseen};
 use std::io;
 
 /// SO_REUSEADDR for TCP, as servers set it, so connections in TIME_WAIT
@@ -60,66 +60,81 @@ pub fn state_name(state: TcpState) -> &'static str {
     state.as_str()
 }
 
-/// Sends `signal`; a process already gone is not an error.
-pub fn send_signal(pid: u32, signal: Signal) -> io::Result<()> {
-    let number = match signal {
-        Signal::Term => libc::SIGTERM,
-        Signal::Kill => libc::SIGKILL,
+/// Sends `signal` to the process `pid` that started at `start` (see
+/// `process_start`), and to no other: a PID handed to a new process since
+/// is `Gone`, never signalled. On Linux the check and the signal go
+/// through one pidfd, so no reuse can slip between them.
+pub fn send_signal(pid: u32, start: Option<u64>, signal: Signal) -> io::Result<Delivery> {
+    use rustix::process::{kill_process, Pid, Signal as Sig};
+    let Some(id) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return Ok(Delivery::Gone);
     };
-    let pid = i32::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;
-    // SAFETY: kill(2) with a checked pid and a valid signal number.
-    if unsafe { libc::kill(pid, number) } == 0 {
-        return Ok(());
+    let number = match signal {
+        Signal::Term => Sig::TERM,
+        Signal::Kill => Sig::KILL,
+    };
+    let is_agreed = || start.is_none() || super::process_start(pid) == start;
+    #[cfg(target_os = "linux")]
+    match rustix::process::pidfd_open(id, rustix::process::PidfdFlags::empty()) {
+        // The pidfd names whatever held the PID when it was opened: if
+        // that is the agreed process now, the signal can reach no other.
+        Ok(pidfd) if is_agreed() => {
+            return delivered(rustix::process::pidfd_send_signal(&pidfd, number))
+        }
+        Ok(_) => return Ok(Delivery::Gone),
+        Err(rustix::io::Errno::SRCH) => return Ok(Delivery::Gone),
+        // Kernels before 5.3: the check, then kill(2).
+        Err(rustix::io::Errno::NOSYS) => {}
+        Err(e) => return Err(e.into()),
     }
-    let e = io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::ESRCH) {
-        Ok(())
-    } else {
-        Err(e)
+    if !is_agreed() {
+        return Ok(Delivery::Gone);
+    }
+    delivered(kill_process(id, number))
+}
+
+fn delivered(result: rustix::io::Result<()>) -> io::Result<Delivery> {
+    match result {
+        Ok(()) => Ok(Delivery::Sent),
+        Err(rustix::io::Errno::SRCH) => Ok(Delivery::Gone),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// portctl's parent, which it never signals.
 pub fn parent_pid() -> Option<u32> {
-    // SAFETY: getppid has no preconditions.
-    u32::try_from(unsafe { libc::getppid() }).ok()
+    rustix::process::getppid().map(|pid| pid.as_raw_nonzero().get().unsigned_abs())
 }
 
 /// Whether portctl runs as root: then an owner it cannot see lives in
 /// another PID namespace or is the kernel, and `sudo` would not help.
 pub fn is_superuser() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 /// Raises the soft limit on open files to the hard limit: thousands of
 /// clients need thousands of descriptors. Returns the limit in force.
 pub fn raise_fd_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let limit = getrlimit(Resource::Nofile);
+    let Some(current) = limit.current else {
+        return u64::MAX; // unlimited
     };
-    // SAFETY: getrlimit/setrlimit only read and write the struct given.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 1024;
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit = raised;
-            }
+    if limit.maximum.is_none_or(|max| max > current) {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            return limit.maximum.unwrap_or(u64::MAX);
         }
     }
-    limit.rlim_cur
+    current
 }
 
 /// Whether a bind failed because the address family is turned off.
 pub fn family_unsupported(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(libc::EAFNOSUPPORT)
+    e.raw_os_error() == Some(rustix::io::Errno::AFNOSUPPORT.raw_os_error())
 }
 
 /// Not asked: the socket table carries the uid, which `user_name` names.
@@ -202,25 +217,107 @@ impl Shutdown {
     }
 }
 
+/// SIGTSTP and SIGCONT, caught from the moment this is created: a job
+/// stopped from outside must first give its terminal back (a caught
+/// SIGTSTP no longer stops the process: `stop_self` does, after).
+pub struct JobSignals {
+    stop: Option<tokio::signal::unix::Signal>,
+    cont: Option<tokio::signal::unix::Signal>,
+}
+
+impl JobSignals {
+    /// Must be called inside the tokio runtime.
+    pub fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        let kind = |s: rustix::process::Signal| SignalKind::from_raw(s.as_raw());
+        JobSignals {
+            stop: signal(kind(rustix::process::Signal::TSTP)).ok(),
+            cont: signal(kind(rustix::process::Signal::CONT)).ok(),
+        }
+    }
+
+    pub async fn next(&mut self) -> JobSignal {
+        async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+            match signal {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            () = next(&mut self.stop) => JobSignal::Stop,
+            () = next(&mut self.cont) => JobSignal::Continue,
+        }
+    }
+}
+
+/// Stops this process as Ctrl+Z would (SIGSTOP, which nothing catches);
+/// returns once it is continued (`fg`).
+pub fn stop_self() {
+    let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::STOP);
+}
+
 /// A connection to a local service's Unix socket (a container runtime's
-/// API), with `timeout` on the connect and on every read and write: a
-/// wedged daemon whose backlog is full would block a plain connect for
-/// good.
+/// API), with `timeout` on the connect and, until `set_timeout` changes
+/// it, on every read and write: a wedged daemon whose backlog is full
+/// would block a plain connect for good.
 pub fn local_stream(
     path: &std::path::Path,
     timeout: std::time::Duration,
-) -> io::Result<std::os::unix::net::UnixStream> {
+) -> io::Result<LocalStream> {
     let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
     socket.connect_timeout(&socket2::SockAddr::unix(path)?, timeout)?;
-    let stream = std::os::unix::net::UnixStream::from(socket);
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
+    let stream = LocalStream(std::os::unix::net::UnixStream::from(socket));
+    stream.set_timeout(timeout)?;
     Ok(stream)
 }
 
+/// A Unix stream to a local service.
+#[derive(Debug)]
+pub struct LocalStream(std::os::unix::net::UnixStream);
+
+impl LocalStream {
+    /// How long the next reads and writes may wait.
+    pub fn set_timeout(&self, timeout: std::time::Duration) -> io::Result<()> {
+        self.0.set_read_timeout(Some(timeout))?;
+        self.0.set_write_timeout(Some(timeout))
+    }
+}
+
+impl io::Read for LocalStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl io::Write for LocalStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Sockets are handed to programs the way systemd socket activation does.
+pub const HANDS_OVER_SOCKETS: bool = true;
+
+/// The environment variables of socket activation: never passed on from
+/// portctl's own environment, only set for the sockets handed over.
+const ACTIVATION_VARIABLES: [&str; 4] = [
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+    "LISTEN_PIDFDID",
+];
+
 /// Replaces this process with `program`, handing `sockets` over as
-/// descriptors 3, 4, ... (and nothing else: every other descriptor is
-/// close-on-exec); returns only when the exec failed.
+/// descriptors 3, 4, ... and nothing else: every other descriptor from 3
+/// up, inherited ones included, is closed by the exec, and socket
+/// activation's variables come only from `env`. Returns only when the exec
+/// failed.
 pub fn exec_with_sockets(
     program: &std::ffi::OsStr,
     args: &[std::ffi::OsString],
@@ -229,36 +326,69 @@ pub fn exec_with_sockets(
 ) -> io::Error {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
+    let first = crate::platform::FIRST_FD;
     // Out of the way first (above every target), so moving them to 3..
     // cannot clobber one.
-    let above = crate::platform::FIRST_FD + sockets.len() as i32;
+    let above = first + sockets.len() as i32;
     let mut high = Vec::with_capacity(sockets.len());
     for socket in sockets {
-        // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a descriptor we own.
-        let fd = unsafe { libc::fcntl(socket.as_raw_fd(), libc::F_DUPFD_CLOEXEC, above) };
-        if fd < 0 {
-            return io::Error::last_os_error();
+        match rustix::io::fcntl_dupfd_cloexec(&socket, above) {
+            Ok(fd) => high.push(fd),
+            Err(e) => return e.into(),
         }
-        drop(socket);
-        high.push(fd);
+    }
+    let kept: Vec<i32> = high.iter().map(|fd| fd.as_raw_fd()).collect();
+    if let Err(e) = close_on_exec_from_3(&kept) {
+        return e;
     }
     let mut command = std::process::Command::new(program);
-    command.args(args).envs(env.iter().map(|(k, v)| (k, v)));
-    // SAFETY: only async-signal-safe calls (dup2) between fork-less exec
-    // preparation and exec; dup2 leaves the new descriptor without
-    // FD_CLOEXEC, so exactly these cross the exec.
+    command.args(args);
+    for name in ACTIVATION_VARIABLES {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().map(|(k, v)| (k, v)));
+    // SAFETY: only async-signal-safe calls (dup2) run between the exec's
+    // preparation and the exec itself. rustix's dup2 wants an owned
+    // target, and descriptor 3 may not be open: libc's takes a number.
+    // dup2 leaves the new descriptor without FD_CLOEXEC, so exactly these
+    // cross the exec.
     unsafe {
         command.pre_exec(move || {
-            for (i, fd) in high.iter().enumerate() {
-                let target = crate::platform::FIRST_FD + i as i32;
-                if libc::dup2(*fd, target) < 0 {
+            for (i, fd) in kept.iter().enumerate() {
+                if libc::dup2(*fd, first + i as i32) < 0 {
                     return Err(io::Error::last_os_error());
                 }
             }
             Ok(())
         });
     }
-    command.exec()
+    let error = command.exec();
+    drop(high);
+    error
+}
+
+/// Marks every open descriptor from 3 up but `kept` close-on-exec: what
+/// portctl inherited without the flag must not reach the program.
+fn close_on_exec_from_3(kept: &[i32]) -> io::Result<()> {
+    use rustix::io::{fcntl_getfd, fcntl_setfd, FdFlags};
+    let listing = if cfg!(target_os = "linux") {
+        "/proc/self/fd"
+    } else {
+        "/dev/fd"
+    };
+    let open: Vec<i32> = std::fs::read_dir(listing)?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in open.into_iter().filter(|fd| *fd >= 3 && !kept.contains(fd)) {
+        // SAFETY: the descriptor is open in this process (the listing's
+        // own, closed since, fails the fcntl and is skipped); it is only
+        // borrowed for the two fcntl calls.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        if let Ok(flags) = fcntl_getfd(borrowed) {
+            fcntl_setfd(borrowed, flags | FdFlags::CLOEXEC)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,14 +1,16 @@
 //! Any other OS: portctl builds, and says at run time what it cannot do.
 
 pub use super::absent::{
-    exec_with_sockets, is_superuser, local_stream, port_settings, process_cgroup, process_cmdline,
-    process_exe, process_facts, process_user, raise_fd_limit, user_name,
+    cgroup_owned_by_root, exec_with_sockets, executable, is_superuser, local_stream, port_settings,
+    process_cgroup, process_cmdline, process_facts, process_start, process_uid, process_user,
+    raise_fd_limit, user_name, LocalStream, HANDS_OVER_SOCKETS,
 };
-pub use super::ctrl_c::Shutdown;
+pub use super::ctrl_c::{stop_self, JobSignals, Shutdown};
 
-use crate::platform::ServerBind;
 use crate::model::{Proto, Signal, TcpState};
-use crate::platform::{OwnerQuery, Owners, ReadError, Table, TableQuery, Unseen};
+use crate::platform::{
+    Delivery, OwnerQuery, Owners, ReadError, ServerBind, Table, TableQuery, Unseen,
+};
 use std::io;
 
 pub fn read_table(_query: &TableQuery) -> Result<Table, ReadError> {
@@ -32,8 +34,13 @@ pub fn ipv6_only_by_default() -> bool {
 }
 
 /// No way to stop a process is known here.
-pub fn send_signal(_pid: u32, _signal: Signal) -> io::Result<()> {
+pub fn send_signal(_pid: u32, _start: Option<u64>, _signal: Signal) -> io::Result<Delivery> {
     Err(super::absent::unsupported("stopping processes"))
+}
+
+/// The names of `pids`, from sysinfo.
+pub fn process_names(pids: &[u32]) -> std::collections::HashMap<u32, String> {
+    super::sysinfo_names::names(pids)
 }
 
 pub fn parent_pid() -> Option<u32> {

@@ -12,25 +12,25 @@
 //!   TerminateProcess.
 
 pub use super::absent::{
-    exec_with_sockets, is_superuser, local_stream, port_settings, process_cgroup, process_exe,
-    raise_fd_limit, user_name,
+    cgroup_owned_by_root, exec_with_sockets, executable, is_superuser, local_stream, port_settings,
+    process_cgroup, process_uid, raise_fd_limit, user_name, LocalStream, HANDS_OVER_SOCKETS,
 };
-pub use super::ctrl_c::Shutdown;
+pub use super::ctrl_c::{stop_self, JobSignals, Shutdown};
 pub use super::netstat2::{find_owners, read_table, read_table_with_owners};
 pub use super::windows_rules::{
     holder_note, is_system_process, signal_name, state_name, system_processes,
 };
 
-use crate::platform::ServerBind;
 use crate::model::{Proto, Signal};
-use crate::platform::ProcFacts;
-use crate::platform::Unseen;
+use crate::platform::{Delivery, ProcFacts, ServerBind, Unseen};
 use std::collections::HashMap;
 use std::io;
 use std::os::windows::io::AsRawSocket;
 use std::time::{Duration, UNIX_EPOCH};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
-use windows_sys::Win32::Foundation::{CloseHandle, ERROR_INVALID_PARAMETER, HWND, LPARAM};
+use windows_sys::Win32::Foundation::{
+    CloseHandle, ERROR_INVALID_PARAMETER, FILETIME, HWND, LPARAM,
+};
 use windows_sys::Win32::Networking::WinSock::{
     setsockopt, SOCKET, SOL_SOCKET, SO_EXCLUSIVEADDRUSE,
 };
@@ -39,8 +39,8 @@ use windows_sys::Win32::Security::{
     TOKEN_QUERY, TOKEN_USER,
 };
 use windows_sys::Win32::System::Threading::{
-    OpenProcess, OpenProcessToken, TerminateProcess, PROCESS_QUERY_LIMITED_INFORMATION,
-    PROCESS_TERMINATE,
+    GetProcessTimes, OpenProcess, OpenProcessToken, TerminateProcess,
+    PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_TERMINATE,
 };
 use windows_sys::Win32::UI::WindowsAndMessaging::{
     EnumWindows, GetWindowThreadProcessId, IsWindowVisible, PostMessageW, WM_CLOSE,
@@ -90,12 +90,68 @@ pub fn privileged_ports() -> bool {
 
 /// The polite step closes the process's top-level windows; a process
 /// without any (most servers) cannot be asked, and says so. The forced
-/// step is TerminateProcess. A process already gone is not an error.
-pub fn send_signal(pid: u32, signal: Signal) -> io::Result<()> {
-    match signal {
-        Signal::Term => close_windows(pid),
-        Signal::Kill => terminate(pid),
+/// step is TerminateProcess. Only the process that started at `start` is
+/// reached: an open handle keeps Windows from giving its PID to another
+/// process, so the check and the step name the same one. A process gone,
+/// or a PID now another's, is `Gone`.
+pub fn send_signal(pid: u32, start: Option<u64>, signal: Signal) -> io::Result<Delivery> {
+    let access = match signal {
+        Signal::Term => PROCESS_QUERY_LIMITED_INFORMATION,
+        Signal::Kill => PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_TERMINATE,
+    };
+    // SAFETY: OpenProcess with a plain PID; the handle is closed below.
+    let handle = unsafe { OpenProcess(access, 0, pid) };
+    if handle.is_null() {
+        let e = io::Error::last_os_error();
+        // No such process any more.
+        return if e.raw_os_error() == Some(ERROR_INVALID_PARAMETER as i32) {
+            Ok(Delivery::Gone)
+        } else {
+            Err(e)
+        };
     }
+    let result = if start.is_some() && creation_time(handle) != start {
+        Ok(Delivery::Gone)
+    } else {
+        match signal {
+            Signal::Term => close_windows(pid).map(|()| Delivery::Sent),
+            Signal::Kill => terminate(handle).map(|()| Delivery::Sent),
+        }
+    };
+    // SAFETY: the handle is ours and closed once.
+    unsafe { CloseHandle(handle) };
+    result
+}
+
+/// When a process started, as Windows keeps it (100 ns since 1601):
+/// with the PID, it names one process.
+pub fn process_start(pid: u32) -> Option<u64> {
+    // SAFETY: OpenProcess with a plain PID; the handle is closed below.
+    let handle = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
+    if handle.is_null() {
+        return None;
+    }
+    let start = creation_time(handle);
+    // SAFETY: the handle is ours and closed once.
+    unsafe { CloseHandle(handle) };
+    start
+}
+
+fn creation_time(handle: windows_sys::Win32::Foundation::HANDLE) -> Option<u64> {
+    let zero = FILETIME {
+        dwLowDateTime: 0,
+        dwHighDateTime: 0,
+    };
+    let (mut created, mut exited, mut kernel, mut user) = (zero, zero, zero, zero);
+    // SAFETY: a process handle opened with query rights, and four valid
+    // out pointers.
+    let ok = unsafe { GetProcessTimes(handle, &mut created, &mut exited, &mut kernel, &mut user) };
+    (ok != 0).then(|| u64::from(created.dwHighDateTime) << 32 | u64::from(created.dwLowDateTime))
+}
+
+/// The names of `pids`, from sysinfo.
+pub fn process_names(pids: &[u32]) -> HashMap<u32, String> {
+    super::sysinfo_names::names(pids)
 }
 
 fn close_windows(pid: u32) -> io::Result<()> {
@@ -144,27 +200,12 @@ fn close_windows(pid: u32) -> io::Result<()> {
     }
 }
 
-fn terminate(pid: u32) -> io::Result<()> {
-    // SAFETY: OpenProcess with a plain PID; the handle is closed below.
-    let handle = unsafe { OpenProcess(PROCESS_TERMINATE, 0, pid) };
-    if handle.is_null() {
-        let e = io::Error::last_os_error();
-        // No such process any more.
-        return if e.raw_os_error() == Some(ERROR_INVALID_PARAMETER as i32) {
-            Ok(())
-        } else {
-            Err(e)
-        };
-    }
+fn terminate(handle: windows_sys::Win32::Foundation::HANDLE) -> io::Result<()> {
     // SAFETY: a handle opened with PROCESS_TERMINATE.
-    let ended = unsafe { TerminateProcess(handle, 1) } != 0;
-    let e = io::Error::last_os_error();
-    // SAFETY: the handle is ours and closed once.
-    unsafe { CloseHandle(handle) };
-    if ended {
+    if unsafe { TerminateProcess(handle, 1) } != 0 {
         Ok(())
     } else {
-        Err(e)
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -195,6 +236,7 @@ pub fn process_facts(pid: u32) -> Option<ProcFacts> {
         // service, a protected process): unknown, not 1970.
         started: (process.start_time() != 0)
             .then(|| UNIX_EPOCH + Duration::from_secs(process.start_time())),
+        start: process_start(pid),
     })
 }
 

@@ -109,14 +109,20 @@ pub fn read_head(bytes: &[u8]) -> Head {
 
 /// A whole response with `Connection: close`.
 pub fn response(status: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
-    let mut out = format!(
+    let mut out = head(status, content_type, body);
+    out.extend_from_slice(body);
+    out
+}
+
+/// The head `response` would send for `body`, without the body: what
+/// `HEAD` answers (RFC 9110 §9.3.2: the same headers as `GET`).
+pub fn head(status: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
+    format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nServer: portctl/{}\r\n\r\n",
         body.len(),
         env!("CARGO_PKG_VERSION")
     )
-    .into_bytes();
-    out.extend_from_slice(body);
-    out
+    .into_bytes()
 }
 
 /// Reads a request head within [`HEAD_TIMEOUT`], never more than

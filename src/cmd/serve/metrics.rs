@@ -5,7 +5,7 @@
 
 use super::conn::{close_after, Stats};
 use super::http::{read_request, refusal, response, Head};
-use crate::output::prometheus::CONTENT_TYPE;
+use crate::output::prometheus::{self, CONTENT_TYPE};
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -44,10 +44,12 @@ impl Scraper {
         *last = None; // one table at a time: let go of the old one first
         let began = Instant::now();
         let ports = self.ports.clone();
-        let text = tokio::task::spawn_blocking(move || crate::facts::scrape::scrape(&ports))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.message)?;
+        let text = tokio::task::spawn_blocking(move || {
+            crate::facts::scrape::scrape(&ports).map(|s| prometheus::exposition(&s))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
         let text = Arc::new(text);
         *last = Some((began, text.clone()));
         Ok(text)
@@ -70,24 +72,28 @@ pub async fn serve(
             return Ok(());
         }
     };
-    let answer = match (method.as_str(), path.as_str()) {
+    // A query string (a Prometheus job's `params:`) does not change the
+    // answer.
+    let path = path.split_once('?').map_or(path.as_str(), |(path, _)| path);
+    // HEAD gets the very head GET would, with no body.
+    let reply: fn(&str, &str, &[u8]) -> Vec<u8> = if method == "HEAD" {
+        super::http::head
+    } else {
+        response
+    };
+    let answer = match (method.as_str(), path) {
         ("GET" | "HEAD", "/metrics") => match scraper.exposition(Instant::now()).await {
             Ok(text) => {
                 stats.messages.fetch_add(1, Ordering::Relaxed);
-                let body: &[u8] = if method == "HEAD" {
-                    b""
-                } else {
-                    text.as_bytes()
-                };
-                response("200 OK", CONTENT_TYPE, body)
+                reply("200 OK", CONTENT_TYPE, text.as_bytes())
             }
-            Err(e) => response(
+            Err(e) => reply(
                 "500 Internal Server Error",
                 "text/plain",
                 format!("cannot read the socket table: {e}\n").as_bytes(),
             ),
         },
-        ("GET" | "HEAD", _) => response(
+        ("GET" | "HEAD", _) => reply(
             "404 Not Found",
             "text/plain",
             b"portctl serves its metrics at /metrics\n",

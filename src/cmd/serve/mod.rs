@@ -12,16 +12,15 @@ pub mod server;
 
 pub use conn::Stats;
 
-use crate::facts::bind::{self, bind_server, Verdict};
 use crate::cli::{ServeArgs, ServiceName};
 use crate::exit::{Error, Exit, Result};
-use crate::facts::port_holders::{find_holders, Held};
-use crate::model::Proto;
-use crate::output::{self, endpoint, Output};
-use crate::platform::{self, Shutdown};
+use crate::facts::bind::{self, bind_server, Verdict};
+use crate::facts::port_holders::find_holders;
 use crate::facts::socket_record::SocketRecord;
-use crate::platform::Scope;
-use serde::{Deserialize, Serialize};
+use crate::model::Proto;
+use crate::output::{self, endpoint, words, Output};
+use crate::platform::{self, Scope, Shutdown};
+use serde::Serialize;
 use server::{log_line, Handler, Limits};
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -41,7 +40,7 @@ pub const METRICS_PORT: u16 = 9109;
 const GRACE: Duration = Duration::from_millis(500);
 
 /// What a `serve --json` line announces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ServeEvent {
     /// The server is bound and accepting.
@@ -49,7 +48,7 @@ pub enum ServeEvent {
 }
 
 /// The line `serve --json` prints once per transport when listening.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ListeningEvent {
     pub event: ServeEvent,
     pub service: String,
@@ -78,7 +77,7 @@ fn bind_all(ip: IpAddr, port: u16, tcp: bool, udp: bool) -> io::Result<Bound> {
                 return e;
             }
             match bind::access_denied(port, proto, ip) {
-                Verdict::Unbindable(why) => io::Error::new(e.kind(), why.to_string()),
+                Verdict::Unbindable(why) => io::Error::new(e.kind(), words::unbindable(&why)),
                 _ => io::Error::from(io::ErrorKind::AddrInUse),
             }
         })?;
@@ -121,7 +120,7 @@ fn holder_text(port: u16, protos: &[Proto], ip: IpAddr) -> String {
     let holders: Vec<SocketRecord> = find_holders(&keys, Some(ip), Scope::Every)
         .map(|by_key| by_key.into_values().flatten().collect())
         .unwrap_or_default();
-    Held(&holders).to_string()
+    words::held(&holders)
 }
 
 /// Binds as SPEC.md says: `--port N` exactly (naming the holder if taken),
@@ -130,10 +129,10 @@ fn bind_port(args: &ServeArgs, protos: &[Proto]) -> Result<Bound> {
     let (tcp, udp) = (protos.contains(&Proto::Tcp), protos.contains(&Proto::Udp));
     let ip = args.bind;
     let cannot = |port: u16, e: io::Error| {
-        Error::failure(format!(
-            "cannot bind {}: {e}",
-            endpoint(SocketAddr::new(ip, port), false)
-        ))
+        Error::io(
+            format!("cannot bind {}", endpoint(SocketAddr::new(ip, port), false)),
+            e,
+        )
     };
     match args.port {
         Some(0) => {
@@ -218,14 +217,19 @@ pub fn run(args: &ServeArgs, output: Output) -> Result<Exit> {
         ));
     }
     let bound = bind_port(args, &protos)?;
-    crate::runtime::build(true).map_err(crate::exit::Error::runtime)?.block_on(async {
+    let runtime = crate::runtime::build(true).map_err(Error::runtime)?;
+    let served = runtime.block_on(async {
         let signals = Shutdown::install();
         let limits = Limits {
             max_conn,
             log: !args.quiet,
         };
         serve(signals, bound, handler, args.bind, limits, output).await
-    })
+    });
+    // A lookup still under way on a blocking thread (a scrape waiting on a
+    // runtime's API) must not keep the process from exiting.
+    runtime.shutdown_timeout(GRACE);
+    served
 }
 
 async fn serve(
@@ -241,8 +245,8 @@ async fn serve(
     let mut listening = Vec::new();
     let tcp = match bound.tcp {
         Some(listener) => {
-            let listener =
-                TcpListener::from_std(listener).map_err(|e| Error::failure(e.to_string()))?;
+            let listener = TcpListener::from_std(listener)
+                .map_err(|e| Error::io("cannot serve the bound socket", e))?;
             listening.push(Proto::Tcp);
             Some(tokio::spawn(server::run_tcp(
                 listener,
@@ -256,7 +260,8 @@ async fn serve(
     };
     let udp = match bound.udp {
         Some(socket) => {
-            let socket = UdpSocket::from_std(socket).map_err(|e| Error::failure(e.to_string()))?;
+            let socket = UdpSocket::from_std(socket)
+                .map_err(|e| Error::io("cannot serve the bound socket", e))?;
             listening.push(Proto::Udp);
             Some(tokio::spawn(server::serve_udp(
                 socket,
@@ -267,14 +272,17 @@ async fn serve(
         }
         None => None,
     };
-    print_listening(
+    let printed = print_listening(
         io::stdout().lock(),
         &handler,
         ip,
         bound.port,
         &listening,
         output,
-    )?;
+    );
+    if printed.is_err() {
+        return output::deliver(Exit::Ok, printed);
+    }
 
     signals.requested().await;
     shutdown.cancel();
@@ -302,7 +310,7 @@ fn print_listening<W: Write>(
     port: u16,
     protos: &[Proto],
     output: Output,
-) -> Result<()> {
+) -> io::Result<()> {
     for proto in protos {
         if output.is_json() {
             let event = ListeningEvent {
@@ -322,6 +330,5 @@ fn print_listening<W: Write>(
             )?;
         }
     }
-    stdout.flush()?;
-    Ok(())
+    stdout.flush()
 }

@@ -211,8 +211,9 @@ impl Body {
             let text = head_text(head);
             if matches!(sink, Sink::File(_)) {
                 let mut out = io::stdout().lock();
-                out.write_all(text.as_bytes())?;
-                out.flush()?;
+                out.write_all(text.as_bytes())
+                    .and_then(|()| out.flush())
+                    .map_err(Error::Output)?;
             } else {
                 let _ = io::stderr().write_all(text.as_bytes());
             }

@@ -9,9 +9,9 @@ mod print;
 use crate::cli::TalkArgs;
 use crate::exit::{Error, Exit, Result};
 use crate::facts::hello_protocol::EXIT;
+use crate::facts::resolve::resolve;
 use crate::output::{self, Output};
 use crate::parse::parse_host_port;
-use crate::facts::resolve::resolve;
 use print::{ExchangeKind, Printer};
 use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
@@ -19,7 +19,6 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
-
 
 /// How long to wait for a greeting the server may never send.
 const GREETING_WAIT: Duration = Duration::from_millis(300);
@@ -30,17 +29,19 @@ const MAX_INPUT_LINE: usize = 64 * 1024;
 
 pub fn run(args: &TalkArgs, output: Output) -> Result<Exit> {
     let (host, port) = parse_host_port(&args.target).map_err(|e| Error::usage(e.to_string()))?;
-    crate::runtime::build(false).map_err(crate::exit::Error::runtime)?.block_on(async {
-        let addrs = resolve(&host, port, args.timeout).await?;
-        if let Some(path) = &args.http {
-            return http::run(&host, port, &addrs, path, args, output).await;
-        }
-        if args.udp {
-            talk_udp(&addrs, args, output).await
-        } else {
-            talk_tcp(&addrs, args, output).await
-        }
-    })
+    crate::runtime::build(false)
+        .map_err(crate::exit::Error::runtime)?
+        .block_on(async {
+            let addrs = resolve(&host, port, args.timeout).await?;
+            if let Some(path) = &args.http {
+                return http::run(&host, port, &addrs, path, args, output).await;
+            }
+            if args.udp {
+                talk_udp(&addrs, args, output).await
+            } else {
+                talk_tcp(&addrs, args, output).await
+            }
+        })
 }
 
 /// Connects to the first address that answers. A refusal is reported at
@@ -99,7 +100,7 @@ async fn read_reply(
             Err(_) => return Ok(ReplyEnd::Quiet),
             Ok(Ok(0)) => return Ok(ReplyEnd::Closed { bytes }),
             Ok(Ok(n)) => {
-                printer.piece(&chunk[..n])?;
+                printer.piece(&chunk[..n]).map_err(Error::Output)?;
                 bytes = bytes.saturating_add(n as u64);
                 wait = REPLY_QUIET;
             }
@@ -152,7 +153,7 @@ async fn session(
         printer,
     )
     .await?;
-    printer.end()?;
+    printer.end().map_err(Error::Output)?;
     if let ReplyEnd::Closed { bytes } = greeting {
         if bytes > 0 && args.messages.is_empty() {
             return Ok(Said::GreetingOnly);
@@ -218,7 +219,7 @@ async fn exchange(
     }
     printer.begin(ExchangeKind::Reply, Some(message));
     let end = read_reply(stream, wait, wait, peer, printer).await?;
-    printer.end()?;
+    printer.end().map_err(Error::Output)?;
     match end {
         ReplyEnd::Quiet | ReplyEnd::Closed { bytes: 1.. } => Ok(false),
         ReplyEnd::Closed { bytes: 0 } => {
@@ -364,7 +365,7 @@ async fn datagram<W: io::Write>(
         printer
             .piece(&buffer[..len])
             .and_then(|()| printer.end())
-            .map_err(|e| Failed::Other(e.into()))?;
+            .map_err(|e| Failed::Other(Error::Output(e)))?;
         replies += 1;
         wait = REPLY_QUIET;
     }
@@ -423,14 +424,14 @@ mod tests {
         let (at, answer) = udp_server();
         let (result, out) = talk(&[refused(), at]);
         answer.join().unwrap();
-        assert!(result.is_ok(), "{:?}", result.err().map(|e| e.message));
+        assert!(result.is_ok(), "{:?}", result.err().map(|e| e.to_string()));
         assert_eq!(out, "re:hi\n");
     }
 
     #[test]
     fn when_every_address_refuses_the_refusal_is_the_answer() {
         let (result, out) = talk(&[refused(), refused()]);
-        let message = result.expect_err("refused").message;
+        let message = result.expect_err("refused").to_string();
         assert!(message.contains("refused"), "{message}");
         assert!(out.is_empty(), "{out}");
     }

@@ -4,15 +4,14 @@
 //! keyboard never waits for the OS.
 
 use super::state::{key_of, Event, Reading, SocketKey};
-use crate::exit::Result;
-use crate::model::{Proto, Signal, Socket};
-use crate::facts::process;
-use crate::facts::socket_record::{Lookups, Snapshot};
-use crate::output::rows::summarize;
-use crate::facts::sockets;
-use crate::platform::{Owners, Scope, TableQuery};
-use crate::facts::stop::{self, Plan, Target};
 use crate::facts::port_story;
+use crate::facts::process::{self, Proc};
+use crate::facts::socket_record::{Lookups, Snapshot};
+use crate::facts::sockets::{self, summarize};
+use crate::facts::stop::{self, Plan, Release};
+use crate::model::{Proto, Signal, Socket};
+use crate::output::words;
+use crate::platform::{Owners, ReadError, Scope, TableQuery};
 use std::collections::HashSet;
 use std::sync::mpsc::Sender;
 use std::thread;
@@ -28,7 +27,7 @@ pub fn readings(every: Duration, events: Sender<Event>) {
         loop {
             let event = match reader.read() {
                 Ok(reading) => Event::Reading(reading),
-                Err(e) => Event::ReadFailed(e.message),
+                Err(e) => Event::ReadFailed(e.to_string()),
             };
             if events.send(event).is_err() {
                 return;
@@ -58,7 +57,7 @@ struct Reader {
 impl Reader {
     /// Every socket with its owner, unit and container. Units and
     /// containers are looked up afresh each time: a PID may be reused.
-    fn read(&mut self) -> Result<Reading> {
+    fn read(&mut self) -> Result<Reading, ReadError> {
         let sockets = sockets::read_table(&TableQuery::all())?.sockets;
         let owners = self.owners_of(&sockets);
         let names = process::names(&owners.pids_of(&sockets));
@@ -107,7 +106,7 @@ pub fn story(key: SocketKey, events: Sender<Event>) {
     thread::spawn(move || {
         let (proto, local, ..) = key;
         let result = port_story::story(local.port(), &[proto])
-            .map_err(|e| e.message)
+            .map_err(|e| e.to_string())
             .and_then(|story| {
                 let notes = story.notes;
                 story
@@ -129,7 +128,7 @@ pub fn targets(port: u16, proto: Proto, events: Sender<Event>) {
                 stop::refuse_protected(&targets)?;
                 Ok(targets)
             })
-            .map_err(|e| e.message);
+            .map_err(|e| words::refusal(&e));
         let _ = events.send(Event::Targets {
             port,
             proto,
@@ -143,7 +142,7 @@ pub fn targets(port: u16, proto: Proto, events: Sender<Event>) {
 pub fn stop(
     port: u16,
     proto: Proto,
-    targets: Vec<Target>,
+    targets: Vec<Proc>,
     force: bool,
     events: Sender<Event>,
 ) -> thread::JoinHandle<()> {
@@ -158,42 +157,46 @@ pub fn stop(
                     "port {port}/{proto}: what was agreed to no longer listens; nothing sent"
                 ));
             }
-            let (signals, free) = stop::stop(&targets, port, &[proto], plan)?;
-            // One clause per process, its signals in order: the status
-            // line is one line.
-            let mut each: Vec<(Target, Vec<String>)> = Vec::new();
-            for s in &signals {
-                match each.iter_mut().find(|(t, _)| t.pid == s.pid) {
-                    Some((_, sent)) => sent.push(s.signal.to_string()),
-                    None => each.push((
-                        Target {
-                            pid: s.pid,
-                            name: s.process.clone(),
-                        },
-                        vec![s.signal.to_string()],
-                    )),
-                }
-            }
-            let sent: Vec<String> = each
-                .iter()
-                .map(|(target, sent)| format!("sent {} to {target}", sent.join(" then ")))
-                .collect();
-            let killed = signals.iter().any(|s| s.signal == Signal::Kill);
-            let after = if free {
-                "the port is free".to_string()
-            } else if killed {
-                format!("still held after {}", Signal::Kill)
-            } else if force {
-                "still held, by none of the processes agreed to".to_string()
-            } else {
-                format!(
-                    "still held after {:.0}s; `portctl kill --force {port}` sends {}",
-                    STOP_TIMEOUT.as_secs_f64(),
-                    Signal::Kill
-                )
-            };
-            Ok(format!("{}; port {port}: {after}", sent.join(", ")))
+            let outcome = stop::stop(&targets, port, &[proto], plan)?;
+            Ok(status(port, force, &outcome))
         });
-        let _ = events.send(Event::Stopped(outcome.unwrap_or_else(|e| e.message)));
+        let _ = events.send(Event::Stopped(
+            outcome.unwrap_or_else(|e| words::refusal(&e)),
+        ));
     })
+}
+
+/// What a stop did, in one line: one clause per process, its signals in
+/// order, then what is left on the port.
+fn status(port: u16, force: bool, outcome: &stop::Outcome) -> String {
+    let mut each: Vec<(&Proc, Vec<&str>)> = Vec::new();
+    for (target, signal) in &outcome.sent {
+        match each.iter_mut().find(|(t, _)| t.pid == target.pid) {
+            Some((_, sent)) => sent.push(words::signal(*signal)),
+            None => each.push((target, vec![words::signal(*signal)])),
+        }
+    }
+    let mut clauses: Vec<String> = each
+        .iter()
+        .map(|(target, sent)| format!("sent {} to {}", sent.join(" then "), words::process(target)))
+        .collect();
+    clauses.extend(
+        outcome
+            .failed
+            .iter()
+            .map(|(target, e)| format!("cannot signal {}: {e}", words::process(target))),
+    );
+    let killed = outcome.sent.iter().any(|(_, s)| *s == Signal::Kill);
+    let after = match &outcome.release {
+        Release::Free => "the port is free".to_string(),
+        Release::Lingering(note) => format!("no process holds it; {}", words::note(note)),
+        Release::Held if killed => format!("still held after {}", words::signal(Signal::Kill)),
+        Release::Held if force => "still held, by none of the processes agreed to".to_string(),
+        Release::Held => format!(
+            "still held after {:.0}s; `portctl kill --force {port}` sends {}",
+            STOP_TIMEOUT.as_secs_f64(),
+            words::signal(Signal::Kill)
+        ),
+    };
+    format!("{}; port {port}: {after}", clauses.join(", "))
 }

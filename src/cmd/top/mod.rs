@@ -3,7 +3,8 @@
 //! a reading, a key or a resize arrives, so an idle view costs one table
 //! read per interval. `state` decides, `view` draws, this module wires
 //! them to the terminal and always gives it back as it found it: on `q`,
-//! on an error, on a panic, on SIGTERM.
+//! on an error, on a panic on any of its threads, on SIGTERM, and while
+//! it is suspended (Ctrl+Z, SIGTSTP).
 
 mod feed;
 mod state;
@@ -12,7 +13,7 @@ mod view;
 use crate::cli::TopArgs;
 use crate::exit::{Error, Exit, Result};
 use crate::output::Output;
-use crate::platform;
+use crate::platform::{self, JobSignal};
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{
     self as term_event, DisableBracketedPaste, EnableBracketedPaste, Event as TermEvent,
@@ -25,6 +26,7 @@ use ratatui::Terminal;
 use state::{Action, Event, State};
 use std::io::{self, IsTerminal, Write};
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 /// The shortest interval: a table read takes milliseconds, a redraw more.
@@ -43,9 +45,10 @@ pub fn run(args: &TopArgs, output: Output) -> Result<Exit> {
     }
     let every = args.interval.max(MIN_INTERVAL);
     let (events, received) = mpsc::channel();
-    // SIGTERM is caught before the screen changes, so it always restores.
-    on_shutdown(events.clone())?;
-    let screen = Screen::enter()?;
+    // SIGTERM and job control are caught before the screen changes, so
+    // they always find it to restore.
+    on_signals(events.clone())?;
+    let screen = Screen::enter(events.clone())?;
     feed::readings(every, events.clone());
     keys(events.clone());
     let mut forcing = Vec::new();
@@ -96,6 +99,11 @@ struct Forcing {
     done: std::thread::JoinHandle<()>,
 }
 
+/// Where a panic on any of top's threads reports, so that the event loop
+/// ends top: the hook gives the terminal back, but a background thread's
+/// panic would otherwise leave top running over the shell.
+static PANICS: OnceLock<Mutex<Sender<Event>>> = OnceLock::new();
+
 /// The alternate screen in raw mode; dropping it (or a panic) restores
 /// the terminal.
 struct Screen {
@@ -103,28 +111,45 @@ struct Screen {
 }
 
 impl Screen {
-    fn enter() -> Result<Screen> {
+    fn enter(events: Sender<Event>) -> Result<Screen> {
+        let _ = PANICS.set(Mutex::new(events));
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             restore();
             previous(info);
-        }));
-        let entered = enable_raw_mode()
-            .and_then(|()| execute!(io::stdout(), EnterAlternateScreen, cursor::Hide))
-            .and_then(|()| Terminal::new(CrosstermBackend::new(io::stdout())));
-        match entered {
-            Ok(terminal) => {
-                // A paste comes as one event, so that it can only go into
-                // the filter; a console without it (legacy Windows) still
-                // runs top, a paste then typed key by key.
-                let _ = execute!(io::stdout(), EnableBracketedPaste);
-                Ok(Screen { terminal })
+            if let Some(events) = PANICS.get() {
+                let events = events.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = events.send(Event::Panicked);
             }
+        }));
+        match Self::take().and_then(|()| Terminal::new(CrosstermBackend::new(io::stdout()))) {
+            Ok(terminal) => Ok(Screen { terminal }),
             Err(e) => {
                 restore();
-                Err(Error::failure(format!("cannot set up the terminal: {e}")))
+                Err(Error::io("cannot set up the terminal", e))
             }
         }
+    }
+
+    /// Raw mode and the alternate screen. A paste comes as one event, so
+    /// that it can only go into the filter; a console without bracketed
+    /// paste (legacy Windows) still runs top, a paste then typed key by
+    /// key.
+    fn take() -> io::Result<()> {
+        enable_raw_mode()?;
+        execute!(io::stdout(), EnterAlternateScreen, cursor::Hide)?;
+        let _ = execute!(io::stdout(), EnableBracketedPaste);
+        Ok(())
+    }
+
+    /// Ctrl+Z or SIGTSTP: the terminal goes back to the shell as it was,
+    /// top stops until `fg`, then takes the screen again and draws it
+    /// whole. Where the OS has no job control, nothing happens.
+    fn suspend(&mut self) -> io::Result<()> {
+        restore();
+        platform::stop_self();
+        Self::take()?;
+        self.terminal.clear()
     }
 }
 
@@ -153,15 +178,17 @@ fn event_loop(
     color: bool,
     forcing: &mut Vec<Forcing>,
 ) -> Result<()> {
+    let terminal_failed = |e| Error::io("the terminal failed", e);
     let mut state = State::default();
-    let size = screen.terminal.size()?;
+    let size = screen.terminal.size().map_err(terminal_failed)?;
     state.handle_all(vec![Event::Resize {
         height: size.height,
     }]);
     loop {
         screen
             .terminal
-            .draw(|frame| view::draw(frame, &state, every, color))?;
+            .draw(|frame| view::draw(frame, &state, every, color))
+            .map_err(terminal_failed)?;
         forcing.retain(|f| !f.done.is_finished());
         let Ok(first) = received.recv() else {
             return Ok(());
@@ -171,6 +198,13 @@ fn event_loop(
             match action {
                 Action::Nothing => {}
                 Action::Quit => return Ok(()),
+                Action::Fail => {
+                    return Err(Error::failure(
+                        "top stopped: one of its threads panicked (the terminal is restored)",
+                    ))
+                }
+                Action::Suspend => screen.suspend().map_err(terminal_failed)?,
+                Action::Redraw => screen.terminal.clear().map_err(terminal_failed)?,
                 Action::Story { key } => feed::story(key, events.clone()),
                 Action::FindTargets { port, proto } => feed::targets(port, proto, events.clone()),
                 Action::Stop {
@@ -209,16 +243,33 @@ fn keys(events: Sender<Event>) {
 }
 
 /// SIGTERM (and SIGINT from outside: in raw mode Ctrl+C is a key) ends
-/// top like `q`, restoring the terminal.
-fn on_shutdown(events: Sender<Event>) -> Result<()> {
-    let runtime = crate::runtime::build(false).map_err(crate::exit::Error::runtime)?;
-    let mut shutdown = {
+/// top like `q`, restoring the terminal; SIGTSTP (`kill -TSTP`) suspends
+/// it as Ctrl+Z does, and SIGCONT after a stop from outside redraws it.
+fn on_signals(events: Sender<Event>) -> Result<()> {
+    let runtime = crate::runtime::build(false).map_err(Error::runtime)?;
+    let (mut shutdown, mut jobs) = {
         let _inside = runtime.enter();
-        platform::Shutdown::install()
+        (
+            platform::Shutdown::install(),
+            platform::JobSignals::install(),
+        )
     };
     std::thread::spawn(move || {
-        runtime.block_on(shutdown.requested());
-        let _ = events.send(Event::Quit);
+        runtime.block_on(async {
+            loop {
+                let event = tokio::select! {
+                    () = shutdown.requested() => Event::Quit,
+                    job = jobs.next() => match job {
+                        JobSignal::Stop => Event::Suspend,
+                        JobSignal::Continue => Event::Continued,
+                    },
+                };
+                let quit = matches!(event, Event::Quit);
+                if events.send(event).is_err() || quit {
+                    return;
+                }
+            }
+        });
     });
     Ok(())
 }

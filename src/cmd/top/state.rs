@@ -3,13 +3,13 @@
 //! filter, the sort and the open window come out, with the work the run
 //! loop must start. No terminal and no OS here, so it is tested as is.
 
-use crate::model::Proto;
-use crate::facts::why_busy::Note;
-use crate::output::endpoint;
-use crate::facts::socket_record::SocketRecord;
-use crate::output::rows::SummaryRow;
-use crate::facts::stop::Target;
 use crate::facts::port_story::WhoSocket;
+use crate::facts::process::Proc;
+use crate::facts::socket_record::SocketRecord;
+use crate::facts::sockets::SummaryRow;
+use crate::facts::why_busy::Note;
+use crate::model::Proto;
+use crate::output::endpoint;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::cell::Cell;
 use std::cmp::Ordering;
@@ -52,12 +52,19 @@ pub enum Event {
     Targets {
         port: u16,
         proto: Proto,
-        result: Result<Vec<Target>, String>,
+        result: Result<Vec<Proc>, String>,
     },
     /// What stopping them did, in a sentence.
     Stopped(String),
+    /// SIGTSTP from outside (`kill -TSTP`): suspend as Ctrl+Z does.
+    Suspend,
+    /// SIGCONT: continued after a stop top did not see coming; the screen
+    /// may hold anything now.
+    Continued,
     /// SIGTERM, SIGINT or a terminal gone.
     Quit,
+    /// A thread of top panicked: top ends, as after any panic.
+    Panicked,
 }
 
 impl Event {
@@ -66,16 +73,17 @@ impl Event {
     fn quits(&self) -> bool {
         match self {
             Event::Quit => true,
-            Event::Key(key) => is_ctrl_c(key),
+            Event::Key(key) => is_ctrl(key, 'c'),
             _ => false,
         }
     }
 }
 
-fn is_ctrl_c(key: &KeyEvent) -> bool {
+/// Ctrl and `c`, pressed (not released).
+fn is_ctrl(key: &KeyEvent, c: char) -> bool {
     key.kind != KeyEventKind::Release
         && key.modifiers.contains(KeyModifiers::CONTROL)
-        && key.code == KeyCode::Char('c')
+        && key.code == KeyCode::Char(c)
 }
 
 /// Work for the run loop; the state never does it itself.
@@ -83,6 +91,13 @@ fn is_ctrl_c(key: &KeyEvent) -> bool {
 pub enum Action {
     Nothing,
     Quit,
+    /// End top with an error: a thread of it panicked.
+    Fail,
+    /// Give the terminal back and stop until `fg` (Ctrl+Z, SIGTSTP),
+    /// then draw the whole screen again.
+    Suspend,
+    /// Draw the whole screen again, whatever is on it.
+    Redraw,
     /// Read who's story of the port and pick this socket out of it.
     Story {
         key: SocketKey,
@@ -96,7 +111,7 @@ pub enum Action {
     Stop {
         port: u16,
         proto: Proto,
-        targets: Vec<Target>,
+        targets: Vec<Proc>,
         force: bool,
     },
 }
@@ -178,7 +193,7 @@ pub enum Confirm {
         port: u16,
         proto: Proto,
         force: bool,
-        targets: Vec<Target>,
+        targets: Vec<Proc>,
     },
 }
 
@@ -279,6 +294,9 @@ impl State {
     /// filters the table once, before a key that acts on the rows and at
     /// the end.
     pub fn handle_all(&mut self, events: Vec<Event>) -> Vec<Action> {
+        if events.iter().any(|e| matches!(e, Event::Panicked)) {
+            return vec![Action::Fail];
+        }
         if events.iter().any(Event::quits) {
             return vec![Action::Quit];
         }
@@ -363,23 +381,44 @@ impl State {
                 }
             }
             Event::Stopped(what) => self.status = Some(what),
+            Event::Suspend => return Action::Suspend,
+            Event::Continued => return Action::Redraw,
             Event::Quit => return Action::Quit,
+            Event::Panicked => return Action::Fail,
         }
         Action::Nothing
     }
 
+    /// A key: Ctrl+C and Ctrl+Z act anywhere; otherwise an open window
+    /// takes it first, then the filter being typed, then the table.
     fn key(&mut self, key: KeyEvent) -> Action {
         if key.kind == KeyEventKind::Release {
             return Action::Nothing;
         }
-        if is_ctrl_c(&key) {
+        if is_ctrl(&key, 'c') {
             return Action::Quit;
         }
+        if is_ctrl(&key, 'z') {
+            return Action::Suspend;
+        }
         self.status = None;
+        if let Some(action) = self.window_key(key) {
+            return action;
+        }
+        if self.typing {
+            return self.filter_key(key);
+        }
+        self.settle();
+        self.table_key(key)
+    }
+
+    /// A key for the open window, if one is open: any key closes help;
+    /// the question takes `y` or anything else for no; Esc, q, Enter or
+    /// Backspace close the rest, other keys scroll the details.
+    fn window_key(&mut self, key: KeyEvent) -> Option<Action> {
         match std::mem::replace(&mut self.overlay, Overlay::None) {
-            Overlay::None => {}
-            // Any key closes help; Esc, q, Enter or Backspace close the rest.
-            Overlay::Help => return Action::Nothing,
+            Overlay::None => None,
+            Overlay::Help => Some(Action::Nothing),
             Overlay::Confirm(Confirm::Asking {
                 port,
                 proto,
@@ -388,15 +427,15 @@ impl State {
             }) => {
                 if matches!(key.code, KeyCode::Char('y' | 'Y')) {
                     self.status = Some(format!("stopping what listens on {port}/{proto}…"));
-                    return Action::Stop {
+                    return Some(Action::Stop {
                         port,
                         proto,
                         targets,
                         force,
-                    };
+                    });
                 }
                 self.status = Some("nothing done".to_string());
-                return Action::Nothing;
+                Some(Action::Nothing)
             }
             open => {
                 if !matches!(
@@ -408,13 +447,14 @@ impl State {
                     }
                     self.overlay = open;
                 }
-                return Action::Nothing;
+                Some(Action::Nothing)
             }
         }
-        if self.typing {
-            return self.filter_key(key);
-        }
-        self.settle();
+    }
+
+    /// A key on the table: leave, filter, sort, toggle, open a window,
+    /// stop, or move.
+    fn table_key(&mut self, key: KeyEvent) -> Action {
         match key.code {
             KeyCode::Char('q') => return Action::Quit,
             KeyCode::Esc if self.filter.is_empty() => return Action::Quit,
@@ -434,27 +474,33 @@ impl State {
                 self.refresh();
             }
             KeyCode::Char('?') => self.overlay = Overlay::Help,
-            KeyCode::Enter => {
-                if let Some(record) = self.selected_record() {
-                    let key = key_of(record);
-                    self.overlay = Overlay::Details(Details::Loading(key));
-                    // A new story: from its top, with no room known yet.
-                    self.scroll.set(0);
-                    self.scroll_room.set((0, 0));
-                    return Action::Story { key };
-                }
-            }
-            KeyCode::Char(c @ ('k' | 'K')) => {
-                if let Some(record) = self.selected_record() {
-                    let (port, proto) = (record.local_port, record.proto);
-                    let force = c == 'K';
-                    self.overlay = Overlay::Confirm(Confirm::Looking { port, proto, force });
-                    return Action::FindTargets { port, proto };
-                }
-            }
+            KeyCode::Enter => return self.open_details(),
+            KeyCode::Char(c @ ('k' | 'K')) => return self.ask_stop(c == 'K'),
             _ => self.move_key(key.code),
         }
         Action::Nothing
+    }
+
+    /// Enter: the story of the selected socket, from its top.
+    fn open_details(&mut self) -> Action {
+        let Some(record) = self.selected_record() else {
+            return Action::Nothing;
+        };
+        let key = key_of(record);
+        self.overlay = Overlay::Details(Details::Loading(key));
+        self.scroll.set(0);
+        self.scroll_room.set((0, 0));
+        Action::Story { key }
+    }
+
+    /// `k` and `K`: first the listeners of the selected socket's port.
+    fn ask_stop(&mut self, force: bool) -> Action {
+        let Some(record) = self.selected_record() else {
+            return Action::Nothing;
+        };
+        let (port, proto) = (record.local_port, record.proto);
+        self.overlay = Overlay::Confirm(Confirm::Looking { port, proto, force });
+        Action::FindTargets { port, proto }
     }
 
     /// The details window's own moves: a line, a page, to either end.
@@ -709,6 +755,7 @@ pub(super) mod tests {
             pids: Vec::new(),
             unit: None,
             container: None,
+            runtime: None,
         }
     }
 
@@ -861,9 +908,10 @@ pub(super) mod tests {
     fn k_asks_before_it_stops_and_n_does_nothing() {
         let mut state = sample();
         press(&mut state, KeyCode::Down);
-        let nginx = Target {
+        let nginx = Proc {
             pid: 20,
-            name: Some("nginx".into()),
+            process: Some("nginx".into()),
+            start: None,
         };
         // The key on the 8080 row, and nginx found listening there.
         let ask = |state: &mut State, key: char| {
@@ -932,7 +980,11 @@ pub(super) mod tests {
         state.handle(Event::Targets {
             port: 9000,
             proto: Proto::Tcp,
-            result: Ok(vec![Target { pid: 5, name: None }]),
+            result: Ok(vec![Proc {
+                pid: 5,
+                process: None,
+                start: None,
+            }]),
         });
         assert!(matches!(state.overlay(), Overlay::None));
     }

@@ -4,12 +4,10 @@
 //! everything shown comes from `State`; outside text is escaped here.
 
 use super::state::{Confirm, Details, Overlay, State};
-use crate::facts::port_holders::ContainerText;
-use crate::model::Signal;
-use crate::facts::why_busy::Note;
-use crate::output::{self, cut, endpoint, fit, sanitize, Chrome};
-use crate::output::rows;
 use crate::facts::port_story::WhoSocket;
+use crate::facts::why_busy::Note;
+use crate::model::Signal;
+use crate::output::{self, cut, endpoint, fit, rows, sanitize, words, Chrome};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
@@ -96,7 +94,7 @@ fn header(state: &State, every: Duration) -> String {
     let mut by_proto: Vec<(String, Vec<String>)> = Vec::new();
     for row in state.counts() {
         let count = match row.state {
-            Some(s) => format!("{} {s}", row.count),
+            Some(s) => format!("{} {}", row.count, words::state(s)),
             None => row.count.to_string(),
         };
         match by_proto.iter_mut().find(|(p, _)| *p == row.proto.as_str()) {
@@ -308,16 +306,16 @@ fn story_lines(s: &WhoSocket, notes: &[Note]) -> Vec<String> {
         r.proto,
         endpoint(r.local(), false),
         endpoint(r.remote(), true),
-        r.state.map(|s| s.to_string()).unwrap_or_default()
+        r.state.map(words::state).unwrap_or_default()
     )];
-    lines.push(format!("process:   {}", s.holder()));
-    if let Some(command) = s.command() {
+    lines.push(format!("process:   {}", words::holder(s)));
+    if let Some(command) = words::command(s) {
         lines.push(format!("command:   {command}"));
     }
     if let Some(started) = &s.started {
         lines.push(format!("started:   {started}"));
     }
-    if let Some(chain) = s.parent_chain() {
+    if let Some(chain) = words::parent_chain(s) {
         lines.push(format!("parents:   {chain}"));
     }
     if let Some(service) = &r.service {
@@ -327,9 +325,9 @@ fn story_lines(s: &WhoSocket, notes: &[Note]) -> Vec<String> {
         lines.push(format!("unit:      {}", sanitize(unit)));
     }
     if let Some(container) = &r.container {
-        lines.push(format!("container: {}", ContainerText(container)));
+        lines.push(format!("container: {}", words::container(container)));
     }
-    lines.extend(notes.iter().map(|n| format!("note: {}", sanitize(&n.text))));
+    lines.extend(notes.iter().map(|n| format!("note: {}", words::note(n))));
     lines
 }
 
@@ -344,15 +342,18 @@ fn confirm_lines(confirm: &Confirm) -> Vec<Line<'static>> {
             force,
             targets,
         } => {
-            let names: Vec<String> = targets.iter().map(ToString::to_string).collect();
+            let names: Vec<String> = targets.iter().map(words::process).collect();
             let how = if *force {
                 format!(
                     "{}, then {} if it still listens, as `portctl kill --force`.",
-                    Signal::Term,
-                    Signal::Kill
+                    words::signal(Signal::Term),
+                    words::signal(Signal::Kill)
                 )
             } else {
-                format!("{}, as `portctl kill` sends it.", Signal::Term)
+                format!(
+                    "{}, as `portctl kill` sends it.",
+                    words::signal(Signal::Term)
+                )
             };
             vec![
                 Line::from(format!(
@@ -368,10 +369,10 @@ fn confirm_lines(confirm: &Confirm) -> Vec<Line<'static>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Family, TcpState};
-    use crate::facts::socket_record::SocketRecord;
     use crate::cmd::top::state::tests::{reading, record};
     use crate::cmd::top::state::Event;
+    use crate::facts::socket_record::SocketRecord;
+    use crate::model::{Family, TcpState};
     use ratatui::backend::TestBackend;
     use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
     use ratatui::Terminal;

@@ -11,12 +11,15 @@ mod procfd;
 mod procnet;
 
 pub use super::unix::{
-    exec_with_sockets, family_unsupported, holder_note, is_system_process,
-    local_stream, parent_pid, prepare_server, privileged_ports, process_user, raise_fd_limit,
-    send_signal, server_bind, signal_name, state_name, system_processes, unseen_owner, user_name,
-    Shutdown,
+    exec_with_sockets, family_unsupported, holder_note, is_system_process, local_stream,
+    parent_pid, prepare_server, privileged_ports, process_user, raise_fd_limit, send_signal,
+    server_bind, signal_name, state_name, stop_self, system_processes, unseen_owner, user_name,
+    JobSignals, LocalStream, Shutdown, HANDS_OVER_SOCKETS,
 };
-pub use proc::{port_settings, process_cgroup, process_cmdline, process_exe, process_facts};
+pub use proc::{
+    cgroup_owned_by_root, executable, port_settings, process_cgroup, process_cmdline,
+    process_facts, process_names, process_start, process_uid,
+};
 
 use crate::model::{Proto, Socket};
 use crate::platform::{OwnerQuery, Owners, ReadError, Scope, Table, TableQuery};
@@ -38,7 +41,9 @@ pub fn read_table(query: &TableQuery) -> Result<Table, ReadError> {
             sockets.truncate(before);
             read_procnet(proto, ipv6, &mut sockets).map_err(|fallback| ReadError::Unreadable {
                 table: name(proto, ipv6),
+                primary_source: "netlink sock_diag",
                 primary,
+                fallback_source: "/proc/net",
                 fallback,
             })?;
             let mut at = before;

@@ -1,8 +1,10 @@
-//! What `/proc` says about one process and about this machine's port
+//! What `/proc` says about processes and about this machine's port
 //! settings. Readers are thin; the parsing is pure and tested on text.
 
-use crate::platform::ProcFacts;
-use crate::platform::PortSettings;
+use crate::platform::{Executable, PortSettings, ProcFacts};
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 /// The facts of one process, or `None` once it is gone.
@@ -13,18 +15,144 @@ pub fn process_facts(pid: u32) -> Option<ProcFacts> {
         ppid: (ppid != 0).then_some(ppid),
         cmdline: process_cmdline(pid).unwrap_or_default(),
         started: started(start_ticks),
+        start: Some(start_ticks),
     })
+}
+
+/// When `pid` started, in clock ticks since boot: exact, and never the
+/// same for two processes that held the PID one after the other.
+pub fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&stat).map(|(_, start)| start)
+}
+
+/// The names of `pids` (`/proc/PID/comm`, as `ps` and `ss` show them).
+pub fn process_names(pids: &[u32]) -> HashMap<u32, String> {
+    pids.iter()
+        .filter_map(|&pid| {
+            let comm = std::fs::read(format!("/proc/{pid}/comm")).ok()?;
+            let name = comm.strip_suffix(b"\n").unwrap_or(&comm);
+            Some((pid, String::from_utf8_lossy(name).into_owned()))
+        })
+        .collect()
+}
+
+/// The real user a process runs as (`Uid:` in `/proc/PID/status`, which
+/// every user may read).
+pub fn process_uid(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_uid(&status)
+}
+
+fn parse_uid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The program `pid` runs and whether only root could have put it there:
+/// the file (as the kernel holds it open, so a rename since changes
+/// nothing) and every directory of its path owned by root and writable by
+/// nobody else. `None` where it may not be read (another user's process,
+/// without privileges) or is gone.
+pub fn executable(pid: u32) -> Option<Executable> {
+    let link = format!("/proc/{pid}/exe");
+    let target = std::fs::read_link(&link).ok()?;
+    // A file replaced since the start reads "… (deleted)"; its directory
+    // is still where it was.
+    let path = match target.to_str().and_then(|t| t.strip_suffix(" (deleted)")) {
+        Some(kept) => PathBuf::from(kept),
+        None => target,
+    };
+    let file = std::fs::metadata(&link).ok()?;
+    let root_owned = only_root_may_write(file.uid(), file.mode())
+        && path.ancestors().skip(1).all(|dir| {
+            std::fs::symlink_metadata(dir).is_ok_and(|m| only_root_may_write(m.uid(), m.mode()))
+        });
+    Some(Executable { path, root_owned })
+}
+
+/// Owned by root, and neither its group nor others may write to it.
+fn only_root_may_write(uid: u32, mode: u32) -> bool {
+    uid == 0 && mode & 0o022 == 0
+}
+
+/// Whether every directory from the cgroup hierarchy's mount down to
+/// `path` is owned by root: a delegated subtree (one handed to a user,
+/// who may then make folders named like anything) is not. `controllers`
+/// names the hierarchy as `/proc/PID/cgroup` does (empty for v2,
+/// `name=systemd`, `cpu,cpuacct`, …). `None` where the hierarchy is not
+/// mounted here or the folder cannot be found (another cgroup namespace).
+pub fn cgroup_owned_by_root(controllers: &str, path: &str) -> Option<bool> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount = cgroup_mount(&mounts, controllers)?;
+    let relative = path.trim_start_matches('/');
+    if relative.split('/').any(|part| part == "..") {
+        return None;
+    }
+    let mut dir = mount.clone();
+    let mut owners = vec![std::fs::symlink_metadata(&dir).ok()?.uid()];
+    for part in relative.split('/').filter(|p| !p.is_empty()) {
+        dir.push(part);
+        owners.push(std::fs::symlink_metadata(&dir).ok()?.uid());
+    }
+    Some(owners.iter().all(|&uid| uid == 0))
+}
+
+/// Where the cgroup hierarchy of `controllers` is mounted, from
+/// `/proc/self/mountinfo`: the mount whose root is `/` (a bind mount of a
+/// subtree would shift every path).
+fn cgroup_mount(mountinfo: &str, controllers: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        let (before, after) = line.split_once(" - ")?;
+        let fields: Vec<&str> = before.split(' ').collect();
+        let (root, point) = (fields.get(3)?, fields.get(4)?);
+        let mut rest = after.split(' ');
+        let fstype = rest.next()?;
+        let options = rest.nth(1).unwrap_or_default();
+        let matches = match fstype {
+            "cgroup2" => controllers.is_empty(),
+            "cgroup" => {
+                let wanted: Vec<&str> = controllers.split(',').collect();
+                !controllers.is_empty()
+                    && wanted.iter().all(|c| options.split(',').any(|o| o == *c))
+            }
+            _ => false,
+        };
+        (matches && *root == "/").then(|| Path::new(&unescape_mount(point)).to_path_buf())
+    })
+}
+
+/// mountinfo writes space, tab, newline and backslash as octal escapes.
+fn unescape_mount(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match octal {
+            Some(d) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The text of `/proc/PID/cgroup`.
 pub fn process_cgroup(pid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()
-}
-
-/// The program a process runs (`/proc/PID/exe`); `None` where it may not
-/// be read (another user's process) or is gone.
-pub fn process_exe(pid: u32) -> Option<std::path::PathBuf> {
-    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
 }
 
 /// The arguments of `/proc/PID/cmdline`.
@@ -46,11 +174,15 @@ fn parse_stat(text: &str) -> Option<(u32, u64)> {
     Some((ppid, start))
 }
 
-/// NUL-separated arguments, as text (invalid UTF-8 replaced).
+/// NUL-terminated arguments, as text (invalid UTF-8 replaced). An empty
+/// argument is an argument (`printf ''`); only the final NUL ends one.
 fn parse_cmdline(bytes: &[u8]) -> Vec<String> {
+    let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Vec::new();
+    }
     bytes
         .split(|&b| b == 0)
-        .filter(|arg| !arg.is_empty())
         .map(|arg| String::from_utf8_lossy(arg).into_owned())
         .collect()
 }
@@ -70,10 +202,7 @@ fn started(ticks: u64) -> Option<SystemTime> {
             *BOOT.get_or_init(|| read)
         }
     };
-    // SAFETY: sysconf has no preconditions.
-    let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
-        .ok()
-        .filter(|&t| t > 0)?;
+    let per_second = Some(rustix::param::clock_ticks_per_second()).filter(|&t| t > 0)?;
     let since_boot = Duration::from_millis(ticks.checked_mul(1000)? / per_second);
     SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(boot) + since_boot)
 }
@@ -124,6 +253,9 @@ mod tests {
             ["/usr/sbin/docker-proxy", "-proto", "tcp"]
         );
         assert!(parse_cmdline(b"").is_empty());
+        // Empty arguments are kept: `printf ''` has two.
+        assert_eq!(parse_cmdline(b"printf\0\0"), ["printf", ""]);
+        assert_eq!(parse_cmdline(b"a\0\0b\0"), ["a", "", "b"]);
         assert_eq!(
             parse_btime("cpu 1 2\nbtime 1700000000\n"),
             Some(1_700_000_000)
@@ -142,6 +274,44 @@ mod tests {
             Some(false)
         );
         assert_eq!(cap_net_bind_service("Name: x\n"), None);
+    }
+
+    #[test]
+    fn uids_and_cgroup_mounts() {
+        assert_eq!(
+            parse_uid("Name:\tx\nUid:\t1000\t1000\t1000\t1000\n"),
+            Some(1000)
+        );
+        assert_eq!(parse_uid("Name:\tx\n"), None);
+        let mounts = "\
+30 25 0:26 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw,nsdelegate
+31 25 0:27 / /sys/fs/cgroup/systemd rw,nosuid - cgroup cgroup rw,xattr,name=systemd
+32 25 0:28 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+33 25 0:29 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+34 25 0:30 / /mnt/with\\040space rw - cgroup cgroup rw,pids
+";
+        let at = |c| cgroup_mount(mounts, c).map(|p| p.display().to_string());
+        assert_eq!(at("").as_deref(), Some("/sys/fs/cgroup/unified"));
+        assert_eq!(
+            at("name=systemd").as_deref(),
+            Some("/sys/fs/cgroup/systemd")
+        );
+        assert_eq!(
+            at("cpu,cpuacct").as_deref(),
+            Some("/sys/fs/cgroup/cpu,cpuacct")
+        );
+        // A mount of a subtree shifts every path: not used.
+        assert_eq!(at("memory"), None);
+        assert_eq!(at("pids").as_deref(), Some("/mnt/with space"));
+        assert_eq!(at("blkio"), None);
+    }
+
+    #[test]
+    fn only_root_may_write_means_root_and_no_group_or_other_write() {
+        assert!(only_root_may_write(0, 0o100755));
+        assert!(!only_root_may_write(0, 0o100775));
+        assert!(!only_root_may_write(0, 0o41777), "/tmp");
+        assert!(!only_root_may_write(65534, 0o100755));
     }
 
     #[test]
