@@ -348,14 +348,14 @@ pub fn cut(text: &str, width: usize) -> String {
     out
 }
 
-/// The width to wrap a table to, asked of stdout here: comfy-table's own
-/// lookup opens /dev/tty and, failing that, runs `tput`, and portctl starts
-/// no programs. A pseudo-terminal may report no width (0 columns): then
-/// COLUMNS, then 100, rather than one character per line.
+/// The width to wrap a table to, asked of stdout (`platform`):
+/// comfy-table's own lookup opens /dev/tty and, failing that, runs `tput`,
+/// and portctl starts no programs. A pseudo-terminal may report no width
+/// (0 columns): then COLUMNS, then 100, rather than one character per
+/// line.
 fn terminal_width() -> u16 {
     let usable = |w: &u16| *w >= 20;
-    terminal_size::terminal_size_of(io::stdout())
-        .map(|(width, _)| width.0)
+    crate::platform::stdout_width()
         .filter(usable)
         .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok().filter(usable))
         .unwrap_or(100)

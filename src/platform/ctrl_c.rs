@@ -29,3 +29,10 @@ impl JobSignals {
 
 /// No job control: a suspend does nothing.
 pub fn stop_self() {}
+
+/// The width of the console stdout writes to, where it is one.
+pub fn stdout_width() -> Option<u16> {
+    ratatui::crossterm::terminal::window_size()
+        .ok()
+        .map(|size| size.columns)
+}

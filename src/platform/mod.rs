@@ -18,6 +18,10 @@
 //!
 //! `windows_rules` holds Windows' rules that need no Windows, compiled
 //! everywhere under test.
+//!
+//! The only place portctl calls `unsafe` code (Cargo.toml denies it
+//! elsewhere); each block says why it is sound.
+#![allow(unsafe_code)]
 
 mod types;
 
@@ -58,7 +62,7 @@ pub use os::{
     holder_note, ipv6_only_by_default, is_system_process, local_stream, parent_pid, port_settings,
     prepare_server, privileged_ports, process_cgroup, process_cmdline, process_facts,
     process_names, process_start, process_uid, process_user, raise_fd_limit, read_table,
-    read_table_with_owners, send_signal, server_bind, signal_name, state_name, stop_self,
-    system_processes, unseen_owner, user_name, JobSignals, LocalStream, Shutdown,
+    read_table_with_owners, send_signal, server_bind, signal_name, state_name, stdout_width,
+    stop_self, system_processes, unseen_owner, user_name, JobSignals, LocalStream, Shutdown,
     HANDS_OVER_SOCKETS,
 };

@@ -143,14 +143,16 @@ pub fn process_user(_pid: u32) -> Option<String> {
 }
 
 /// `getpwuid_r`, which asks NSS (files, LDAP, systemd-userdb) like `ls -l`
-/// does, rather than parsing /etc/passwd.
+/// does, rather than parsing /etc/passwd. (libc's: rustix has no NSS.)
 pub fn user_name(uid: u32) -> Option<String> {
     let mut buffer = vec![0u8; 1024];
     loop {
-        // SAFETY: zeroed `passwd` is a valid out-parameter; the buffer
-        // outlives the call and its length is passed with it.
+        // SAFETY: all zeroes is a valid `passwd` (integers and null
+        // pointers), used only as an out-parameter.
         let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: valid pointers to `pwd` and `result`; the buffer
+        // outlives the call and its length is passed with it.
         let rc = unsafe {
             libc::getpwuid_r(
                 uid,
@@ -250,6 +252,13 @@ impl JobSignals {
             () = next(&mut self.cont) => JobSignal::Continue,
         }
     }
+}
+
+/// The width of the terminal stdout writes to, where it is one.
+pub fn stdout_width() -> Option<u16> {
+    rustix::termios::tcgetwinsize(rustix::stdio::stdout())
+        .ok()
+        .map(|size| size.ws_col)
 }
 
 /// Stops this process as Ctrl+Z would (SIGSTOP, which nothing catches);

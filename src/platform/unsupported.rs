@@ -5,7 +5,7 @@ pub use super::absent::{
     process_cgroup, process_cmdline, process_facts, process_start, process_uid, process_user,
     raise_fd_limit, user_name, LocalStream, HANDS_OVER_SOCKETS,
 };
-pub use super::ctrl_c::{stop_self, JobSignals, Shutdown};
+pub use super::ctrl_c::{stdout_width, stop_self, JobSignals, Shutdown};
 
 use crate::model::{Proto, Signal, TcpState};
 use crate::platform::{

@@ -13,8 +13,8 @@ mod procnet;
 pub use super::unix::{
     exec_with_sockets, family_unsupported, holder_note, is_system_process, local_stream,
     parent_pid, prepare_server, privileged_ports, process_user, raise_fd_limit, send_signal,
-    server_bind, signal_name, state_name, stop_self, system_processes, unseen_owner, user_name,
-    JobSignals, LocalStream, Shutdown, HANDS_OVER_SOCKETS,
+    server_bind, signal_name, state_name, stdout_width, stop_self, system_processes, unseen_owner,
+    user_name, JobSignals, LocalStream, Shutdown, HANDS_OVER_SOCKETS,
 };
 pub use proc::{
     cgroup_owned_by_root, executable, port_settings, process_cgroup, process_cmdline,

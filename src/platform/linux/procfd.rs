@@ -205,7 +205,8 @@ fn threads_with_own_table(proc: &OwnedFd, pid: u32, buf: &mut [MaybeUninit<u8>])
     tids
 }
 
-/// Whether two tasks share one descriptor table. Where `kcmp` cannot
+/// Whether two tasks share one descriptor table (libc's syscall: rustix
+/// has no kcmp). Where `kcmp` cannot
 /// answer (not built in, not permitted), the thread is scanned too: a
 /// duplicate find costs a readlink, a missed socket costs an owner.
 fn same_fd_table(pid: u32, tid: u32) -> bool {
