@@ -2,6 +2,7 @@
 //! ends a run with which code (`Error::exit`).
 
 use crate::facts::containers::ApiError;
+use crate::facts::resolve::ResolveError;
 use crate::facts::stop::StopError;
 use crate::platform::ReadError;
 use std::io;
@@ -55,6 +56,9 @@ pub enum Error {
     Table(#[from] ReadError),
     #[error(transparent)]
     Stop(#[from] StopError),
+    /// A name with no address (exit 3, as an unreachable peer).
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
     /// A container runtime's API would not stop a container.
     #[error("cannot stop {what}")]
     Container {
@@ -85,6 +89,7 @@ impl Error {
             Error::Failure(_)
             | Error::Io { .. }
             | Error::Table(_)
+            | Error::Resolve(_)
             | Error::Container { .. }
             | Error::Output(_) => Exit::Failure,
             Error::Exec {
