@@ -118,6 +118,10 @@ pub enum Command {
     /// This machine's sockets once, in the Prometheus text format
     Metrics(MetricsArgs),
 
+    /// Every TCP connection as it opens and closes, even a millisecond-long one, with its process
+    #[command(allow_negative_numbers = true)]
+    Trace(TraceArgs),
+
     /// A live view of the sockets: filter, sort, details, kill (q to leave)
     Top(TopArgs),
 
@@ -371,6 +375,44 @@ pub struct MetricsArgs {
     /// Also report whether PORT is free (portctl_port_free); repeatable
     #[arg(long = "port", value_name = "PORT", value_parser = port)]
     pub ports: Vec<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    #[command(flatten)]
+    pub transport: TransportFilter,
+
+    /// Only IPv4 connections
+    #[arg(short = '4', long = "ipv4")]
+    pub ipv4: bool,
+
+    /// Only IPv6 connections
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+
+    /// Only connections whose local or remote port is PORT or inside LOW-HIGH
+    #[arg(long, value_name = "PORT|RANGE", value_parser = port_range, allow_hyphen_values = true)]
+    pub port: Option<PortRange>,
+
+    /// Only connections of this process ID
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
+
+    /// Only connections whose process name contains NAME (case-insensitive)
+    #[arg(long, value_name = "NAME")]
+    pub process: Option<String>,
+
+    /// Stop after SECONDS
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    pub duration: Option<Duration>,
+
+    /// Stop after N events
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+
+    /// Scan the socket table every 0.1 s even where the kernel's record can be read
+    #[arg(long)]
+    pub poll: bool,
 }
 
 #[derive(Debug, Args)]

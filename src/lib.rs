@@ -63,6 +63,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Probe(args) => cmd::probe::run(args, output),
         Command::Metrics(args) => cmd::metrics::run(args, output),
         Command::Top(args) => cmd::top::run(args, output),
+        Command::Trace(args) => cmd::trace::run(args, output),
         Command::Completions(args) => cmd::docs::completions(args),
         Command::Man => cmd::docs::man(),
     })

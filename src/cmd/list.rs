@@ -2,10 +2,11 @@
 
 use crate::cli::ListArgs;
 use crate::exit::{Exit, Result};
+use crate::facts::connections::{Connections, EventKind, Source};
 use crate::facts::process;
 use crate::facts::socket_record::{Lookups, Snapshot, SocketRecord};
 use crate::facts::sockets::{self, summarize};
-use crate::model::{Proto, Socket, TcpState};
+use crate::model::{Family, Proto, Socket, TcpState};
 use crate::output::rows::{columns, row};
 use crate::output::{self, words, write_array, Cell, Column, Format, Output, Style};
 use crate::platform::TableQuery;
@@ -13,6 +14,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 /// The table query the flags allow the kernel to filter by.
 pub fn table_query(args: &ListArgs) -> TableQuery {
@@ -224,44 +226,192 @@ fn changes(
 /// Redraws the table every `every` on a terminal; otherwise prints what
 /// opened, closed or changed state since the last scan. Runs until
 /// interrupted.
-fn watch(args: &ListArgs, every: std::time::Duration, output: Output) -> Result<Exit> {
-    let every = every.max(std::time::Duration::from_millis(100));
+fn watch(args: &ListArgs, every: Duration, output: Output) -> Result<Exit> {
+    let every = every.max(Duration::from_millis(100));
+    if output.format == Format::Table {
+        return redraw(args, every, output);
+    }
     let mut lookups = Lookups::new(output.is_json() || args.wide);
-    let mut previous: HashMap<SocketKey, SocketRecord> = HashMap::new();
+    let mut events = Events::new(args);
+    loop {
+        let snapshot = snapshot(args)?;
+        lookups.keep_only(&snapshot);
+        let current: HashMap<SocketKey, SocketRecord> = snapshot
+            .sockets
+            .iter()
+            .map(|s| {
+                let record = snapshot.record(s, &mut lookups);
+                (key(&record), record)
+            })
+            .collect();
+        let found = events.scanned(current);
+        if let Err(e) = print_events(output, &found, args.wide) {
+            return output::deliver(Exit::Ok, Err(e));
+        }
+        // Until the next scan, the kernel's record (where portctl may read
+        // it) reports the connections that open and close meanwhile.
+        let deadline = Instant::now() + every;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let traced = events.follow(left.min(Duration::from_millis(100)));
+            if let Err(e) = print_events(output, &traced, args.wide) {
+                return output::deliver(Exit::Ok, Err(e));
+            }
+        }
+    }
+}
+
+/// `list --watch` on a terminal: the whole table again every `every`.
+fn redraw(args: &ListArgs, every: Duration, output: Output) -> Result<Exit> {
+    let mut lookups = Lookups::new(args.wide);
     loop {
         let snapshot = snapshot(args)?;
         lookups.keep_only(&snapshot);
         let mut out = io::BufWriter::new(io::stdout().lock());
-        let printed = if output.format == Format::Table {
-            // Home and clear, then the whole table again.
-            write!(out, "\x1b[H\x1b[2J")
-                .and_then(|()| {
-                    writeln!(
-                        out,
-                        "every {:.1}s, {} sockets (Ctrl+C to stop)",
-                        every.as_secs_f64(),
-                        snapshot.sockets.len()
-                    )
-                })
-                .and_then(|()| write_text(&mut out, output, &snapshot, &mut lookups, args.wide))
-        } else {
-            let current: HashMap<SocketKey, SocketRecord> = snapshot
-                .sockets
-                .iter()
-                .map(|s| {
-                    let record = snapshot.record(s, &mut lookups);
-                    (key(&record), record)
-                })
-                .collect();
-            let printed = write_events(&mut out, output, &changes(&previous, &current), args.wide);
-            previous = current;
-            printed
-        };
-        if let Err(e) = printed.and_then(|()| out.flush()) {
+        // Home and clear, then the whole table again.
+        let printed = write!(out, "\x1b[H\x1b[2J")
+            .and_then(|()| {
+                writeln!(
+                    out,
+                    "every {:.1}s, {} sockets (Ctrl+C to stop)",
+                    every.as_secs_f64(),
+                    snapshot.sockets.len()
+                )
+            })
+            .and_then(|()| write_text(&mut out, output, &snapshot, &mut lookups, args.wide))
+            .and_then(|()| out.flush());
+        if let Err(e) = printed {
             return output::deliver(Exit::Ok, Err(e));
         }
         drop(out);
         std::thread::sleep(every);
+    }
+}
+
+fn print_events(output: Output, events: &[WatchEvent], wide: bool) -> io::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    write_events(&mut out, output, events, wide)?;
+    out.flush()
+}
+
+/// The sockets `list --watch` has reported, from scans and, between them,
+/// from the kernel's record of TCP changes: a connection that opens and
+/// closes between two scans is reported with its process, once.
+struct Events<'a> {
+    args: &'a ListArgs,
+    /// What the last scan found.
+    scanned: HashMap<SocketKey, SocketRecord>,
+    /// Connections the kernel's record reported open that no scan has
+    /// found yet, by their two ends.
+    traced: HashMap<(SocketAddr, SocketAddr), SocketRecord>,
+    follower: Option<Connections>,
+}
+
+impl<'a> Events<'a> {
+    fn new(args: &'a ListArgs) -> Events<'a> {
+        let connections = args.transport.wants_tcp() && !args.listening;
+        let follower = match Connections::open(false) {
+            (c, None) if connections && c.source() == Source::Kernel => Some(c),
+            _ => None,
+        };
+        Events {
+            args,
+            scanned: HashMap::new(),
+            traced: HashMap::new(),
+            follower,
+        }
+    }
+
+    /// What changed since the last scan, leaving out what the kernel's
+    /// record already reported.
+    fn scanned(&mut self, current: HashMap<SocketKey, SocketRecord>) -> Vec<WatchEvent> {
+        let mut found = changes(&self.scanned, &current);
+        found.retain(|e| {
+            let ends = (e.socket.local(), e.socket.remote());
+            !(e.event == WatchEventKind::Open
+                && e.socket.proto == Proto::Tcp
+                && self.traced.remove(&ends).is_some())
+        });
+        self.scanned = current;
+        found
+    }
+
+    /// The connections that opened or closed in the kernel's record
+    /// within `wait`; nothing (after the wait) where it cannot be read.
+    fn follow(&mut self, wait: Duration) -> Vec<WatchEvent> {
+        let Some(follower) = self.follower.as_mut() else {
+            std::thread::sleep(wait);
+            return Vec::new();
+        };
+        let Ok(traced) = follower.next(wait) else {
+            self.follower = None;
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        for e in traced {
+            if !self.wanted(&e.socket) {
+                continue;
+            }
+            let ends = (e.socket.local(), e.socket.remote());
+            match e.kind {
+                EventKind::Connect | EventKind::Accept => {
+                    let known = self
+                        .scanned
+                        .values()
+                        .any(|r| r.proto == Proto::Tcp && (r.local(), r.remote()) == ends);
+                    if !known && !self.traced.contains_key(&ends) {
+                        self.traced.insert(ends, e.socket.clone());
+                        found.push(WatchEvent {
+                            event: WatchEventKind::Open,
+                            socket: e.socket,
+                        });
+                    }
+                }
+                EventKind::Close => {
+                    let socket = self.traced.remove(&ends).or_else(|| {
+                        let k = self
+                            .scanned
+                            .iter()
+                            .find(|(_, r)| r.proto == Proto::Tcp && (r.local(), r.remote()) == ends)
+                            .map(|(k, _)| *k)?;
+                        self.scanned.remove(&k)
+                    });
+                    if let Some(socket) = socket {
+                        found.push(WatchEvent {
+                            event: WatchEventKind::Close,
+                            socket,
+                        });
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// The filters `list` applies, on a traced connection.
+    fn wanted(&self, r: &SocketRecord) -> bool {
+        let args = self.args;
+        let family = match r.family {
+            Family::Ipv4 => args.ipv4 || !args.ipv6,
+            Family::Ipv6 => args.ipv6 || !args.ipv4,
+        };
+        family
+            && args.state.is_empty()
+            && args
+                .port
+                .is_none_or(|p| p.contains(r.local_port) || p.contains(r.remote_port))
+            && args.pid.is_none_or(|pid| r.pid == Some(pid))
+            && args.process.as_ref().is_none_or(|want| {
+                r.process
+                    .as_ref()
+                    .is_some_and(|n| n.to_lowercase().contains(&want.to_lowercase()))
+            })
     }
 }
 

@@ -11,6 +11,7 @@ pub(crate) mod probe;
 pub(crate) mod serve;
 pub(crate) mod talk;
 pub(crate) mod top;
+pub(crate) mod trace;
 pub(crate) mod wait;
 pub(crate) mod whatis;
 pub(crate) mod who;

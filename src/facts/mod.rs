@@ -5,6 +5,7 @@
 
 pub(crate) mod bind;
 pub(crate) mod cgroup;
+pub(crate) mod connections;
 pub(crate) mod containers;
 pub(crate) mod hello_protocol;
 pub(crate) mod http;

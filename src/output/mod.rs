@@ -82,6 +82,12 @@ pub fn hint(message: &str) {
     let _ = writeln!(io::stderr(), "hint: {message}");
 }
 
+/// Something a person should know about how the answer was got, on
+/// stderr, once.
+pub fn note(message: &str) {
+    let _ = writeln!(io::stderr(), "note: {message}");
+}
+
 /// A non-fatal problem, on stderr.
 pub fn warn(message: &str) {
     let _ = writeln!(io::stderr(), "warning: {message}");

@@ -138,6 +138,11 @@ impl<'a, W: Write> TextTable<'a, W> {
         }
     }
 
+    /// Sends what plain rows were written so far on to the output.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     pub fn finish(mut self) -> io::Result<()> {
         if let Sink::Boxed(rows) = &mut self.sink {
             if !rows.is_empty() {

@@ -119,3 +119,20 @@ pub fn user_name(_uid: u32) -> Option<String> {
 pub fn process_user(_pid: u32) -> Option<String> {
     None
 }
+
+/// No kernel record of TCP changes here: `trace` polls the table.
+pub fn tcp_changes() -> Result<TcpChanges, crate::platform::TraceError> {
+    Err(crate::platform::TraceError::Unsupported)
+}
+
+/// A record that cannot exist here.
+pub enum TcpChanges {}
+
+impl TcpChanges {
+    pub fn next_batch(
+        &mut self,
+        _wait: std::time::Duration,
+    ) -> io::Result<Vec<crate::platform::KernelRecord>> {
+        match *self {}
+    }
+}

@@ -3,7 +3,7 @@
 
 pub use super::absent::{
     cgroup_owned_by_root, executable, port_settings, process_cgroup, process_cmdline,
-    process_facts, process_start, process_uid,
+    process_facts, process_start, process_uid, tcp_changes, TcpChanges,
 };
 pub use super::netstat2::{find_owners, read_table, read_table_with_owners};
 pub use super::unix::{

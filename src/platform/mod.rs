@@ -63,6 +63,6 @@ pub use os::{
     prepare_server, privileged_ports, process_cgroup, process_cmdline, process_facts,
     process_names, process_start, process_uid, process_user, raise_fd_limit, read_table,
     read_table_with_owners, send_signal, server_bind, signal_name, state_name, stdout_width,
-    stop_self, system_processes, unseen_owner, user_name, JobSignals, LocalStream, Shutdown,
-    HANDS_OVER_SOCKETS,
+    stop_self, system_processes, tcp_changes, unseen_owner, user_name, JobSignals, LocalStream,
+    Shutdown, TcpChanges, HANDS_OVER_SOCKETS,
 };

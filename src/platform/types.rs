@@ -199,6 +199,61 @@ pub enum Delivery {
     Gone,
 }
 
+/// One TCP state change as the kernel recorded it (`trace`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpChange {
+    /// When it happened, on the wall clock.
+    pub time: SystemTime,
+    /// The process (thread group) and thread in whose context the change
+    /// ran: the caller of `connect` or `close`; noise for a change the
+    /// network made (an accepted handshake, in softirq).
+    pub pid: u32,
+    pub tid: u32,
+    /// The socket's address in the kernel: the same for every change of
+    /// one socket while it lives.
+    pub socket: u64,
+    /// `None` for a state portctl has no name for.
+    pub old: Option<TcpState>,
+    pub new: Option<TcpState>,
+    pub local: std::net::SocketAddr,
+    pub remote: std::net::SocketAddr,
+}
+
+/// What the kernel's record carries besides the changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelRecord {
+    Change(TcpChange),
+    /// A process took this name (exec, or its main thread renamed).
+    Named {
+        pid: u32,
+        name: String,
+    },
+    /// A process ended.
+    Exited {
+        pid: u32,
+    },
+    /// Records the kernel dropped: a ring was full.
+    Lost(u64),
+}
+
+/// Why the kernel's record of TCP changes cannot be read here.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("reading the kernel's record of TCP changes needs root or CAP_PERFMON")]
+    NotPermitted,
+    #[error("the kernel's tracing file system is not mounted (mount -t tracefs nodev /sys/kernel/tracing)")]
+    NoTracefs,
+    #[error("this kernel has no sock:inet_sock_set_state tracepoint (Linux 4.16 and later do)")]
+    NoTracepoint,
+    #[error("the tracepoint's format is not one portctl reads: {0}")]
+    Format(String),
+    #[error("following TCP changes as the kernel records them is not supported on this operating system")]
+    #[allow(dead_code)] // made by the OS doors that have no such record
+    Unsupported,
+    #[error("cannot open the kernel's record of TCP changes")]
+    Io(#[source] io::Error),
+}
+
 /// A job-control signal top cares about (`JobSignals`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobSignal {

@@ -3,7 +3,7 @@
 pub use super::absent::{
     cgroup_owned_by_root, exec_with_sockets, executable, is_superuser, local_stream, port_settings,
     process_cgroup, process_cmdline, process_facts, process_start, process_uid, process_user,
-    raise_fd_limit, user_name, LocalStream, HANDS_OVER_SOCKETS,
+    raise_fd_limit, tcp_changes, user_name, LocalStream, TcpChanges, HANDS_OVER_SOCKETS,
 };
 pub use super::ctrl_c::{stdout_width, stop_self, JobSignals, Shutdown};
 

@@ -13,7 +13,8 @@
 
 pub use super::absent::{
     cgroup_owned_by_root, exec_with_sockets, executable, is_superuser, local_stream, port_settings,
-    process_cgroup, process_uid, raise_fd_limit, user_name, LocalStream, HANDS_OVER_SOCKETS,
+    process_cgroup, process_uid, raise_fd_limit, tcp_changes, user_name, LocalStream, TcpChanges,
+    HANDS_OVER_SOCKETS,
 };
 pub use super::ctrl_c::{stdout_width, stop_self, JobSignals, Shutdown};
 pub use super::netstat2::{find_owners, read_table, read_table_with_owners};

@@ -9,6 +9,7 @@ mod nolibm;
 mod proc;
 mod procfd;
 mod procnet;
+mod trace;
 
 pub use super::unix::{
     exec_with_sockets, family_unsupported, holder_note, is_system_process, local_stream,
@@ -20,6 +21,7 @@ pub use proc::{
     cgroup_owned_by_root, executable, port_settings, process_cgroup, process_cmdline,
     process_facts, process_names, process_start, process_uid,
 };
+pub use trace::{tcp_changes, TcpChanges};
 
 use crate::model::{Proto, Socket};
 use crate::platform::{OwnerQuery, Owners, ReadError, Scope, Table, TableQuery};
