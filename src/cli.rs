@@ -187,6 +187,10 @@ pub struct ListArgs {
     #[arg(short = 'w', long)]
     pub wide: bool,
 
+    /// Also each TCP connection's bytes sent and received, round trip and retransmissions (tcp_info; no root needed). UDP keeps no such counters
+    #[arg(short = 'i', long)]
+    pub info: bool,
+
     /// Redraw every SECONDS (default 1); with --json, one line per socket opened or closed
     #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "1",
           value_parser = seconds)]

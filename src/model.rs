@@ -120,6 +120,23 @@ pub struct Socket {
     pub v6only: Option<bool>,
     /// Time left before a TIME_WAIT socket goes away, where the OS says.
     pub time_wait_left: Option<std::time::Duration>,
+    /// A TCP connection's own counters, where asked for and the OS keeps
+    /// them.
+    pub traffic: Option<Traffic>,
+}
+
+/// What a TCP connection has moved, as the kernel counts it for every
+/// socket (`tcp_info`): no capture, no root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Traffic {
+    /// Bytes sent, retransmissions included where the OS counts so
+    /// (`tcpi_bytes_sent`; acknowledged bytes on kernels before 4.19).
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// The smoothed round-trip time.
+    pub rtt: std::time::Duration,
+    /// Segments sent again, in all.
+    pub retransmits: u32,
 }
 
 impl Socket {

@@ -7,7 +7,7 @@ use crate::facts::process;
 use crate::facts::socket_record::{Lookups, Snapshot, SocketRecord};
 use crate::facts::sockets::{self, summarize};
 use crate::model::{Family, Proto, Socket, TcpState};
-use crate::output::rows::{columns, row};
+use crate::output::rows::{columns, row, Shape};
 use crate::output::{self, words, write_array, Cell, Column, Format, Output, Style};
 use crate::platform::TableQuery;
 use serde::Serialize;
@@ -33,6 +33,7 @@ pub fn table_query(args: &ListArgs) -> TableQuery {
             Some(args.state.clone())
         },
         bound_inactive: false,
+        traffic: args.info,
     }
 }
 
@@ -80,6 +81,23 @@ pub fn snapshot(args: &ListArgs) -> Result<Snapshot> {
     })
 }
 
+/// The columns `list`'s flags ask for.
+fn shape(args: &ListArgs) -> Shape {
+    Shape {
+        wide: args.wide,
+        info: args.info,
+        rates: false,
+    }
+}
+
+/// What each record needs looked up: units and containers for JSON and
+/// `-w`, the counters' fields for `--info`.
+fn lookups_for(args: &ListArgs, output: Output) -> Lookups {
+    let mut lookups = Lookups::new(output.is_json() || args.wide);
+    lookups.info = args.info;
+    lookups
+}
+
 pub fn run(args: &ListArgs, output: Output) -> Result<Exit> {
     if args.summary {
         return summary(args, output);
@@ -91,7 +109,7 @@ pub fn run(args: &ListArgs, output: Output) -> Result<Exit> {
     if snapshot.owners.hidden && snapshot.unowned() > 0 {
         output::hint(&words::unowned_hint(snapshot.unowned()));
     }
-    let mut lookups = Lookups::new(output.is_json() || args.wide);
+    let mut lookups = lookups_for(args, output);
     let stdout = io::stdout().lock();
     let printed = match output.format {
         Format::Json => write_array(
@@ -103,7 +121,7 @@ pub fn run(args: &ListArgs, output: Output) -> Result<Exit> {
         ),
         _ => {
             let out = io::BufWriter::with_capacity(64 * 1024, stdout);
-            write_text(out, output, &snapshot, &mut lookups, args.wide)
+            write_text(out, output, &snapshot, &mut lookups, shape(args))
         }
     };
     output::deliver(Exit::Ok, printed)
@@ -231,7 +249,7 @@ fn watch(args: &ListArgs, every: Duration, output: Output) -> Result<Exit> {
     if output.format == Format::Table {
         return redraw(args, every, output);
     }
-    let mut lookups = Lookups::new(output.is_json() || args.wide);
+    let mut lookups = lookups_for(args, output);
     let mut events = Events::new(args);
     loop {
         let snapshot = snapshot(args)?;
@@ -245,7 +263,7 @@ fn watch(args: &ListArgs, every: Duration, output: Output) -> Result<Exit> {
             })
             .collect();
         let found = events.scanned(current);
-        if let Err(e) = print_events(output, &found, args.wide) {
+        if let Err(e) = print_events(output, &found, shape(args)) {
             return output::deliver(Exit::Ok, Err(e));
         }
         // Until the next scan, the kernel's record (where portctl may read
@@ -257,7 +275,7 @@ fn watch(args: &ListArgs, every: Duration, output: Output) -> Result<Exit> {
                 break;
             }
             let traced = events.follow(left.min(Duration::from_millis(100)));
-            if let Err(e) = print_events(output, &traced, args.wide) {
+            if let Err(e) = print_events(output, &traced, shape(args)) {
                 return output::deliver(Exit::Ok, Err(e));
             }
         }
@@ -266,7 +284,7 @@ fn watch(args: &ListArgs, every: Duration, output: Output) -> Result<Exit> {
 
 /// `list --watch` on a terminal: the whole table again every `every`.
 fn redraw(args: &ListArgs, every: Duration, output: Output) -> Result<Exit> {
-    let mut lookups = Lookups::new(args.wide);
+    let mut lookups = lookups_for(args, output);
     loop {
         let snapshot = snapshot(args)?;
         lookups.keep_only(&snapshot);
@@ -281,7 +299,7 @@ fn redraw(args: &ListArgs, every: Duration, output: Output) -> Result<Exit> {
                     snapshot.sockets.len()
                 )
             })
-            .and_then(|()| write_text(&mut out, output, &snapshot, &mut lookups, args.wide))
+            .and_then(|()| write_text(&mut out, output, &snapshot, &mut lookups, shape(args)))
             .and_then(|()| out.flush());
         if let Err(e) = printed {
             return output::deliver(Exit::Ok, Err(e));
@@ -291,12 +309,12 @@ fn redraw(args: &ListArgs, every: Duration, output: Output) -> Result<Exit> {
     }
 }
 
-fn print_events(output: Output, events: &[WatchEvent], wide: bool) -> io::Result<()> {
+fn print_events(output: Output, events: &[WatchEvent], shape: Shape) -> io::Result<()> {
     if events.is_empty() {
         return Ok(());
     }
     let mut out = io::BufWriter::new(io::stdout().lock());
-    write_events(&mut out, output, events, wide)?;
+    write_events(&mut out, output, events, shape)?;
     out.flush()
 }
 
@@ -421,7 +439,7 @@ fn write_events<W: Write>(
     out: &mut W,
     output: Output,
     events: &[WatchEvent],
-    wide: bool,
+    shape: Shape,
 ) -> io::Result<()> {
     if output.is_json() {
         return events
@@ -429,12 +447,12 @@ fn write_events<W: Write>(
             .try_for_each(|event| output::write_line(&mut *out, event));
     }
     let columns: Vec<Column> = std::iter::once(Column::new("EVENT", 6))
-        .chain(columns(wide).iter().copied())
+        .chain(columns(shape))
         .collect();
     let mut table = output.table(out, &columns);
     for event in events {
         let mut cells = vec![Cell::new(event.event.as_str())];
-        cells.extend(row(&event.socket, wide));
+        cells.extend(row(&event.socket, shape, None));
         table.push(cells)?;
     }
     table.finish()
@@ -445,11 +463,12 @@ fn write_text<W: Write>(
     output: Output,
     snapshot: &Snapshot,
     lookups: &mut Lookups,
-    wide: bool,
+    shape: Shape,
 ) -> io::Result<()> {
-    let mut table = output.table(out, columns(wide));
+    let columns = columns(shape);
+    let mut table = output.table(out, &columns);
     for socket in &snapshot.sockets {
-        table.push(row(&snapshot.record(socket, lookups), wide))?;
+        table.push(row(&snapshot.record(socket, lookups), shape, None))?;
     }
     table.finish()
 }

@@ -72,11 +72,61 @@ fn write_story<W: Write>(mut out: W, story: &Story, protos: &[Proto]) -> io::Res
             if others == 1 { "" } else { "s" },
             counts.join(", ")
         )?;
+        // Each connection with what it moved, the busiest first.
+        let mut moving: Vec<&WhoSocket> = story
+            .sockets
+            .iter()
+            .filter(|s| s.socket.traffic.is_some())
+            .collect();
+        moving.sort_by_key(|s| {
+            let t = s.socket.traffic.unwrap_or_default();
+            std::cmp::Reverse(t.bytes_sent.saturating_add(t.bytes_received))
+        });
+        for s in moving.iter().take(CONNECTIONS_SHOWN) {
+            writeln!(out, "  {}", connection(s))?;
+        }
+        if moving.len() > CONNECTIONS_SHOWN {
+            writeln!(
+                out,
+                "  ... and {} more (portctl who {port} --json has every one)",
+                moving.len() - CONNECTIONS_SHOWN
+            )?;
+        }
     }
     for note in &story.notes {
         writeln!(out, "note: {}", words::note(note))?;
     }
     out.flush()
+}
+
+/// How many connections `who` lists in text.
+const CONNECTIONS_SHOWN: usize = 20;
+
+/// `127.0.0.1:8080 ⇄ 127.0.0.1:51234 ESTABLISHED, python3 (pid 42): sent
+/// 20.0 MiB, received 312 B, round trip 0.05 ms`.
+fn connection(s: &WhoSocket) -> String {
+    let r = &s.socket;
+    let mut text = format!(
+        "{} ⇄ {} {}",
+        endpoint(r.local(), false),
+        endpoint(r.remote(), true),
+        r.state.map_or("", words::state)
+    );
+    if r.pid.is_some() {
+        text.push_str(&format!(", {}", words::holder(s)));
+    }
+    if let Some(t) = r.traffic {
+        text.push_str(&format!(
+            ": sent {}, received {}, round trip {}",
+            words::bytes(t.bytes_sent),
+            words::bytes(t.bytes_received),
+            words::rtt(t.rtt)
+        ));
+        if t.retransmits > 0 {
+            text.push_str(&format!(", {} retransmitted", t.retransmits));
+        }
+    }
+    text
 }
 
 /// `8080/tcp is published by container web (docker, image nginx) port 80;

@@ -387,6 +387,7 @@ fn record(
         uid: None,
         v6only: None,
         time_wait_left: None,
+        traffic: None,
     };
     SocketRecord {
         proto: Proto::Tcp,
@@ -405,6 +406,8 @@ fn record(
         unit: None,
         container: None,
         runtime: None,
+        traffic: None,
+        info: None,
     }
 }
 

@@ -33,6 +33,7 @@ pub fn find_holders(
         ipv6: true,
         tcp_states: Some(states),
         bound_inactive: true,
+        traffic: false,
     };
     let mut held: Vec<Socket> = sockets::read_table(&query)?.sockets;
     held.retain(|s| {

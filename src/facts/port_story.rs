@@ -102,6 +102,8 @@ fn sockets_on(port: u16, protos: &[Proto]) -> Result<(Snapshot, Vec<SocketRecord
         ipv6: true,
         tcp_states: None,
         bound_inactive: true,
+        // Each connection's bytes and round trip.
+        traffic: true,
     };
     let mut on_port: Vec<Socket> = sockets::read_table(&query)?.sockets;
     on_port.retain(|s| s.local.port() == port);
@@ -116,6 +118,7 @@ fn sockets_on(port: u16, protos: &[Proto]) -> Result<(Snapshot, Vec<SocketRecord
         names,
     };
     let mut lookups = Lookups::new(true);
+    lookups.info = true;
     let records = snapshot
         .sockets
         .iter()

@@ -4,14 +4,15 @@
 //! asked about are free; and what the scrape cost. `output::prometheus`
 //! writes it in the exposition format.
 
-use crate::facts::bind::{check_addresses, probe, Verdict};
+use crate::facts::bind::{check_addresses, conflicts, probe, Verdict};
 use crate::facts::process;
 use crate::facts::socket_record::{Lookups, Snapshot, SocketRecord};
 use crate::facts::sockets;
 use crate::model::{Family, Proto, Socket, TcpState};
 use crate::platform::{Owners, ReadError, TableQuery};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Everything one scrape found.
@@ -21,6 +22,8 @@ pub struct Scrape {
     pub sockets: Vec<SocketCount>,
     /// Every listening socket (TCP LISTEN, unconnected UDP) and its owner.
     pub listeners: Vec<SocketRecord>,
+    /// What each TCP listener's live connections have moved.
+    pub traffic: Vec<ListenerTraffic>,
     /// Whether each port asked about could be bound right now.
     pub ports: Vec<PortFree>,
     /// How long reading the table and its owners took.
@@ -35,6 +38,20 @@ pub struct SocketCount {
     /// `null` for UDP.
     pub state: Option<TcpState>,
     pub count: u64,
+}
+
+/// A TCP listener and the connections it accepted that are still open:
+/// their bytes summed, and each one's round trip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListenerTraffic {
+    pub address: IpAddr,
+    pub port: u16,
+    pub connections: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Each connection's smoothed round trip.
+    #[serde(skip)]
+    pub rtts: Vec<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -53,16 +70,66 @@ fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
 /// freedom.
 pub fn scrape(ports: &[u16]) -> Result<Scrape, ReadError> {
     let started = Instant::now();
-    let (mut table, owners) = sockets::read_table_with_owners(&TableQuery::all())?;
+    let query = TableQuery {
+        traffic: true,
+        ..TableQuery::all()
+    };
+    let (mut table, owners) = sockets::read_table_with_owners(&query)?;
     let all = std::mem::take(&mut table.sockets);
     let counts = count(&all);
+    let traffic = listener_traffic(&all);
     let listeners = listener_records(all, owners);
     Ok(Scrape {
         sockets: counts,
         listeners,
+        traffic,
         ports: probe_ports(ports),
         duration: started.elapsed(),
     })
+}
+
+/// Each TCP listener's accepted connections that are still open (the same
+/// local port, on an address the listener covers), summed. Labels stay
+/// per listener, never per connection.
+fn listener_traffic(sockets: &[Socket]) -> Vec<ListenerTraffic> {
+    let mut by_port: HashMap<u16, Vec<&Socket>> = HashMap::new();
+    for s in sockets {
+        if s.proto == Proto::Tcp && !s.is_listening() && s.traffic.is_some() {
+            by_port.entry(s.local.port()).or_default().push(s);
+        }
+    }
+    let mut out: Vec<ListenerTraffic> = sockets
+        .iter()
+        .filter(|s| s.proto == Proto::Tcp && s.is_listening())
+        .map(|l| {
+            let mut t = ListenerTraffic {
+                address: l.local.ip(),
+                port: l.local.port(),
+                connections: 0,
+                bytes_sent: 0,
+                bytes_received: 0,
+                rtts: Vec::new(),
+            };
+            let accepted = by_port
+                .get(&l.local.port())
+                .into_iter()
+                .flatten()
+                .filter(|c| conflicts(l.local.ip(), l.v6only, c.local.ip()));
+            for c in accepted {
+                if let Some(traffic) = c.traffic {
+                    t.connections += 1;
+                    t.bytes_sent = t.bytes_sent.saturating_add(traffic.bytes_sent);
+                    t.bytes_received = t.bytes_received.saturating_add(traffic.bytes_received);
+                    t.rtts.push(traffic.rtt);
+                }
+            }
+            t
+        })
+        .collect();
+    out.sort_by_key(|t| (t.port, t.address));
+    // Two sockets of one listener (SO_REUSEPORT) are one series.
+    out.dedup_by(|b, a| (a.port, a.address) == (b.port, b.address));
+    out
 }
 
 /// Counts by transport, family and state, in that order.

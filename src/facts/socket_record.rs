@@ -5,11 +5,12 @@ use crate::facts::cgroup::{self, ContainerId};
 use crate::facts::containers::{self, Container, RuntimeProcess, Runtimes};
 use crate::facts::process::Users;
 use crate::facts::registry;
-use crate::model::{Family, Proto, Socket, TcpState};
+use crate::model::{Family, Proto, Socket, TcpState, Traffic};
 use crate::platform::{self, Owners};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 /// One socket with its owner, as `list --json` prints it (and `check`'s
 /// holders, and `who`).
@@ -44,6 +45,42 @@ pub struct SocketRecord {
     /// containers are looked up.
     #[serde(skip)]
     pub runtime: Option<RuntimeProcess>,
+    /// A TCP connection's counters, where the table was read with them
+    /// (none for UDP, listeners and TIME_WAIT).
+    #[serde(skip)]
+    pub traffic: Option<Traffic>,
+    /// `list --info`: the counters as JSON fields, `null` where there are
+    /// none; absent unless asked for.
+    #[serde(flatten)]
+    pub info: Option<InfoFields>,
+}
+
+/// `bytes_sent`, `bytes_received`, `rtt_ms`, `retransmits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct InfoFields {
+    pub bytes_sent: Option<u64>,
+    pub bytes_received: Option<u64>,
+    #[serde(rename = "rtt_ms", serialize_with = "milliseconds")]
+    pub rtt: Option<Duration>,
+    pub retransmits: Option<u32>,
+}
+
+impl InfoFields {
+    fn of(traffic: Option<Traffic>) -> InfoFields {
+        InfoFields {
+            bytes_sent: traffic.map(|t| t.bytes_sent),
+            bytes_received: traffic.map(|t| t.bytes_received),
+            rtt: traffic.map(|t| t.rtt),
+            retransmits: traffic.map(|t| t.retransmits),
+        }
+    }
+}
+
+fn milliseconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64() * 1000.0),
+        None => s.serialize_none(),
+    }
 }
 
 impl SocketRecord {
@@ -114,6 +151,10 @@ impl Snapshot {
             unit,
             container,
             runtime,
+            traffic: socket.traffic.filter(|_| !socket.is_listening()),
+            info: lookups
+                .info
+                .then(|| InfoFields::of(socket.traffic.filter(|_| !socket.is_listening()))),
         }
     }
 
@@ -135,6 +176,8 @@ pub struct Lookups {
     pub users: Users,
     /// Whether to find units and containers at all.
     pub attribute: bool,
+    /// Whether records carry `list --info`'s fields.
+    pub info: bool,
     places: HashMap<u32, Place>,
     runtimes: Runtimes,
     /// The owners' names at the last `keep_only`.
@@ -275,6 +318,7 @@ mod tests {
             uid: None,
             v6only: None,
             time_wait_left: None,
+            traffic: None,
         };
         let listener = socket("0.0.0.0:22", "0.0.0.0:0", Some(TcpState::Listen));
         assert_eq!(service_of(&listener), Some("ssh"));

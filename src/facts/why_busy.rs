@@ -262,6 +262,7 @@ mod tests {
             uid: Some(0),
             v6only: None,
             time_wait_left: Some(Duration::from_millis(left_ms)),
+            traffic: None,
         }
     }
 

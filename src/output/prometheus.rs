@@ -6,7 +6,7 @@
 //! text is safe on a terminal and still valid exposition format.
 
 use super::sanitize;
-use crate::facts::scrape::Scrape;
+use crate::facts::scrape::{ListenerTraffic, Scrape};
 use crate::facts::socket_record::SocketRecord;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -37,6 +37,18 @@ pub fn exposition(scrape: &Scrape) -> String {
             sockets(scrape),
             listener_info(&scrape.listeners),
             listener_pid(&scrape.listeners),
+            traffic_total(
+                "portctl_tcp_bytes_sent",
+                "Bytes sent over each TCP listener's open connections, summed (tcp_info).",
+                scrape,
+                |t| t.bytes_sent,
+            ),
+            traffic_total(
+                "portctl_tcp_bytes_received",
+                "Bytes received over each TCP listener's open connections, summed (tcp_info).",
+                scrape,
+                |t| t.bytes_received,
+            ),
             port_free(scrape),
             Family {
                 name: "portctl_scrape_duration_seconds",
@@ -48,7 +60,62 @@ pub fn exposition(scrape: &Scrape) -> String {
             },
         ],
     );
+    rtt_histogram(&mut text, scrape);
     text
+}
+
+fn traffic_total(
+    name: &'static str,
+    help: &'static str,
+    scrape: &Scrape,
+    amount: fn(&ListenerTraffic) -> u64,
+) -> Family {
+    Family {
+        name,
+        help,
+        samples: scrape
+            .traffic
+            .iter()
+            .map(|t| Sample {
+                labels: vec![
+                    ("address", t.address.to_string()),
+                    ("port", t.port.to_string()),
+                ],
+                value: amount(t) as f64,
+            })
+            .collect(),
+    }
+}
+
+/// The round trips' upper bounds, in seconds: loopback to a far continent.
+const RTT_BUCKETS: [f64; 10] = [
+    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+/// `portctl_tcp_rtt_seconds`, a histogram per TCP listener over its open
+/// connections' round trips.
+fn rtt_histogram(out: &mut String, scrape: &Scrape) {
+    let name = "portctl_tcp_rtt_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Smoothed round-trip times of each TCP listener's open connections (tcp_info)."
+    );
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for t in &scrape.traffic {
+        let labels = format!("address=\"{}\",port=\"{}\"", t.address, t.port);
+        for bound in RTT_BUCKETS {
+            let within = t.rtts.iter().filter(|r| r.as_secs_f64() <= bound).count();
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {within}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels},le=\"+Inf\"}} {}",
+            t.rtts.len()
+        );
+        let sum: f64 = t.rtts.iter().map(|r| r.as_secs_f64()).sum();
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", number(sum));
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", t.rtts.len());
+    }
 }
 
 fn sockets(scrape: &Scrape) -> Family {

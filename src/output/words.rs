@@ -28,6 +28,37 @@ pub fn signal(signal: Signal) -> &'static str {
     platform::signal_name(signal)
 }
 
+/// Bytes in IEC units, one word (a column stays one field when piped):
+/// `512B`, `1.5KiB`, `20.0MiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n}B");
+    }
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1}{}", UNITS[unit])
+}
+
+/// A rate in IEC units per second: `0B/s`, `2.0MiB/s`.
+pub fn rate(bytes_per_second: f64) -> String {
+    format!("{}/s", bytes(bytes_per_second.max(0.0).round() as u64))
+}
+
+/// A round-trip time: `0.42ms`, `35ms`.
+pub fn rtt(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.2}ms")
+    } else {
+        format!("{ms:.0}ms")
+    }
+}
+
 /// `nginx (pid 77)`, or `pid 77`.
 pub fn process(p: &Proc) -> String {
     match &p.process {
@@ -396,6 +427,8 @@ mod tests {
             unit: None,
             container: None,
             runtime: None,
+            traffic: None,
+            info: None,
         }
     }
 
@@ -406,6 +439,19 @@ mod tests {
             started: None,
             parents: Vec::new(),
         }
+    }
+
+    #[test]
+    fn amounts_read_in_iec_units() {
+        assert_eq!(bytes(0), "0B");
+        assert_eq!(bytes(1023), "1023B");
+        assert_eq!(bytes(1536), "1.5KiB");
+        assert_eq!(bytes(20 * 1024 * 1024), "20.0MiB");
+        assert_eq!(bytes(u64::MAX), "16384.0PiB");
+        assert_eq!(rate(2.0 * 1024.0 * 1024.0), "2.0MiB/s");
+        assert_eq!(rate(-5.0), "0B/s");
+        assert_eq!(rtt(Duration::from_micros(420)), "0.42ms");
+        assert_eq!(rtt(Duration::from_millis(35)), "35ms");
     }
 
     #[test]

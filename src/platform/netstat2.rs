@@ -98,6 +98,7 @@ fn socket_of(info: &SocketInfo) -> Socket {
         uid: None,
         v6only: None,
         time_wait_left: None,
+        traffic: None,
     }
 }
 

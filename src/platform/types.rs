@@ -21,6 +21,8 @@ pub struct TableQuery {
     /// Also TCP sockets bound to a port without listening (`ss -B`), where
     /// the OS can report them.
     pub bound_inactive: bool,
+    /// Each TCP connection's counters too (`Socket::traffic`).
+    pub traffic: bool,
 }
 
 impl TableQuery {
@@ -32,6 +34,7 @@ impl TableQuery {
             ipv6: true,
             tcp_states: None,
             bound_inactive: false,
+            traffic: false,
         }
     }
 

@@ -23,7 +23,13 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Reads the table every `every` until the receiver is gone.
 pub fn readings(every: Duration, events: Sender<Event>) {
     thread::spawn(move || {
-        let mut reader = Reader::default();
+        let mut reader = Reader {
+            started: Instant::now(),
+            owners: Vec::new(),
+            hidden: false,
+            looked_up: HashSet::new(),
+            full_scan: None,
+        };
         loop {
             let event = match reader.read() {
                 Ok(reading) => Event::Reading(reading),
@@ -45,8 +51,9 @@ const FULL_SCAN_EVERY: Duration = Duration::from_secs(10);
 /// process's descriptors, which costs in proportion to all the files open
 /// on the machine; an idle table has no new sockets, so between full scans
 /// only new sockets are looked for.
-#[derive(Default)]
 struct Reader {
+    /// When top started: readings are timed from it.
+    started: Instant,
     owners: Vec<(u64, u32)>,
     hidden: bool,
     /// Inodes whose owners were looked for (found or not).
@@ -58,7 +65,12 @@ impl Reader {
     /// Every socket with its owner, unit and container. Units and
     /// containers are looked up afresh each time: a PID may be reused.
     fn read(&mut self) -> Result<Reading, ReadError> {
-        let sockets = sockets::read_table(&TableQuery::all())?.sockets;
+        // Each connection's counters too: the rates come from two readings.
+        let query = TableQuery {
+            traffic: true,
+            ..TableQuery::all()
+        };
+        let sockets = sockets::read_table(&query)?.sockets;
         let owners = self.owners_of(&sockets);
         let names = process::names(&owners.pids_of(&sockets));
         let snapshot = Snapshot {
@@ -74,6 +86,7 @@ impl Reader {
                 .map(|s| snapshot.record(s, &mut lookups))
                 .collect(),
             counts: summarize(&snapshot.sockets),
+            at: self.started.elapsed(),
         })
     }
 

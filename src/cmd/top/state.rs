@@ -13,14 +13,33 @@ use crate::output::endpoint;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::cell::Cell;
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// One reading of the socket table, made by the feed.
 #[derive(Debug, Clone, Default)]
 pub struct Reading {
     pub records: Vec<SocketRecord>,
     pub counts: Vec<SummaryRow>,
+    /// When it was read, since top started: rates come from two readings.
+    pub at: Duration,
 }
+
+/// One process's sockets, summed (`p`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessRow {
+    pub pid: Option<u32>,
+    pub process: Option<String>,
+    pub user: Option<String>,
+    pub sockets: usize,
+    /// Bytes received and sent per second, over its TCP connections.
+    pub rx: f64,
+    pub tx: f64,
+}
+
+/// Each connection's (received, sent) bytes per second.
+pub type Rates = HashMap<SocketKey, (f64, f64)>;
 
 /// A socket's identity across readings (its state may change).
 pub type SocketKey = (Proto, SocketAddr, SocketAddr, u64);
@@ -126,16 +145,19 @@ pub enum SortKey {
     Pid,
     Process,
     User,
+    /// The busiest first: bytes received and sent per second.
+    Traffic,
 }
 
 impl SortKey {
-    const CYCLE: [SortKey; 6] = [
+    const CYCLE: [SortKey; 7] = [
         SortKey::Listening,
         SortKey::Port,
         SortKey::State,
         SortKey::Pid,
         SortKey::Process,
         SortKey::User,
+        SortKey::Traffic,
     ];
 
     fn next(self) -> Self {
@@ -151,10 +173,11 @@ impl SortKey {
             SortKey::Pid => "pid",
             SortKey::Process => "process",
             SortKey::User => "user",
+            SortKey::Traffic => "traffic",
         }
     }
 
-    fn compare(self, a: &SocketRecord, b: &SocketRecord) -> Ordering {
+    fn compare(self, a: &SocketRecord, b: &SocketRecord, rates: &Rates) -> Ordering {
         let by_port = |a: &SocketRecord, b: &SocketRecord| {
             (a.local_port, a.proto, a.family, a.local_addr, a.remote()).cmp(&(
                 b.local_port,
@@ -171,6 +194,10 @@ impl SortKey {
             SortKey::Pid => a.pid.cmp(&b.pid),
             SortKey::Process => lower(&a.process).cmp(&lower(&b.process)),
             SortKey::User => a.user.cmp(&b.user),
+            SortKey::Traffic => {
+                let busy = |r: &SocketRecord| rates.get(&key_of(r)).map_or(0.0, |(rx, tx)| rx + tx);
+                busy(b).total_cmp(&busy(a))
+            }
         };
         first.then_with(|| by_port(a, b))
     }
@@ -246,6 +273,13 @@ pub struct State {
     status: Option<String>,
     /// Whether any reading has come yet.
     read: bool,
+    /// Each connection's counters at the last reading, and when.
+    counters: HashMap<SocketKey, (Duration, u64, u64)>,
+    rates: Rates,
+    /// `p`: one row per process instead of one per socket.
+    processes: bool,
+    /// The process rows, when `processes`.
+    process_view: Vec<ProcessRow>,
 }
 
 /// Lines of the screen that are not table rows: two header lines, the
@@ -275,6 +309,10 @@ impl Default for State {
             scroll_room: Cell::new((0, 0)),
             status: None,
             read: false,
+            counters: HashMap::new(),
+            rates: HashMap::new(),
+            processes: false,
+            process_view: Vec::new(),
         }
     }
 }
@@ -319,6 +357,7 @@ impl State {
         match event {
             Event::Reading(reading) => {
                 let kept = self.selected_record().map(key_of);
+                self.take_counters(&reading);
                 self.records = reading.records;
                 self.counts = reading.counts;
                 self.read = true;
@@ -473,7 +512,16 @@ impl State {
                 self.listeners_only = !self.listeners_only;
                 self.refresh();
             }
+            KeyCode::Char('p') => {
+                self.processes = !self.processes;
+                self.selected = 0;
+                self.offset = 0;
+                self.refresh();
+            }
             KeyCode::Char('?') => self.overlay = Overlay::Help,
+            KeyCode::Enter | KeyCode::Char('k' | 'K') if self.processes => {
+                self.status = Some("p goes back to the sockets, where Enter and k act".into());
+            }
             KeyCode::Enter => return self.open_details(),
             KeyCode::Char(c @ ('k' | 'K')) => return self.ask_stop(c == 'K'),
             _ => self.move_key(key.code),
@@ -558,7 +606,7 @@ impl State {
     }
 
     fn move_key(&mut self, code: KeyCode) {
-        let last = self.view.len().saturating_sub(1);
+        let last = self.shown_len().saturating_sub(1);
         let to = match code {
             KeyCode::Up => self.selected.saturating_sub(1),
             KeyCode::Down | KeyCode::Char('j') => self.selected + 1,
@@ -599,9 +647,9 @@ impl State {
                 (!self.listeners_only || r.is_listening()) && matches_filter(r, &needle)
             })
             .collect();
-        let (sort, records) = (self.sort, &self.records);
+        let (sort, records, rates) = (self.sort, &self.records, &self.rates);
         view.sort_by(|&a, &b| {
-            let order = sort.compare(&records[a], &records[b]);
+            let order = sort.compare(&records[a], &records[b], rates);
             if self.descending {
                 order.reverse()
             } else {
@@ -609,6 +657,11 @@ impl State {
             }
         });
         self.view = view;
+        if self.processes {
+            self.process_view = self.sum_by_process();
+            self.select(self.selected);
+            return;
+        }
         let at = kept
             .and_then(|k| {
                 self.view
@@ -621,22 +674,104 @@ impl State {
 
     /// Selects row `index` (clamped) and scrolls it into the page.
     fn select(&mut self, index: usize) {
-        self.selected = index.min(self.view.len().saturating_sub(1));
+        let len = self.shown_len();
+        self.selected = index.min(len.saturating_sub(1));
         if self.selected < self.offset {
             self.offset = self.selected;
         } else if self.selected >= self.offset + self.page {
             self.offset = self.selected + 1 - self.page;
         }
-        self.offset = self.offset.min(self.view.len().saturating_sub(self.page));
+        self.offset = self.offset.min(len.saturating_sub(self.page));
+    }
+
+    /// How many rows are shown: sockets, or processes (`p`).
+    fn shown_len(&self) -> usize {
+        if self.processes {
+            self.process_view.len()
+        } else {
+            self.view.len()
+        }
+    }
+
+    /// Rates from the counters of this reading and the last: bytes moved
+    /// over the time between. A connection new since the last reading has
+    /// no rate yet; counters that went down (a reused key) none either.
+    fn take_counters(&mut self, reading: &Reading) {
+        let mut counters = HashMap::with_capacity(self.counters.len());
+        self.rates.clear();
+        for r in &reading.records {
+            let Some(t) = r.traffic else { continue };
+            let key = key_of(r);
+            if let Some(&(at, sent, received)) = self.counters.get(&key) {
+                let seconds = reading.at.saturating_sub(at).as_secs_f64();
+                if seconds > 0.0 && t.bytes_sent >= sent && t.bytes_received >= received {
+                    self.rates.insert(
+                        key,
+                        (
+                            (t.bytes_received - received) as f64 / seconds,
+                            (t.bytes_sent - sent) as f64 / seconds,
+                        ),
+                    );
+                }
+            }
+            counters.insert(key, (reading.at, t.bytes_sent, t.bytes_received));
+        }
+        self.counters = counters;
+    }
+
+    /// The shown sockets summed by process, the busiest first.
+    fn sum_by_process(&self) -> Vec<ProcessRow> {
+        let mut by_pid: HashMap<Option<u32>, ProcessRow> = HashMap::new();
+        for &i in &self.view {
+            let r = &self.records[i];
+            let row = by_pid.entry(r.pid).or_insert_with(|| ProcessRow {
+                pid: r.pid,
+                process: r.process.clone(),
+                user: r.user.clone(),
+                sockets: 0,
+                rx: 0.0,
+                tx: 0.0,
+            });
+            row.sockets += 1;
+            if let Some((rx, tx)) = self.rates.get(&key_of(r)) {
+                row.rx += rx;
+                row.tx += tx;
+            }
+        }
+        let mut rows: Vec<ProcessRow> = by_pid.into_values().collect();
+        rows.sort_by(|a, b| {
+            (b.rx + b.tx)
+                .total_cmp(&(a.rx + a.tx))
+                .then(a.pid.cmp(&b.pid))
+        });
+        rows
+    }
+
+    /// Each connection's rates, between the last two readings.
+    pub fn rates(&self) -> &Rates {
+        &self.rates
+    }
+
+    /// Whether `p` shows processes instead of sockets.
+    pub fn processes(&self) -> bool {
+        self.processes
+    }
+
+    /// The process rows on screen's page, with the selection among them.
+    pub fn process_rows(&self) -> &[ProcessRow] {
+        &self.process_view
     }
 
     pub fn selected_record(&self) -> Option<&SocketRecord> {
+        if self.processes {
+            return None;
+        }
         self.view.get(self.selected).map(|&i| &self.records[i])
     }
 
     /// Index of the selected row among those shown, if any.
     pub fn selected(&self) -> Option<usize> {
-        (!self.view.is_empty()).then_some(self.selected)
+        (self.shown_len() > 0).then_some(self.selected)
     }
 
     /// Every row that passes the filter, in order.
@@ -756,6 +891,8 @@ pub(super) mod tests {
             unit: None,
             container: None,
             runtime: None,
+            traffic: None,
+            info: None,
         }
     }
 
@@ -763,6 +900,7 @@ pub(super) mod tests {
         Event::Reading(Reading {
             records,
             counts: Vec::new(),
+            at: Duration::ZERO,
         })
     }
 
@@ -838,7 +976,103 @@ pub(super) mod tests {
         for _ in 0..2 {
             press(&mut state, KeyCode::Char('s'));
         }
+        assert_eq!(state.sort().0, SortKey::Traffic);
+        press(&mut state, KeyCode::Char('s'));
         assert_eq!(state.sort().0, SortKey::Listening);
+    }
+
+    /// A connection with counters, read at `secs`.
+    fn moving(port: u16, pid: u32, process: &str, sent: u64, received: u64) -> SocketRecord {
+        let mut r = record(port, TcpState::Established, process, pid);
+        r.traffic = Some(crate::model::Traffic {
+            bytes_sent: sent,
+            bytes_received: received,
+            ..Default::default()
+        });
+        r
+    }
+
+    fn reading_at(records: Vec<SocketRecord>, secs: u64) -> Event {
+        Event::Reading(Reading {
+            records,
+            counts: Vec::new(),
+            at: Duration::from_secs(secs),
+        })
+    }
+
+    #[test]
+    fn rates_come_from_two_readings_and_sort_the_busiest_first() {
+        let mut state = State::default();
+        state.handle(Event::Resize { height: 20 });
+        state.handle(reading_at(
+            vec![
+                moving(1000, 10, "quiet", 0, 0),
+                moving(2000, 20, "busy", 0, 0),
+            ],
+            1,
+        ));
+        assert!(state.rates().is_empty(), "one reading has no rate");
+        state.handle(reading_at(
+            vec![
+                moving(1000, 10, "quiet", 1024, 0),
+                moving(2000, 20, "busy", 4 << 20, 2 << 20),
+                moving(3000, 30, "new", 1 << 30, 0),
+            ],
+            3,
+        ));
+        let rate = |port: u16| {
+            let r = state.rows().find(|r| r.local_port == port).unwrap();
+            state.rates().get(&key_of(r)).copied()
+        };
+        assert_eq!(
+            rate(2000),
+            Some((1048576.0, 2097152.0)),
+            "over the 2 s between"
+        );
+        assert_eq!(rate(1000), Some((0.0, 512.0)));
+        assert_eq!(rate(3000), None, "a connection new since the last reading");
+        while state.sort().0 != SortKey::Traffic {
+            press(&mut state, KeyCode::Char('s'));
+        }
+        assert_eq!(ports(&state)[..2], [2000, 1000]);
+    }
+
+    #[test]
+    fn p_sums_the_connections_by_process() {
+        let mut state = State::default();
+        state.handle(Event::Resize { height: 20 });
+        state.handle(reading_at(
+            vec![
+                moving(1, 7, "sender", 0, 0),
+                moving(2, 7, "sender", 0, 0),
+                moving(3, 8, "idle", 0, 0),
+            ],
+            0,
+        ));
+        state.handle(reading_at(
+            vec![
+                moving(1, 7, "sender", 1000, 10),
+                moving(2, 7, "sender", 3000, 30),
+                moving(3, 8, "idle", 0, 0),
+            ],
+            1,
+        ));
+        press(&mut state, KeyCode::Char('p'));
+        assert!(state.processes());
+        let rows = state.process_rows();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].pid, rows[0].sockets, rows[0].tx, rows[0].rx),
+            (Some(7), 2, 4000.0, 40.0)
+        );
+        assert_eq!(state.selected(), Some(0));
+        press(&mut state, KeyCode::Down);
+        assert_eq!(state.selected(), Some(1));
+        // Enter and k act on sockets only.
+        assert_eq!(press(&mut state, KeyCode::Enter), Action::Nothing);
+        assert_eq!(press(&mut state, KeyCode::Char('k')), Action::Nothing);
+        press(&mut state, KeyCode::Char('p'));
+        assert!(!state.processes());
     }
 
     #[test]

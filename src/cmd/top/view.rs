@@ -3,11 +3,12 @@
 //! line, and the help, details and confirmation windows. Drawing only:
 //! everything shown comes from `State`; outside text is escaped here.
 
-use super::state::{Confirm, Details, Overlay, State};
+use super::state::{key_of, Confirm, Details, Overlay, State};
 use crate::facts::port_story::WhoSocket;
 use crate::facts::why_busy::Note;
 use crate::model::Signal;
-use crate::output::{self, cut, endpoint, fit, rows, sanitize, words, Chrome};
+use crate::output::rows::{self, Shape};
+use crate::output::{self, cut, endpoint, fit, sanitize, words, Chrome};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// The keys, as the help window lists them (and README).
-pub const HELP: [(&str, &str); 14] = [
+pub const HELP: [(&str, &str); 15] = [
     ("↑ ↓ j", "move (k does not move up: it kills, as in htop)"),
     ("PgUp PgDn", "a page up or down"),
     ("Home End", "first or last socket"),
@@ -27,8 +28,15 @@ pub const HELP: [(&str, &str); 14] = [
         "keep the filter (while typing); details of the socket (↑↓ scroll them)",
     ),
     ("Esc", "clear the filter; close a window; quit"),
-    ("s  S", "sort by the next column; flip the direction"),
+    (
+        "s  S",
+        "sort by the next column (traffic: busiest first); flip the direction",
+    ),
     ("a", "listeners only / all sockets"),
+    (
+        "p",
+        "one row per process, its connections' RX/s and TX/s summed",
+    ),
     ("k", "stop what listens on the socket's port (asks y/n)"),
     (
         "K",
@@ -156,13 +164,69 @@ fn footer(state: &State, width: usize) -> String {
     match state.status() {
         Some(status) => sanitize(status).into_owned(),
         None => {
-            "↑↓ move  / filter  s sort  a all  Enter details  k kill  ? help  q quit".to_string()
+            "↑↓ move  / filter  s sort  a all  p processes  Enter details  k kill  ? help  q quit"
+                .to_string()
         }
     }
 }
 
+/// The columns and the page's rows: sockets with their rates, or one row
+/// per process (`p`).
+fn page(state: &State) -> (Vec<output::Column>, Vec<Vec<output::Cell>>) {
+    let (offset, page) = state.window();
+    if state.processes() {
+        let columns = vec![
+            output::Column::new("PID", 7),
+            output::Column::new("PROCESS", 16).fit(output::Fit::Truncate),
+            output::Column::new("USER", 8).fit(output::Fit::Drop(1)),
+            output::Column::new("SOCKETS", 7),
+            output::Column::new("RX/s", 10),
+            output::Column::new("TX/s", 10),
+        ];
+        let rows = state
+            .process_rows()
+            .iter()
+            .skip(offset)
+            .take(page)
+            .map(|p| {
+                vec![
+                    output::Cell::new(p.pid.map(|p| p.to_string()).unwrap_or_default()),
+                    output::Cell::new(p.process.clone().unwrap_or_default()),
+                    output::Cell::new(p.user.clone().unwrap_or_default()),
+                    output::Cell::new(p.sockets.to_string()),
+                    output::Cell::new(words::rate(p.rx)),
+                    output::Cell::new(words::rate(p.tx)),
+                ]
+            })
+            .collect();
+        return (columns, rows);
+    }
+    let shape = Shape {
+        wide: state.wide(),
+        info: false,
+        rates: true,
+    };
+    // Only the rows on the page take part in the widths: one long address
+    // elsewhere does not narrow this page, and 10,000 rows cost nothing.
+    let rows = state
+        .rows()
+        .skip(offset)
+        .take(page)
+        .map(|r| {
+            let rates = state.rates().get(&key_of(r)).copied();
+            rows::row(r, shape, rates)
+        })
+        .collect();
+    (rows::columns(shape), rows)
+}
+
 fn draw_table(frame: &mut Frame, state: &State, area: Rect, color: bool) {
-    if state.rows().len() == 0 {
+    let empty = if state.processes() {
+        state.process_rows().is_empty()
+    } else {
+        state.rows().len() == 0
+    };
+    if empty {
         let text = if !state.has_read() {
             "reading the socket table…".to_string()
         } else if state.filter().is_empty() {
@@ -173,17 +237,9 @@ fn draw_table(frame: &mut Frame, state: &State, area: Rect, color: bool) {
         frame.render_widget(Paragraph::new(text), area);
         return;
     }
-    let wide = state.wide();
-    let columns = rows::columns(wide);
-    // Only the rows on the page take part in the widths: one long address
-    // elsewhere does not narrow this page, and 10,000 rows cost nothing.
-    let (offset, page) = state.window();
-    let mut cells: Vec<Vec<output::Cell>> = state
-        .rows()
-        .skip(offset)
-        .take(page)
-        .map(|r| rows::row(r, wide))
-        .collect();
+    let (offset, _) = state.window();
+    let (columns, mut cells) = page(state);
+    let columns = columns.as_slice();
     // The headings ride along as a last row, so that they are cut as the
     // cells are.
     cells.push(columns.iter().map(|c| output::Cell::new(c.title)).collect());

@@ -39,7 +39,7 @@ pub fn read_table(query: &TableQuery) -> Result<Table, ReadError> {
             states |= netlink::BOUND_INACTIVE;
         }
         let before = sockets.len();
-        if let Err(primary) = netlink::dump(ipv6, proto, states, &mut sockets) {
+        if let Err(primary) = netlink::dump(ipv6, proto, states, query.traffic, &mut sockets) {
             sockets.truncate(before);
             read_procnet(proto, ipv6, &mut sockets).map_err(|fallback| ReadError::Unreadable {
                 table: name(proto, ipv6),

@@ -6,13 +6,14 @@
 //! crate's parser allocates several times per socket, and a dump runs
 //! beside the threads of the `/proc` scan).
 
-use crate::model::{Proto, Socket, TcpState};
+use crate::model::{Proto, Socket, TcpState, Traffic};
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP, NLM_F_DUMP_INTR,
     NLM_F_REQUEST,
 };
 use netlink_packet_sock_diag::constants::{
-    AF_INET, AF_INET6, INET_DIAG_SKV6ONLY, IPPROTO_TCP, IPPROTO_UDP, SOCK_DIAG_BY_FAMILY,
+    AF_INET, AF_INET6, INET_DIAG_INFO, INET_DIAG_SKV6ONLY, IPPROTO_TCP, IPPROTO_UDP,
+    SOCK_DIAG_BY_FAMILY,
 };
 use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
 use netlink_packet_sock_diag::SockDiagMessage;
@@ -73,13 +74,20 @@ pub fn state_bits(state: TcpState) -> u32 {
 
 /// Dumps one (family, protocol) table into `out`. `states` is a mask of
 /// TCP states (ignored by the kernel's UDP table, which is always dumped
-/// whole). A netlink error is returned, never turned into a short table;
-/// a dump interrupted by a concurrent change is read again.
-pub fn dump(ipv6: bool, proto: Proto, states: u32, out: &mut Vec<Socket>) -> io::Result<()> {
+/// whole); `traffic` asks for each TCP socket's `tcp_info` too. A netlink
+/// error is returned, never turned into a short table; a dump interrupted
+/// by a concurrent change is read again.
+pub fn dump(
+    ipv6: bool,
+    proto: Proto,
+    states: u32,
+    traffic: bool,
+    out: &mut Vec<Socket>,
+) -> io::Result<()> {
     let before = out.len();
     for _ in 0..DUMP_TRIES {
         out.truncate(before);
-        if dump_once(ipv6, proto, states, out)? == Dump::Consistent {
+        if dump_once(ipv6, proto, states, traffic, out)? == Dump::Consistent {
             return Ok(());
         }
     }
@@ -94,7 +102,13 @@ enum Dump {
     Interrupted,
 }
 
-fn dump_once(ipv6: bool, proto: Proto, states: u32, out: &mut Vec<Socket>) -> io::Result<Dump> {
+fn dump_once(
+    ipv6: bool,
+    proto: Proto,
+    states: u32,
+    traffic: bool,
+    out: &mut Vec<Socket>,
+) -> io::Result<Dump> {
     let mut socket = NetlinkSocket::new(NETLINK_SOCK_DIAG)?;
     socket.bind_auto()?;
     socket.connect(&NetlinkAddr::new(0, 0))?;
@@ -109,7 +123,11 @@ fn dump_once(ipv6: bool, proto: Proto, states: u32, out: &mut Vec<Socket>) -> io
                 Proto::Tcp => IPPROTO_TCP,
                 Proto::Udp => IPPROTO_UDP,
             },
-            extensions: ExtensionFlags::empty(),
+            extensions: if traffic && proto == Proto::Tcp {
+                ExtensionFlags::INFO
+            } else {
+                ExtensionFlags::empty()
+            },
             states: StateFlags::from_bits_retain(states),
             socket_id: if ipv6 {
                 SocketId::new_v6()
@@ -233,6 +251,34 @@ fn socket_of(proto: Proto, body: &[u8]) -> io::Result<Socket> {
         // has left.
         time_wait_left: (state == Some(TcpState::TimeWait))
             .then(|| std::time::Duration::from_millis(u64::from(word(52)))),
+        traffic: match proto {
+            Proto::Tcp => attribute(&body[INET_DIAG_MSG..], INET_DIAG_INFO).and_then(tcp_info),
+            Proto::Udp => None,
+        },
+    })
+}
+
+/// Where `struct tcp_info` (linux/tcp.h) keeps what portctl reads; a
+/// kernel may send a shorter struct, and a field past its end is unknown.
+const TCPI_RTT: usize = 68;
+const TCPI_TOTAL_RETRANS: usize = 100;
+const TCPI_BYTES_ACKED: usize = 120;
+const TCPI_BYTES_RECEIVED: usize = 128;
+const TCPI_BYTES_SENT: usize = 200;
+
+/// A connection's counters from its `tcp_info`: bytes sent (acknowledged
+/// bytes where the kernel predates `tcpi_bytes_sent`, 4.19), received,
+/// the smoothed round trip (µs) and the retransmissions.
+fn tcp_info(info: &[u8]) -> Option<Traffic> {
+    let u32_at = |at: usize| u32_at(info, at);
+    let u64_at = |at: usize| -> Option<u64> {
+        Some(u64::from_ne_bytes(info.get(at..at + 8)?.try_into().ok()?))
+    };
+    Some(Traffic {
+        bytes_sent: u64_at(TCPI_BYTES_SENT).or_else(|| u64_at(TCPI_BYTES_ACKED))?,
+        bytes_received: u64_at(TCPI_BYTES_RECEIVED)?,
+        rtt: std::time::Duration::from_micros(u64::from(u32_at(TCPI_RTT)?)),
+        retransmits: u32_at(TCPI_TOTAL_RETRANS)?,
     })
 }
 
@@ -286,6 +332,7 @@ mod tests {
             body.resize(body.len().next_multiple_of(4), 0);
         }
         let socket = socket_of(Proto::Tcp, &body).unwrap();
+        assert_eq!(socket.traffic, None, "no tcp_info asked for");
         assert_eq!(socket.local, "[::1]:8080".parse().unwrap());
         assert_eq!(socket.remote, "[2001:db8::2]:443".parse().unwrap());
         assert_eq!(socket.state, Some(TcpState::TimeWait));
@@ -302,6 +349,25 @@ mod tests {
         assert_eq!(socket.local, "127.0.0.1:8080".parse().unwrap());
         assert_eq!((socket.state, socket.v6only), (None, None));
         assert!(socket_of(Proto::Tcp, &body[..INET_DIAG_MSG - 1]).is_err());
+    }
+
+    #[test]
+    fn tcp_info_gives_the_counters_where_the_kernel_has_them() {
+        let mut info = vec![0u8; 232];
+        info[TCPI_RTT..TCPI_RTT + 4].copy_from_slice(&1500u32.to_ne_bytes());
+        info[TCPI_TOTAL_RETRANS..TCPI_TOTAL_RETRANS + 4].copy_from_slice(&3u32.to_ne_bytes());
+        info[TCPI_BYTES_ACKED..TCPI_BYTES_ACKED + 8].copy_from_slice(&900u64.to_ne_bytes());
+        info[TCPI_BYTES_RECEIVED..TCPI_BYTES_RECEIVED + 8].copy_from_slice(&20u64.to_ne_bytes());
+        info[TCPI_BYTES_SENT..TCPI_BYTES_SENT + 8].copy_from_slice(&1000u64.to_ne_bytes());
+        let t = tcp_info(&info).unwrap();
+        assert_eq!(
+            (t.bytes_sent, t.bytes_received, t.retransmits),
+            (1000, 20, 3)
+        );
+        assert_eq!(t.rtt, std::time::Duration::from_micros(1500));
+        // A kernel before 4.19 sends a shorter struct: acknowledged bytes.
+        assert_eq!(tcp_info(&info[..TCPI_BYTES_SENT]).unwrap().bytes_sent, 900);
+        assert_eq!(tcp_info(&info[..TCPI_BYTES_RECEIVED]), None);
     }
 
     #[test]

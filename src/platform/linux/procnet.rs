@@ -35,6 +35,7 @@ fn parse_line(line: &str, proto: Proto) -> Option<Socket> {
         inode: fields[9].parse().ok()?,
         v6only: None,
         time_wait_left: None,
+        traffic: None,
     })
 }
 

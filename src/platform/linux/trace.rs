@@ -647,7 +647,10 @@ print fmt: \"family=%s ...\"
         let layout = parse_format(FORMAT).unwrap();
         let c = layout.change(&raw(&layout, AF_INET, 7, 2)).unwrap();
         assert_eq!(c.socket, 0xffff_8880_1234_5678);
-        assert_eq!((c.old, c.new), (Some(TcpState::Close), Some(TcpState::SynSent)));
+        assert_eq!(
+            (c.old, c.new),
+            (Some(TcpState::Close), Some(TcpState::SynSent))
+        );
         assert_eq!(c.local, "127.0.0.1:51234".parse().unwrap());
         assert_eq!(c.remote, "127.0.0.2:8080".parse().unwrap());
         let c = layout.change(&raw(&layout, AF_INET6, 3, 1)).unwrap();
