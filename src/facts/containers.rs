@@ -35,6 +35,13 @@ pub struct Container {
     /// A Kubernetes pod's uid, from the kubelet's cgroup path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pod_uid: Option<String>,
+    /// The pod and its namespace, where a runtime's API names them
+    /// without credentials (Docker's `k8s_CONTAINER_POD_NAMESPACE_UID_N`
+    /// names, as cri-dockerd gives them); nothing is guessed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 impl Container {
@@ -506,21 +513,34 @@ impl Runtimes {
             return self.published(kind, cmdline, owner, local, proto);
         }
         let own = own?;
-        let found = match own.runtime {
-            Runtime::Docker | Runtime::Podman => self
-                .listing(own.runtime, None)
+        // A pod's container may be Docker's too (cri-dockerd), which names
+        // it without credentials; containerd's CRI needs a gRPC client and
+        // is not asked.
+        let asked = match own.runtime {
+            Runtime::Docker | Runtime::Kubernetes => Some(Runtime::Docker),
+            Runtime::Podman => Some(Runtime::Podman),
+            Runtime::Containerd => None,
+        };
+        let found = asked.and_then(|runtime| {
+            self.listing(runtime, None)
                 .iter()
                 .find(|c| c.id == own.id)
-                .cloned(),
-            Runtime::Containerd | Runtime::Kubernetes => None,
-        };
+                .cloned()
+        });
+        let name = found.as_ref().and_then(|c| c.name.clone());
+        let kubelet = name
+            .as_deref()
+            .filter(|_| own.runtime == Runtime::Kubernetes)
+            .and_then(kubelet_name);
         Some(Container {
             runtime: own.runtime,
             id: Some(own.id.clone()),
-            name: found.as_ref().and_then(|c| c.name.clone()),
+            name: kubelet.as_ref().map(|k| k.container.clone()).or(name),
             image: found.and_then(|c| c.image),
             port: Some(local.port()),
             pod_uid: own.pod_uid.clone(),
+            pod: kubelet.as_ref().map(|k| k.pod.clone()),
+            namespace: kubelet.map(|k| k.namespace),
         })
     }
 
@@ -540,6 +560,8 @@ impl Runtimes {
             image: found.and_then(|c| c.image.clone()),
             port,
             pod_uid: None,
+            pod: None,
+            namespace: None,
         };
         match kind {
             RuntimeProcess::DockerProxy => {
@@ -576,6 +598,32 @@ impl Runtimes {
             }
             RuntimeProcess::Containerd | RuntimeProcess::Shim => None,
         }
+    }
+}
+
+/// A pod's container as the kubelet names it in Docker:
+/// `k8s_CONTAINER_POD_NAMESPACE_UID_ATTEMPT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KubeletName {
+    container: String,
+    pod: String,
+    namespace: String,
+}
+
+/// The parts of a kubelet's Docker name; Kubernetes names hold no `_`.
+fn kubelet_name(name: &str) -> Option<KubeletName> {
+    let parts: Vec<&str> = name.strip_prefix("k8s_")?.split('_').collect();
+    match parts.as_slice() {
+        [container, pod, namespace, _uid, attempt]
+            if attempt.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Some(KubeletName {
+                container: container.to_string(),
+                pod: pod.to_string(),
+                namespace: namespace.to_string(),
+            })
+        }
+        _ => None,
     }
 }
 
@@ -731,6 +779,8 @@ mod tests {
             image: None,
             port: None,
             pod_uid: None,
+            pod: None,
+            namespace: None,
         };
         // Thirteen characters, cut after twelve, whatever their bytes.
         assert_eq!(c.label(), "日本語のコンテナ識別子で");
@@ -742,6 +792,19 @@ mod tests {
     }
 
     #[test]
+    fn kubelet_names_give_the_pod_and_namespace() {
+        let k =
+            kubelet_name("k8s_web_web-7d4b9c_shop_0b8e6f3c-1b1a-4b0e-9d2a-3f5c1e2d4a6b_0").unwrap();
+        assert_eq!(
+            (k.container.as_str(), k.pod.as_str(), k.namespace.as_str()),
+            ("web", "web-7d4b9c", "shop")
+        );
+        assert_eq!(kubelet_name("web1"), None);
+        assert_eq!(kubelet_name("k8s_a_b_c"), None);
+        assert_eq!(kubelet_name("k8s_a_b_c_d_x"), None);
+    }
+
+    #[test]
     fn stop_commands_name_the_container() {
         let c = Container {
             runtime: Runtime::Docker,
@@ -750,6 +813,8 @@ mod tests {
             image: None,
             port: Some(80),
             pod_uid: None,
+            pod: None,
+            namespace: None,
         };
         assert_eq!(stop_command(&c), "docker stop 251d2c1ecce4");
         let named = Container {

@@ -175,8 +175,14 @@ pub fn container(c: &Container) -> String {
     if let Some(image) = &c.image {
         let _ = write!(text, ", image {}", sanitize(image));
     }
-    if let Some(pod) = &c.pod_uid {
-        let _ = write!(text, ", pod {}", sanitize(pod));
+    match (&c.pod, &c.namespace, &c.pod_uid) {
+        (Some(pod), Some(namespace), _) => {
+            let _ = write!(text, ", pod {}/{}", sanitize(namespace), sanitize(pod));
+        }
+        (_, _, Some(uid)) => {
+            let _ = write!(text, ", pod {}", sanitize(uid));
+        }
+        _ => {}
     }
     text.push(')');
     text
@@ -558,6 +564,8 @@ mod tests {
             image: Some("nginx\u{1b}[31m".into()),
             port: Some(80),
             pod_uid: Some("0b8e6f3c-1b1a-4b0e-9d2a-3f5c1e2d4a6b".into()),
+            pod: None,
+            namespace: None,
         };
         assert_eq!(
             container(&c),
