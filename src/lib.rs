@@ -28,6 +28,7 @@ mod runtime;
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::cmd::serve::http::{read_head, Head};
+    pub use crate::facts::containers::{listed, read_reply, short_id};
     pub use crate::facts::hello_protocol::{Framer, MAX_MESSAGE};
     pub use crate::facts::http::{
         read_response_head, BodyDecoder, BodyError, Framing, ResponseHead,

@@ -270,6 +270,15 @@ fn parse_listing(body: &[u8]) -> Vec<Listed> {
         .collect()
 }
 
+/// The ids and names a `/containers/json` reply lists, as later requests
+/// and the output will use them (for the fuzz target).
+pub fn listed(body: &[u8]) -> Vec<(String, Option<String>)> {
+    parse_listing(body)
+        .into_iter()
+        .map(|c| (c.id, c.name))
+        .collect()
+}
+
 /// Why a runtime's API gave no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
