@@ -114,11 +114,11 @@ fn list_into_a_closed_pipe_exits_quietly() {
         .unwrap();
     assert_exit(&out, 0);
     assert_eq!(stdout(&out).lines().count(), 1);
-    assert!(
-        out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Nothing on stderr but, without root, the one hint about other
+    // users' sockets (a machine has some: sshd's, a resolver's).
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.lines().all(|l| l.starts_with("hint:")), "{err}");
+    assert!(!common::is_root() || err.is_empty(), "{err}");
     drop(held);
 }
 
