@@ -10,7 +10,7 @@
 //! inside it the part is required: `require_root`, `require_program`
 //! fail it, naming the part, when it is missing. `.ci/run` installs and
 //! starts every part and runs them with `--include-ignored`.
-#![allow(dead_code)] // each test binary uses its own subset of these helpers
+#![allow(dead_code)] // limits_talk, and the Windows build, use a subset
 
 pub mod json;
 
@@ -389,6 +389,16 @@ pub fn run_as_nobody(args: &[&str]) -> Output {
         .expect("run setpriv (util-linux)")
 }
 
+/// A tokio runtime for a crowd of test clients: two workers, whatever
+/// the machine, as the tests beside it need their share too.
+pub fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("start a tokio runtime")
+}
+
 /// A child process, killed and reaped when dropped (also when a test
 /// fails before it is done with it).
 pub struct Kid(pub std::process::Child);
@@ -674,7 +684,14 @@ pub fn check_json(args: &[&str]) -> (i32, Vec<serde_json::Value>) {
     let mut full = vec!["check", "--json"];
     full.extend_from_slice(args);
     let out = run(&full);
-    let records = json::array(&out);
+    (out.status.code().unwrap(), check_records(&out))
+}
+
+/// The records a `check --json` run printed, each checked against the
+/// shape of a `check` record.
+#[track_caller]
+pub fn check_records(out: &Output) -> Vec<serde_json::Value> {
+    let records = json::array(out);
     records.iter().for_each(json::check_record);
-    (out.status.code().unwrap(), records)
+    records
 }

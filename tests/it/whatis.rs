@@ -1,6 +1,6 @@
 //! `portctl whatis` against the real binary.
 
-mod common;
+use crate::common;
 
 use common::{assert_exit, assert_usage_error, run, stderr, stdout};
 use serde_json::Value;

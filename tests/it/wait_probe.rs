@@ -1,6 +1,6 @@
 //! `portctl wait` and `portctl probe` against listeners on loopback.
 
-mod common;
+use crate::common;
 
 use common::{assert_exit, assert_usage_error, json, portctl, run, stdout};
 use std::net::TcpListener;

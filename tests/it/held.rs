@@ -3,7 +3,7 @@
 //! Linux and on Windows (under Wine in CI, where Windows binds with
 //! SO_EXCLUSIVEADDRUSE and a conflict comes back as WSAEACCES).
 
-mod common;
+use crate::common;
 
 use common::{assert_exit, check_json, run, stdout, Server};
 use serde_json::Value;

@@ -9,12 +9,12 @@
 // Unix only: it needs /proc, cgroups, namespaces, Docker and signals.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use common::{
-    assert_exit, assert_usage_error, json, poll, portctl, python, quiet_port, require_program,
-    require_root, require_root_and_setpriv, run, run_as_nobody, stderr, stdout, wait_timeout, Kid,
-    SocketHolder,
+    assert_exit, assert_usage_error, check_records, json, poll, portctl, python, quiet_port,
+    require_program, require_root, require_root_and_setpriv, run, run_as_nobody, stderr, stdout,
+    wait_timeout, Kid, SocketHolder,
 };
 use serde_json::Value;
 use std::io::Read;
@@ -82,14 +82,6 @@ fn words(note: &Value) -> &str {
 /// The story's listening socket.
 fn listener(story: &Value) -> Option<&Value> {
     sockets(story).iter().find(|s| s["state"] == "LISTEN")
-}
-
-/// The records of a `check --json` run, each of a check record's shape.
-#[track_caller]
-fn check_records(out: &Output) -> Vec<Value> {
-    let records = json::array(out);
-    records.iter().for_each(json::check_record);
-    records
 }
 
 fn sysctl(name: &str) -> String {
@@ -783,7 +775,7 @@ print(port, flush=True)
 }
 
 #[test]
-#[ignore = "needs a kernel that reports bound-inactive sockets (Linux 6.9+)"]
+#[ignore = "needs a kernel that reports bound-inactive sockets (Linux 6.8+)"]
 fn a_bound_socket_that_does_not_listen() {
     let (child, line) = python(
         "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',0))\nprint(s.getsockname()[1], flush=True)\ntime.sleep(60)",
@@ -795,7 +787,7 @@ fn a_bound_socket_that_does_not_listen() {
     assert!(
         !sockets(&story).is_empty(),
         "this test needs a kernel whose sock_diag reports bound-inactive sockets \
-         (Linux 6.9+); this one shows none: {story:#}"
+         (Linux 6.8+); this one shows none: {story:#}"
     );
     assert_exit(&out, 0);
     let bound = sockets(&story)

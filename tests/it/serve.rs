@@ -2,7 +2,7 @@
 // Unix only: its servers are stopped with SIGTERM, which Windows lacks.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use common::{assert_exit, json, run, stderr, stdout, Server, SocketHolder};
 use std::io::{Read, Write};
@@ -184,10 +184,7 @@ fn a_thousand_simultaneous_clients() {
     common::raise_fd_limit(); // a soft 1024 would not hold them
     let server = Server::start(&["hello", "--port", "0", "-q"], 1);
     let port = server.port;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::tokio_runtime();
     let ok = runtime.block_on(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let tasks: Vec<_> = (0..1000)

@@ -3,7 +3,7 @@
 // Unix only: it runs portctl on a pseudo-terminal (util-linux script).
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use common::{named_listener, on_terminal};
 

@@ -5,7 +5,7 @@
 // Unix only: it needs python3 holders, /proc and signals.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use common::{
     assert_exit, check_json, json, named_listener, on_terminal, portctl, python, require_program,

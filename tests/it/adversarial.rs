@@ -4,7 +4,7 @@
 // Unix only: its servers are stopped with SIGTERM and measured in /proc.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use common::{assert_answers_promptly, eventually, poll, socket_fds, Server};
 use std::io::{Read, Write};
@@ -52,20 +52,13 @@ fn assert_memory_near(server: &Server, before: &Before, slack_kib: u64) {
     eprintln!("RSS {} KiB before, {after} KiB after", before.rss_kib);
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn two_thousand_clients_sending_one_byte_a_second() {
     common::raise_fd_limit(); // 2000 clients, over a soft 1024
     let server = Server::start(&["hello", "--port", "0", "-q"], 1);
     let port = server.port;
     let before = before(&server);
-    let rt = runtime();
+    let rt = common::tokio_runtime();
     let clients = rt.block_on(async move {
         let mut streams = Vec::new();
         for _ in 0..2000 {

@@ -15,7 +15,7 @@
 // Unix only: it measures servers in /proc and stops them with SIGTERM.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use common::{assert_answers_promptly, eventually, fresh_client, socket_fds, Server};
 use std::io::{ErrorKind, Read, Write};
@@ -41,14 +41,6 @@ const WRITE_LIMIT: Duration = Duration::from_secs(2);
 /// room for the allocator and the runtime), never less than 16 MiB.
 fn hello_bound_kib(clients: usize) -> u64 {
     ((64 * KIB * clients / 200) as u64).max(16 * KIB as u64)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 fn start(args: &[&str]) -> Server {
@@ -116,7 +108,7 @@ fn stall(
     let payload = Arc::new(payload);
     // Tests beside this one hold hundreds of descriptors too.
     common::raise_fd_limit();
-    let rt = runtime();
+    let rt = common::tokio_runtime();
     rt.block_on(async {
         let mut streams = Vec::with_capacity(clients);
         for _ in 0..clients {

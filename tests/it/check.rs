@@ -1,15 +1,14 @@
 //! `portctl check` and `portctl free` against real listeners on loopback
 //! and the wildcard addresses.
-// Unix only: its holders are python3 processes and its nobody case runs through setpriv; tests/held.rs is the portable part.
+// Unix only: its holders are python3 processes and its nobody case runs through setpriv; held.rs is the portable part.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use common::{
-    assert_exit, assert_usage_error, check_json, json, quiet_port, quiet_ports, run, run_as_nobody,
-    stderr, stdout, SocketHolder,
+    assert_exit, assert_usage_error, check_json, check_records, json, quiet_port, quiet_ports, run,
+    run_as_nobody, stderr, stdout, SocketHolder,
 };
-use serde_json::Value;
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -277,7 +276,7 @@ fn without_root_hidden_holders_and_system_ports() {
     let port = listener.local_addr().unwrap().port();
     let out = run_as_nobody(&["check", "--json", "--tcp", &port.to_string()]);
     assert_exit(&out, 1);
-    let records = checked_records(&out);
+    let records = check_records(&out);
     assert_eq!(records[0]["free"], false, "{records:?}");
     assert_eq!(records[0]["status"], "in-use", "{records:?}");
     assert_eq!(json::pid(&records[0]["holders"][0]["pid"]), None);
@@ -294,7 +293,7 @@ fn without_root_hidden_holders_and_system_ports() {
         .unwrap();
     let out = run_as_nobody(&["check", "--json", "--tcp", &system.to_string()]);
     assert_exit(&out, 1);
-    let records = checked_records(&out);
+    let records = check_records(&out);
     assert_eq!(records[0]["status"], "unbindable", "{records:?}");
     assert!(
         records[0]["reason"]
@@ -306,11 +305,4 @@ fn without_root_hidden_holders_and_system_ports() {
 
     let out = run_as_nobody(&["list"]);
     assert_exit(&out, 0);
-}
-
-/// The records of a `check --json` run, each of a check record's shape.
-fn checked_records(out: &std::process::Output) -> Vec<Value> {
-    let records = json::array(out);
-    records.iter().for_each(json::check_record);
-    records
 }

@@ -4,7 +4,7 @@
 //! the test ends; every wait is bounded.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use common::{
     assert_usage_error, named_listener, portctl, quiet_port, require_program, wait_timeout, Server,

@@ -4,7 +4,7 @@
 // Unix only: it sends SIGINT/SIGTERM and uses pseudo-terminals.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use common::{
     assert_exit, json, named_listener, on_terminal, portctl, require_script, run, stdout,

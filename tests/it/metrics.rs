@@ -4,7 +4,7 @@
 // Unix only: it parses with python3 prometheus-client and runs Prometheus.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use common::{named_listener, require_program, run, with_input, Kid, Server};
 use std::io::{Read, Write};

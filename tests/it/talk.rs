@@ -1,6 +1,6 @@
 //! `portctl talk` against `portctl serve` and a local HTTP server.
 
-mod common;
+use crate::common;
 
 use common::{
     assert_exit, assert_usage_error, json, portctl, run, stderr, stdout, with_input, Server,

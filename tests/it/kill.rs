@@ -2,7 +2,7 @@
 // Unix only: its holders are python3 processes that handle SIGTERM.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use common::{
     assert_exit, assert_usage_error, json, python, run, stderr, stdout, wait_timeout, SocketHolder,

@@ -3,7 +3,7 @@
 // Unix only: it cross-checks ss and needs python3 holders and /proc.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use common::{
     assert_exit, assert_usage_error, json, run, run_as_nobody, stderr, stdout, SocketHolder,

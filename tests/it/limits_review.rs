@@ -4,7 +4,7 @@
 // Unix only: it needs python3 holders and setpriv.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use common::{json, portctl, run, stderr};
 use std::io::{Read, Write};
