@@ -17,6 +17,10 @@
 //!
 //! Loopback only (127.0.0.1 and [::1]); every loop is bounded in count and
 //! time, and every peer and child ends by itself.
+//!
+//! A test binary of its own, apart from `tests/it`, for that reason: the
+//! other tests, in the same process, would raise its high-water mark (to
+//! about 41 MB) and with it every figure measured here.
 // Unix only: it measures peak memory with wait4.
 #![cfg(unix)]
 
@@ -147,6 +151,7 @@ fn peer<T: Send + 'static>(
             match listener.accept() {
                 Ok((s, _)) => break s,
                 Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    // Polling accept until talk connects, bounded.
                     std::thread::sleep(Duration::from_millis(5))
                 }
                 Err(_) => return None,
@@ -439,6 +444,8 @@ fn absurd_chunk_sizes_are_one_clean_error() {
                             return;
                         }
                         if dribble {
+                            // The attack itself: the response in pieces,
+                            // so talk meets each fault mid-read.
                             std::thread::sleep(Duration::from_millis(2));
                         }
                     }
@@ -759,6 +766,8 @@ fn a_complete_response_ends_without_the_close() {
         let (addr, server) = peer(ip, true, move |s| {
             s.write_all(first).unwrap();
             if !later.is_empty() {
+                // The case itself: the body comes in a later write, which
+                // talk must wait for although the head is complete.
                 std::thread::sleep(Duration::from_millis(200));
                 s.write_all(later).unwrap();
             }

@@ -1,12 +1,62 @@
 //! Shared helpers for the integration tests: run the real binary with a
 //! clean environment and read its output.
-#![allow(dead_code)] // each test binary uses its own subset of these helpers
 //!
 //! The helpers marked `cfg(unix)` need python3, signals, `/proc`, setpriv
 //! or util-linux's `script`; the rest also run the Windows build under
 //! Wine.
+//!
+//! A test that needs a part a fresh machine lacks (root, Docker, tmux,
+//! Prometheus, `ss`, `script`, ...) is `#[ignore = "needs PART"]`, and
+//! inside it the part is required: `require_root`, `require_program`
+//! fail it, naming the part, when it is missing. `.ci/run` installs and
+//! starts every part and runs them with `--include-ignored`.
+#![allow(dead_code)] // limits_talk, and the Windows build, use a subset
+
+pub mod json;
 
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Calls `f` every 20 ms until it answers, for at most `limit`.
+pub fn poll<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until `ready` holds, polling; fails the test, naming `what`, if
+/// it does not within `limit`.
+#[track_caller]
+pub fn eventually(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    if poll(limit, || ready().then_some(())).is_none() {
+        panic!("waited {limit:?} for {what}");
+    }
+}
+
+/// Fails the test unless `program` starts (run with `probe`, e.g.
+/// `--version`): the part an ignored test needs, with how to get it.
+#[track_caller]
+pub fn require_program(program: &str, probe: &str, install: &str) {
+    let started = Command::new(program)
+        .arg(probe)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if let Err(e) = started {
+        panic!(
+            "this test needs {program}, which does not start ({e}): {install}; \
+             .ci/run installs every part the ignored tests need"
+        );
+    }
+}
 
 /// A port below the ephemeral range that nothing uses: see `quiet_ports`.
 pub fn quiet_port() -> u16 {
@@ -210,6 +260,76 @@ pub fn is_root() -> bool {
 }
 
 #[cfg(unix)]
+/// Fails the test unless it runs as root: for the tests marked
+/// `#[ignore = "needs root..."]`.
+#[track_caller]
+pub fn require_root() {
+    assert!(
+        is_root(),
+        "this test needs root: run `cargo test -- --include-ignored` as root, as .ci/run does"
+    );
+}
+
+#[cfg(unix)]
+/// Fails the test unless it runs as root and `setpriv` (util-linux) is
+/// there to run portctl as `nobody`.
+#[track_caller]
+pub fn require_root_and_setpriv() {
+    require_root();
+    require_program("setpriv", "--version", "apt-get install util-linux");
+}
+
+#[cfg(unix)]
+/// Fails the test unless util-linux's `script` is there to give portctl
+/// a pseudo-terminal.
+#[track_caller]
+pub fn require_script() {
+    require_program("script", "--version", "apt-get install bsdutils");
+}
+
+#[cfg(unix)]
+/// Raises this process's soft limit on open descriptors to its hard
+/// limit: tests that hold thousands of sockets would meet a soft 1024.
+pub fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    unsafe {
+        assert_eq!(
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit),
+            0,
+            "getrlimit: {}",
+            std::io::Error::last_os_error()
+        );
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            assert_eq!(
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit),
+                0,
+                "setrlimit: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
+#[cfg(unix)]
+/// How many sockets process `pid` holds open (its `/proc/PID/fd`).
+#[track_caller]
+pub fn socket_fds(pid: u32) -> usize {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/fd: {e}"));
+    dir.filter_map(Result::ok)
+        .filter(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|to| to.to_string_lossy().starts_with("socket:"))
+        })
+        .count()
+}
+
+#[cfg(unix)]
 /// A copy of the binary that the `nobody` user can execute, wherever the
 /// checkout lives.
 pub fn binary_for_nobody() -> std::path::PathBuf {
@@ -249,7 +369,9 @@ pub fn binary_for_nobody() -> std::path::PathBuf {
 
 #[cfg(unix)]
 /// Runs portctl as `nobody` (setpriv), with a clean environment.
+#[track_caller]
 pub fn run_as_nobody(args: &[&str]) -> Output {
+    require_root_and_setpriv();
     Command::new("setpriv")
         .args([
             "--reuid=nobody",
@@ -265,6 +387,27 @@ pub fn run_as_nobody(args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run setpriv (util-linux)")
+}
+
+/// A tokio runtime for a crowd of test clients: two workers, whatever
+/// the machine, as the tests beside it need their share too.
+pub fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("start a tokio runtime")
+}
+
+/// A child process, killed and reaped when dropped (also when a test
+/// fails before it is done with it).
+pub struct Kid(pub std::process::Child);
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// A running `portctl serve`, stopped with SIGTERM when dropped.
@@ -419,7 +562,9 @@ pub fn into_closed_pipe(args: &[&str]) -> (Option<i32>, String) {
 #[cfg(unix)]
 /// Runs `portctl ARGS` under a pseudo-terminal (util-linux `script`), so
 /// portctl sees a terminal; returns what the terminal received.
+#[track_caller]
 pub fn on_terminal(args: &str, env: &[(&str, &str)]) -> String {
+    require_script();
     let out = Command::new("script")
         .args([
             "-qec",
@@ -479,27 +624,6 @@ pub fn wait_peak_rss(child: std::process::Child, limit: std::time::Duration) -> 
     (code, usage.ru_maxrss.max(0) as u64)
 }
 
-/// A test whose real part (Docker, root, a cgroup hierarchy, a kernel
-/// feature) is missing: skipped with the reason, except in CI (`CI` set),
-/// where the part must be there and its absence fails the test.
-pub fn skip_or_fail(reason: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("CI must not skip: {reason}");
-    }
-    eprintln!("skipped: {reason}");
-}
-
-#[cfg(unix)]
-/// The root-only preamble: true when the test runs as root (as CI does);
-/// otherwise skips, saying `why` (a failure under CI).
-pub fn needs_root(why: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    skip_or_fail(&format!("needs root: {why}"));
-    false
-}
-
 #[cfg(unix)]
 /// A python3 child whose process name (prctl PR_SET_NAME, at most 15
 /// bytes) is `name`, holding a TCP listener on `host`; returns it and the
@@ -553,12 +677,21 @@ pub fn assert_answers_promptly(ip: std::net::IpAddr, port: u16) {
     );
 }
 
-/// Runs `portctl check --json ARGS`: the exit code and the records.
-pub fn check_json(args: &[&str]) -> (i32, Vec<portctl::check::CheckRecord>) {
+/// Runs `portctl check --json ARGS`: the exit code and the records, each
+/// checked against the shape of a `check` record.
+#[track_caller]
+pub fn check_json(args: &[&str]) -> (i32, Vec<serde_json::Value>) {
     let mut full = vec!["check", "--json"];
     full.extend_from_slice(args);
     let out = run(&full);
-    let records = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("bad JSON ({e}): {} / {}", stdout(&out), stderr(&out)));
-    (out.status.code().unwrap(), records)
+    (out.status.code().unwrap(), check_records(&out))
+}
+
+/// The records a `check --json` run printed, each checked against the
+/// shape of a `check` record.
+#[track_caller]
+pub fn check_records(out: &Output) -> Vec<serde_json::Value> {
+    let records = json::array(out);
+    records.iter().for_each(json::check_record);
+    records
 }

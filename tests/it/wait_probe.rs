@@ -1,24 +1,40 @@
 //! `portctl wait` and `portctl probe` against listeners on loopback.
 
-mod common;
+use crate::common;
 
-use common::{assert_exit, assert_usage_error, portctl, run, stdout};
-use portctl::probe::{ProbeRecord, ProbeStatus};
+use common::{assert_exit, assert_usage_error, json, portctl, run, stdout};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 #[test]
 fn wait_returns_once_a_listener_appears() {
     let port = common::quiet_port();
+    let target = format!("127.0.0.1:{port}");
     let started = Instant::now();
     let waiter = portctl()
-        .args(["wait", &format!("127.0.0.1:{port}"), "--timeout", "20"])
+        .args(["wait", "--json", &target, "--timeout", "20"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    // Ready: a second wait, started after the first, has tried for 0.3 s
+    // and given up, so the first is trying too. Its own report below says
+    // whether it had tried in vain before the listener came.
+    let later = run(&["wait", &target, "--timeout", "0.3"]);
+    assert_exit(&later, 1);
     let _listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
     let out = waiter.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    let report = json::parse(&out);
+    json::wait_report(&report);
+    assert_eq!(report["target"], target.as_str(), "{report}");
+    assert_eq!(report["open"], true, "{report}");
+    // Tries are 100 ms apart: at least one failed before the listener.
+    assert!(
+        report["waited_ms"].as_u64().unwrap() >= 100,
+        "it never waited: {report}"
+    );
+    // The words for it, now that something listens.
+    let out = run(&["wait", &target, "--timeout", "20"]);
     assert_exit(&out, 0);
     assert!(
         stdout(&out).contains("is accepting connections"),
@@ -65,12 +81,15 @@ fn probe_tells_open_from_closed() {
         &format!("127.0.0.1:{low}-{high}"),
     ]);
     assert_exit(&out, 0);
-    let records: Vec<ProbeRecord> = serde_json::from_slice(&out.stdout).unwrap();
+    let records = json::array(&out);
+    records.iter().for_each(json::probe_record);
     assert_eq!(records.len(), usize::from(high - low) + 1);
-    assert!(records.windows(2).all(|w| w[0].port < w[1].port));
-    let mine = records.iter().find(|r| r.port == open).unwrap();
-    assert_eq!(mine.status, ProbeStatus::Open);
-    assert!(mine.ms.is_some());
+    assert!(records
+        .windows(2)
+        .all(|w| json::port(&w[0]["port"]) < json::port(&w[1]["port"])));
+    let mine = records.iter().find(|r| r["port"] == open).unwrap();
+    assert_eq!(mine["status"], "open", "{mine}");
+    assert!(mine["ms"].is_number(), "{mine}");
     let over_ipv6 = run(&["probe", &format!("[::1]:{closed}")]);
     assert_exit(&over_ipv6, 1);
 }

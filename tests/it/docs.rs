@@ -1,6 +1,6 @@
 //! `portctl completions` and `portctl man`.
 
-mod common;
+use crate::common;
 
 use common::{assert_exit, assert_usage_error, run, stdout};
 

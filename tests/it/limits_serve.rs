@@ -15,9 +15,9 @@
 // Unix only: it measures servers in /proc and stops them with SIGTERM.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
-use common::{assert_answers_promptly, fresh_client, Server};
+use common::{assert_answers_promptly, eventually, fresh_client, socket_fds, Server};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,14 +41,6 @@ const WRITE_LIMIT: Duration = Duration::from_secs(2);
 /// room for the allocator and the runtime), never less than 16 MiB.
 fn hello_bound_kib(clients: usize) -> u64 {
     ((64 * KIB * clients / 200) as u64).max(16 * KIB as u64)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 fn start(args: &[&str]) -> Server {
@@ -115,8 +107,8 @@ fn stall(
     let addr = SocketAddr::new(ip, server.port);
     let payload = Arc::new(payload);
     // Tests beside this one hold hundreds of descriptors too.
-    portctl::platform::raise_fd_limit();
-    let rt = runtime();
+    common::raise_fd_limit();
+    let rt = common::tokio_runtime();
     rt.block_on(async {
         let mut streams = Vec::with_capacity(clients);
         for _ in 0..clients {
@@ -175,6 +167,7 @@ fn hello_stays_bounded(ip: IpAddr, clients: usize, payload: Vec<u8>, shape: &str
     let bind = ip.to_string();
     let server = start(&["hello", "--bind", &bind, "--port", "0", "-q"]);
     let started_kib = server.peak_rss_kib();
+    let idle_sockets = socket_fds(server.pid());
     let mut during = Duration::ZERO;
     let run = stall(&server, ip, clients, payload, || {
         during = fresh_client(ip, server.port)
@@ -203,8 +196,13 @@ fn hello_stays_bounded(ip: IpAddr, clients: usize, payload: Vec<u8>, shape: &str
         during < Duration::from_secs(3),
         "{shape} on {ip}: a fresh client took {during:?} while {clients} stalled clients were connected"
     );
-    // And once they are gone, at once.
-    std::thread::sleep(Duration::from_millis(200));
+    // And once they are gone (the server has closed its side of every
+    // one), at once.
+    eventually(
+        Duration::from_secs(10),
+        "the server to close the stalled connections",
+        || socket_fds(server.pid()) <= idle_sockets,
+    );
     assert_answers_promptly(ip, server.port);
     let after = server.peak_rss_kib();
     assert!(after < bound, "peak {after} KiB after the attack");

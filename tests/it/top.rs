@@ -4,10 +4,10 @@
 //! the test ends; every wait is bounded.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use common::{
-    assert_usage_error, named_listener, portctl, quiet_port, skip_or_fail, wait_timeout, Server,
+    assert_usage_error, named_listener, portctl, quiet_port, require_program, wait_timeout, Server,
     SocketHolder,
 };
 use std::process::{Command, Stdio};
@@ -23,14 +23,11 @@ struct Pane {
 }
 
 impl Pane {
-    /// `portctl top ARGS` in a `width`×`height` pane; `None` (skipped)
-    /// when tmux is missing, a failure under CI.
-    fn start(args: &str, width: u16, height: u16) -> Option<Pane> {
+    /// `portctl top ARGS` in a `width`×`height` pane; tmux must be there.
+    #[track_caller]
+    fn start(args: &str, width: u16, height: u16) -> Pane {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        if Command::new("tmux").arg("-V").output().is_err() {
-            skip_or_fail("tmux is not installed (apt-get install tmux)");
-            return None;
-        }
+        require_program("tmux", "-V", "apt-get install tmux");
         let pane = Pane {
             server: format!(
                 "portctl-test-{}-{}",
@@ -49,7 +46,7 @@ impl Pane {
             .status()
             .expect("run tmux");
         assert!(started.success(), "tmux new-session failed");
-        Some(pane)
+        pane
     }
 
     fn tmux(&self, args: &[&str]) -> Command {
@@ -144,10 +141,10 @@ fn server() -> Server {
 }
 
 /// top in a 100-column pane `height` rows tall, filtered to `port`.
-fn narrowed_to(port: u16, height: u16) -> Option<Pane> {
-    let pane = Pane::start("", 100, height)?;
+fn narrowed_to(port: u16, height: u16) -> Pane {
+    let pane = Pane::start("", 100, height);
     pane.only_port(port);
-    Some(pane)
+    pane
 }
 
 fn shows(port: u16) -> impl Fn(&str) -> bool {
@@ -155,11 +152,10 @@ fn shows(port: u16) -> impl Fn(&str) -> bool {
 }
 
 #[test]
+#[ignore = "needs tmux"]
 fn the_table_shows_a_listener_and_the_filter_narrows_it() {
     let server = server();
-    let Some(pane) = Pane::start("", 100, 60) else {
-        return;
-    };
+    let pane = Pane::start("", 100, 60);
     let screen = pane.wait_for("the server's listener", shows(server.port));
     assert!(
         screen.contains("PROTO") && screen.contains("LISTEN"),
@@ -181,11 +177,10 @@ fn the_table_shows_a_listener_and_the_filter_narrows_it() {
 }
 
 #[test]
+#[ignore = "needs tmux"]
 fn enter_opens_the_story_of_the_socket() {
     let server = server();
-    let Some(pane) = narrowed_to(server.port, 60) else {
-        return;
-    };
+    let pane = narrowed_to(server.port, 60);
     pane.keys(&["Enter"]);
     let screen = pane.wait_for("the details", |s| s.contains("command:"));
     assert!(screen.contains("serve hello --port 0"), "{screen}");
@@ -199,11 +194,10 @@ fn enter_opens_the_story_of_the_socket() {
 }
 
 #[test]
+#[ignore = "needs tmux"]
 fn details_taller_than_the_screen_scroll() {
     let server = server();
-    let Some(pane) = narrowed_to(server.port, 9) else {
-        return;
-    };
+    let pane = narrowed_to(server.port, 9);
     pane.keys(&["Enter"]);
     let first = format!("process:   portctl (pid {}", server.pid());
     let top = pane.wait_for("the details, scrollable", |s| {
@@ -222,11 +216,10 @@ fn details_taller_than_the_screen_scroll() {
 }
 
 #[test]
+#[ignore = "needs tmux"]
 fn k_asks_then_stops_the_listener() {
     let mut server = server();
-    let Some(pane) = narrowed_to(server.port, 60) else {
-        return;
-    };
+    let pane = narrowed_to(server.port, 60);
     let question = format!(
         "Stop portctl (pid {}) listening on port {}/tcp?",
         server.pid(),
@@ -253,12 +246,11 @@ fn k_asks_then_stops_the_listener() {
 }
 
 #[test]
+#[ignore = "needs tmux"]
 fn shift_k_forces_what_ignores_sigterm() {
     let mut holder = SocketHolder::start(&[("tcp", "127.0.0.1", quiet_port())], true);
     let port = holder.ports[0];
-    let Some(pane) = narrowed_to(port, 60) else {
-        return;
-    };
+    let pane = narrowed_to(port, 60);
     let who = format!("python3 (pid {})", holder.pid());
     pane.keys(&["K"]);
     let question = pane.wait_for("the question", |s| {
@@ -284,12 +276,11 @@ fn shift_k_forces_what_ignores_sigterm() {
 }
 
 #[test]
+#[ignore = "needs tmux"]
 fn quitting_while_k_waits_still_sends_sigkill() {
     let mut holder = SocketHolder::start(&[("tcp", "127.0.0.1", quiet_port())], true);
     let port = holder.ports[0];
-    let Some(pane) = narrowed_to(port, 60) else {
-        return;
-    };
+    let pane = narrowed_to(port, 60);
     pane.keys(&["K"]);
     pane.wait_for("the question", |s| s.contains("then SIGKILL"));
     pane.keys(&["y"]);
@@ -311,13 +302,7 @@ fn quitting_while_k_waits_still_sends_sigkill() {
 /// Waits up to 10 s for `child` to end, and checks that SIGKILL ended it.
 #[track_caller]
 fn assert_killed(child: &mut std::process::Child) {
-    let ended = (0..500).find_map(|_| {
-        let status = child.try_wait().unwrap();
-        if status.is_none() {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        status
-    });
+    let ended = common::poll(Duration::from_secs(10), || child.try_wait().unwrap());
     let ended = ended.expect("still running after 10 s");
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&ended),
@@ -326,11 +311,10 @@ fn assert_killed(child: &mut std::process::Child) {
 }
 
 #[test]
+#[ignore = "needs tmux"]
 fn q_quits_and_gives_the_terminal_back() {
     let server = server();
-    let Some(pane) = Pane::start("", 100, 60) else {
-        return;
-    };
+    let pane = Pane::start("", 100, 60);
     pane.wait_for("the table", shows(server.port));
     pane.keys(&["q"]);
     let screen = pane.wait_for("top to exit", |s| s.contains(EXITED));
@@ -343,10 +327,9 @@ fn q_quits_and_gives_the_terminal_back() {
 }
 
 #[test]
+#[ignore = "needs tmux"]
 fn a_paste_goes_into_the_filter_and_q_still_quits_after_a_long_one() {
-    let Some(pane) = Pane::start("", 100, 60) else {
-        return;
-    };
+    let pane = Pane::start("", 100, 60);
     pane.wait_for("the table", |s| s.contains("PROTO"));
     pane.keys(&["/"]);
     pane.wait_for("the filter prompt", |s| {
@@ -391,10 +374,9 @@ fn a_paste_goes_into_the_filter_and_q_still_quits_after_a_long_one() {
 }
 
 #[test]
+#[ignore = "needs tmux"]
 fn sigterm_gives_the_terminal_back() {
-    let Some(pane) = Pane::start("", 100, 60) else {
-        return;
-    };
+    let pane = Pane::start("", 100, 60);
     pane.wait_for("the table", |s| s.contains("PROTO"));
     let top = pane.top_pid();
     // SAFETY: kill(2) on the top this test started, in its tmux pane.
@@ -405,11 +387,10 @@ fn sigterm_gives_the_terminal_back() {
 }
 
 #[test]
+#[ignore = "needs tmux"]
 fn a_narrower_terminal_drops_columns_and_keeps_addresses_whole() {
     let server = server();
-    let Some(pane) = Pane::start("", 100, 60) else {
-        return;
-    };
+    let pane = Pane::start("", 100, 60);
     pane.wait_for("the table", shows(server.port));
     // Only the server's rows, so that the widths do not depend on what
     // else this machine holds.
@@ -443,16 +424,16 @@ fn a_narrower_terminal_drops_columns_and_keeps_addresses_whole() {
 }
 
 #[test]
+#[ignore = "needs tmux"]
 fn hostile_process_names_are_escaped() {
     let (mut child, port) = named_listener(b"top\x1b[2Jevil", "127.0.0.1");
     let pane = Pane::start("", 100, 60);
-    if let Some(pane) = &pane {
-        pane.wait_for("the listener", shows(port));
-        pane.keys(&["/"]);
-        pane.type_text(&port.to_string());
-        let screen = pane.wait_for("the name", |s| s.contains("evil"));
-        assert!(screen.contains("top\\e[2Jevil"), "{screen}");
-    }
+    pane.wait_for("the listener", shows(port));
+    pane.keys(&["/"]);
+    pane.type_text(&port.to_string());
+    let screen = pane.wait_for("the name", |s| s.contains("evil"));
+    assert!(screen.contains("top\\e[2Jevil"), "{screen}");
+    drop(pane);
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -1,9 +1,10 @@
 //! `portctl talk` against `portctl serve` and a local HTTP server.
 
-mod common;
+use crate::common;
 
-use common::{assert_exit, assert_usage_error, portctl, run, stderr, stdout, with_input, Server};
-use portctl::talk::Exchange;
+use common::{
+    assert_exit, assert_usage_error, json, portctl, run, stderr, stdout, with_input, Server,
+};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -38,11 +39,15 @@ fn stdin_lines_and_json() {
     talk.args(["talk", "--json", &format!("127.0.0.1:{}", server.port)]);
     let out = with_input(talk, b"one\r\ntwo\n");
     assert_exit(&out, 0);
-    let exchanges: Vec<Exchange> = serde_json::from_slice(&out.stdout).unwrap();
-    let data: Vec<&str> = exchanges.iter().map(|e| e.data.as_str()).collect();
+    let exchanges = json::array(&out);
+    exchanges.iter().for_each(json::exchange);
+    let data: Vec<&str> = exchanges
+        .iter()
+        .map(|e| e["data"].as_str().unwrap())
+        .collect();
     assert_eq!(data, ["welcome!", "hello,one!", "hello,two!"]);
-    assert_eq!(exchanges[0].kind, "greeting");
-    assert_eq!(exchanges[2].sent.as_deref(), Some("two"));
+    assert_eq!(exchanges[0]["kind"], "greeting", "{exchanges:?}");
+    assert_eq!(exchanges[2]["sent"], "two", "{exchanges:?}");
 }
 
 #[test]
@@ -209,7 +214,7 @@ fn http_against_a_real_server() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("file.bin"), b"\x00\x01binary\xff").unwrap();
     let port = common::quiet_port();
-    let mut server = std::process::Command::new("python3")
+    let server = std::process::Command::new("python3")
         .args([
             "-m",
             "http.server",
@@ -223,14 +228,13 @@ fn http_against_a_real_server() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let server = common::Kid(server);
     let target = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(&target).is_err() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::eventually(Duration::from_secs(10), "http.server to listen", || {
+        std::net::TcpStream::connect(&target).is_ok()
+    });
     let out = run(&["talk", &target, "--http", "/file.bin"]);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert_exit(&out, 0);
     assert_eq!(out.stdout, b"\x00\x01binary\xff");
     let _ = std::fs::remove_dir_all(dir);

@@ -2,12 +2,11 @@
 // Unix only: its holders are python3 processes that handle SIGTERM.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use common::{
-    assert_exit, assert_usage_error, python, run, stderr, stdout, wait_timeout, SocketHolder,
+    assert_exit, assert_usage_error, json, python, run, stderr, stdout, wait_timeout, SocketHolder,
 };
-use portctl::kill::KillReport;
 use std::net::TcpListener;
 use std::time::Duration;
 
@@ -71,11 +70,21 @@ fn sigkill_only_with_force() {
         "--json",
     ]);
     assert_exit(&out, 0);
-    let report: KillReport = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(report.free);
-    let signals: Vec<&str> = report.signals.iter().map(|s| s.signal.as_str()).collect();
+    let report = json::parse(&out);
+    json::kill_report(&report);
+    assert_eq!(report["free"], true, "{report}");
+    let signals: Vec<&str> = report["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["signal"].as_str().unwrap())
+        .collect();
     assert_eq!(signals, ["SIGTERM", "SIGKILL"]);
-    assert_eq!(report.signals[1].pid, stubborn.pid());
+    assert_eq!(
+        json::pid(&report["signals"][1]["pid"]),
+        Some(stubborn.pid()),
+        "{report}"
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 // Unix only: free --exec hands sockets over the Unix way (socket activation).
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use common::{assert_exit, assert_usage_error, portctl, run, stderr, wait_timeout};
 use std::io::{BufRead, BufReader, Read, Write};
