@@ -118,7 +118,7 @@ pub enum Command {
     /// This machine's sockets once, in the Prometheus text format
     Metrics(MetricsArgs),
 
-    /// Every TCP connection as it opens and closes, even a millisecond-long one, with its process
+    /// Every TCP connection as it opens and closes, with its process
     #[command(allow_negative_numbers = true)]
     Trace(TraceArgs),
 

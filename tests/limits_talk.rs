@@ -21,6 +21,10 @@
 //! A test binary of its own, apart from `tests/it`, for that reason: the
 //! other tests, in the same process, would raise its high-water mark (to
 //! about 41 MB) and with it every figure measured here.
+// The tests stage what they test with the OS's own calls (signals,
+// rlimits, wait4) through libc: unsafe is theirs to use, as it is
+// platform/'s in the crate.
+#![allow(unsafe_code)]
 // Unix only: it measures peak memory with wait4.
 #![cfg(unix)]
 

@@ -7,11 +7,16 @@
 //! memory with wait4, whose figure starts at the high-water mark of the
 //! process that spawned it, and beside a hundred other tests this one
 //! grows past what that measure can bear.
+// The tests stage what they test with the OS's own calls (signals,
+// rlimits, wait4) through libc: unsafe is theirs to use, as it is
+// platform/'s in the crate.
+#![allow(unsafe_code)]
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod adversarial;
+mod architecture;
 mod check;
 mod docs;
 mod free_exec;
