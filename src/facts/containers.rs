@@ -638,7 +638,10 @@ fn kubelet_name(name: &str) -> Option<KubeletName> {
 
 /// Stops a container through its runtime's API (`docker stop`'s
 /// request), giving it `grace` to exit before the runtime kills it; the
-/// runtime answers once it has stopped.
+/// runtime answers once it has stopped. A socket is asked to stop only
+/// once it has answered a ping in full within `API_BUDGET`: a daemon that
+/// trickles, streams or never answers costs a second, not the stop's
+/// whole wait.
 pub fn stop(container: &Container, grace: Duration) -> Result<(), ApiError> {
     let id = container
         .id
@@ -647,22 +650,35 @@ pub fn stop(container: &Container, grace: Duration) -> Result<(), ApiError> {
         .ok_or(ApiError::NoId)?;
     let seconds = grace.as_secs().max(1);
     let path = format!("/containers/{id}/stop?t={seconds}");
-    // The answer comes when the container is gone: allow the grace and
-    // the runtime's own kill after it.
-    let deadline = Instant::now() + Duration::from_secs(seconds + 10);
     let mut last = ApiError::NoSocket(container.runtime);
     for socket in api_sockets(container.runtime, None) {
+        match request(&socket, "GET", "/_ping", Instant::now() + API_BUDGET) {
+            Ok((200, _)) => {}
+            Ok((status, body)) => {
+                last = status_error(status, &body);
+                continue;
+            }
+            Err(e) => {
+                last = e;
+                continue;
+            }
+        }
+        // The answer comes when the container is gone: allow the grace
+        // and the runtime's own kill after it.
+        let deadline = Instant::now() + Duration::from_secs(seconds + 10);
         match request(&socket, "POST", &path, deadline) {
             Ok((204 | 304, _)) => return Ok(()),
-            Ok((status, body)) => {
-                let text = String::from_utf8_lossy(&body);
-                let message: String = text.trim().chars().take(200).collect();
-                last = ApiError::Status { status, message };
-            }
+            Ok((status, body)) => last = status_error(status, &body),
             Err(e) => last = e,
         }
     }
     Err(last)
+}
+
+fn status_error(status: u16, body: &[u8]) -> ApiError {
+    let text = String::from_utf8_lossy(body);
+    let message: String = text.trim().chars().take(200).collect();
+    ApiError::Status { status, message }
 }
 
 /// The command a person would type to stop it.

@@ -217,6 +217,53 @@ pub fn container_record(v: &Value) {
     is_string_or_null(v, "name");
     is_string_or_null(v, "image");
     is_uint_or_null(v, "port", 65535);
+    is_string_if_there(v, "pod_uid");
+    is_string_if_there(v, "pod");
+    is_string_if_there(v, "namespace");
+}
+
+#[track_caller]
+fn is_number_or_null(v: &Value, name: &str) {
+    let f = field(v, name);
+    assert!(
+        f.is_null() || f.is_number(),
+        "`{name}` is neither a number nor null in {v}"
+    );
+}
+
+/// `list --info`'s fields on a socket: numbers for a TCP connection,
+/// `null` for UDP and listeners.
+#[track_caller]
+pub fn info_fields(v: &Value) {
+    is_uint_or_null(v, "bytes_sent", u64::MAX);
+    is_uint_or_null(v, "bytes_received", u64::MAX);
+    is_number_or_null(v, "rtt_ms");
+    is_uint_or_null(v, "retransmits", u32::MAX.into());
+}
+
+/// One line of `trace --json`: the event, when (RFC 3339 with
+/// microseconds), where it came from, the socket's fields; a close's
+/// duration and bytes.
+#[track_caller]
+pub fn trace_event(v: &Value) {
+    is_one_of(v, "event", &["connect", "accept", "close"]);
+    let time = field(v, "time").as_str().unwrap_or_default();
+    assert!(
+        time.len() == "2026-12-06T10:08:28.663584Z".len() && time.ends_with('Z'),
+        "`time` is not RFC 3339 with microseconds in {v}"
+    );
+    is_one_of(v, "source", &["kernel", "poll"]);
+    socket_record(v);
+    if v["event"] == "close" {
+        is_number_or_null(v, "duration_ms");
+        is_uint_or_null(v, "bytes_sent", u64::MAX);
+        is_uint_or_null(v, "bytes_received", u64::MAX);
+    } else {
+        assert!(
+            v.get("duration_ms").is_none(),
+            "a duration on an opening: {v}"
+        );
+    }
 }
 
 /// One line of `check --json`.
@@ -337,7 +384,14 @@ pub fn kill_report(v: &Value) {
             &["SIGTERM", "SIGKILL", "WM_CLOSE", "TerminateProcess"],
         );
     }
+    if v.get("failed").is_some() {
+        for f in is_array(v, "failed") {
+            is_uint(f, "pid", u32::MAX.into());
+            is_string(f, "error");
+        }
+    }
     is_bool(v, "free");
+    is_string_if_there(v, "note");
 }
 
 /// The line `serve --json` prints once per transport when listening.

@@ -32,6 +32,7 @@ mod serve;
 mod tables;
 mod talk;
 mod top;
+mod trust;
 mod wait_probe;
 mod whatis;
 mod who;

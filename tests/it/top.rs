@@ -26,6 +26,16 @@ impl Pane {
     /// `portctl top ARGS` in a `width`×`height` pane; tmux must be there.
     #[track_caller]
     fn start(args: &str, width: u16, height: u16) -> Pane {
+        let command = format!(
+            "{} top {args}; echo {EXITED}-$?; sleep 60",
+            env!("CARGO_BIN_EXE_portctl")
+        );
+        Pane::run(&command, width, height)
+    }
+
+    /// `command` (a shell's) in a `width`×`height` pane.
+    #[track_caller]
+    fn run(command: &str, width: u16, height: u16) -> Pane {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         require_program("tmux", "-V", "apt-get install tmux");
         let pane = Pane {
@@ -35,10 +45,6 @@ impl Pane {
                 NEXT.fetch_add(1, Ordering::Relaxed)
             ),
         };
-        let command = format!(
-            "{} top {args}; echo {EXITED}-$?; sleep 60",
-            env!("CARGO_BIN_EXE_portctl")
-        );
         let started = pane
             .tmux(&["new-session", "-d", "-s", "top"])
             .args(["-x", &width.to_string(), "-y", &height.to_string()])
@@ -452,4 +458,97 @@ fn without_a_terminal_top_points_to_list_watch() {
 fn json_is_refused() {
     let out = portctl().args(["top", "--json"]).output().unwrap();
     assert_usage_error(&out, "--json");
+}
+
+/// Whether the pane shows the alternate screen (top's) now.
+fn alternate_on(pane: &Pane) -> bool {
+    let out = pane
+        .tmux(&["display-message", "-p", "-t", "top", "#{alternate_on}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim() == "1"
+}
+
+/// An interactive bash in the pane, with job control, and top started
+/// from it: the shell's prompt is `$ `.
+fn top_in_a_shell() -> Pane {
+    let pane = Pane::run(
+        "env -i PATH=/usr/bin:/bin TERM=screen PS1='$ ' bash --norc --noprofile -i",
+        100,
+        30,
+    );
+    pane.wait_for("the shell", |s| s.lines().any(|l| l.trim_end() == "$"));
+    pane.type_text(&format!("{} top", env!("CARGO_BIN_EXE_portctl")));
+    pane.keys(&["Enter"]);
+    pane.wait_for("top", |s| s.contains("portctl top ·"));
+    pane
+}
+
+/// Top stopped, the shell back as it was: its prompt, no alternate
+/// screen, and what is typed is echoed and run.
+#[track_caller]
+fn the_shell_has_the_terminal(pane: &Pane) {
+    let screen = pane.wait_for("top to stop", |s| s.contains("Stopped"));
+    assert!(
+        !alternate_on(pane),
+        "still in the alternate screen:\n{screen}"
+    );
+    pane.type_text("echo alive-$((6*7))");
+    pane.keys(&["Enter"]);
+    pane.wait_for("the shell to run a command", |s| s.contains("alive-42"));
+}
+
+/// `fg`: top comes back and draws its whole screen.
+#[track_caller]
+fn fg_redraws_top(pane: &Pane) {
+    pane.keys(&["C-l"]);
+    pane.type_text("fg");
+    pane.keys(&["Enter"]);
+    let screen = pane.wait_for("top again", |s| {
+        s.contains("portctl top ·") && s.contains("PROTO")
+    });
+    assert!(alternate_on(pane), "{screen}");
+    assert!(
+        !screen.contains("alive-42"),
+        "the shell's lines were left on top's screen:\n{screen}"
+    );
+    pane.keys(&["q"]);
+    pane.wait_for("the prompt after top", |s| s.trim_end().ends_with('$'));
+}
+
+#[test]
+#[ignore = "needs tmux"]
+fn ctrl_z_suspends_with_the_terminal_restored_and_fg_redraws() {
+    let pane = top_in_a_shell();
+    pane.keys(&["C-z"]);
+    the_shell_has_the_terminal(&pane);
+    fg_redraws_top(&pane);
+}
+
+#[test]
+#[ignore = "needs tmux"]
+fn sigtstp_from_outside_suspends_as_ctrl_z_does() {
+    let pane = top_in_a_shell();
+    let top = pane.top_pid();
+    // SAFETY: kill(2) on the top this test started, in its tmux pane.
+    unsafe { libc::kill(top as i32, libc::SIGTSTP) };
+    the_shell_has_the_terminal(&pane);
+    fg_redraws_top(&pane);
+}
+
+#[test]
+#[ignore = "needs tmux"]
+fn a_panic_on_a_background_thread_ends_top_with_the_terminal_restored() {
+    let command = format!(
+        "PORTCTL_TEST_PANIC_IN_FEED=1 {} top; echo {EXITED}-$?; sleep 60",
+        env!("CARGO_BIN_EXE_portctl")
+    );
+    let pane = Pane::run(&command, 100, 30);
+    let screen = pane.wait_for("top to end", |s| s.contains(EXITED));
+    assert!(screen.contains(&format!("{EXITED}-3")), "{screen}");
+    assert!(
+        screen.contains("panicked"),
+        "the panic was not said:\n{screen}"
+    );
+    assert!(!alternate_on(&pane), "{screen}");
 }

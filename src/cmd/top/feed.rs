@@ -30,6 +30,11 @@ pub fn readings(every: Duration, events: Sender<Event>) {
             looked_up: HashSet::new(),
             full_scan: None,
         };
+        // A way to stage what a bug would do: tests/it/top.rs checks that
+        // a panic on this thread ends top with the terminal restored.
+        if std::env::var_os("PORTCTL_TEST_PANIC_IN_FEED").is_some() {
+            panic!("PORTCTL_TEST_PANIC_IN_FEED is set: the feed thread panics, as a bug would");
+        }
         loop {
             let event = match reader.read() {
                 Ok(reading) => Event::Reading(reading),

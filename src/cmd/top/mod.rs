@@ -19,7 +19,7 @@ use ratatui::crossterm::event::{
     self as term_event, DisableBracketedPaste, EnableBracketedPaste, Event as TermEvent,
 };
 use ratatui::crossterm::terminal::{
-    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+    disable_raw_mode, enable_raw_mode, Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen,
 };
 use ratatui::crossterm::{cursor, execute};
 use ratatui::Terminal;
@@ -149,7 +149,18 @@ impl Screen {
         restore();
         platform::stop_self();
         Self::take()?;
-        self.terminal.clear()
+        self.redraw()
+    }
+
+    /// The next draw paints every cell: the screen is wiped and ratatui's
+    /// memory of what it showed forgotten. (`Terminal::clear` would ask
+    /// the terminal for the cursor's position, a reply the key reader
+    /// may take first.)
+    fn redraw(&mut self) -> io::Result<()> {
+        execute!(io::stdout(), Clear(ClearType::All))?;
+        self.terminal.swap_buffers();
+        self.terminal.swap_buffers();
+        Ok(())
     }
 }
 
@@ -204,7 +215,7 @@ fn event_loop(
                     ))
                 }
                 Action::Suspend => screen.suspend().map_err(terminal_failed)?,
-                Action::Redraw => screen.terminal.clear().map_err(terminal_failed)?,
+                Action::Redraw => screen.redraw().map_err(terminal_failed)?,
                 Action::Story { key } => feed::story(key, events.clone()),
                 Action::FindTargets { port, proto } => feed::targets(port, proto, events.clone()),
                 Action::Stop {
