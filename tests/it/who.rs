@@ -410,6 +410,84 @@ fn docker_host_network_process_belongs_to_its_container() {
     );
 }
 
+/// Two containers publish one port number on two host addresses: each
+/// socket is attributed to its own container, matched on transport, host
+/// address and port (never port alone). Nothing connects to them.
+#[test]
+#[ignore = "needs docker"]
+fn two_containers_on_one_port_and_two_addresses_are_told_apart() {
+    let _lock = docker_lock();
+    let docker = Docker::ready(DEFAULT_DOCKER);
+    let host_port = quiet_port();
+    let first = docker.start(
+        &["-p", &format!("127.0.0.1:{host_port}:8080")],
+        &["httpd", "-f", "-p", "8080"],
+    );
+    let second = docker.start(
+        &["-p", &format!("127.0.0.2:{host_port}:9090")],
+        &["httpd", "-f", "-p", "9090"],
+    );
+    let (out, story) = who_listener(host_port, &[]);
+    assert_exit(&out, 0);
+    let sockets = sockets(&story);
+    let on = |addr: &str| {
+        sockets
+            .iter()
+            .find(|s| s["local_addr"] == addr && s["state"] == "LISTEN")
+            .unwrap_or_else(|| panic!("no listener on {addr}: {story:#}"))
+    };
+    assert_container(&on("127.0.0.1")["container"], &first.name, &first.id(), 8080);
+    assert_container(&on("127.0.0.2")["container"], &second.name, &second.id(), 9090);
+}
+
+/// A container under a kubelet's cgroup parent (the cgroupfs driver's
+/// `/kubepods/<qos>/pod<uid>`): the process is a pod's, with the runtime
+/// `kubernetes`, its container id and the pod's uid.
+#[test]
+#[ignore = "needs docker"]
+fn a_container_under_a_kubelet_cgroup_parent_is_a_pods() {
+    let _lock = docker_lock();
+    let docker = Docker::ready(DEFAULT_DOCKER);
+    let pod = format!("0b8e6f3c-1b1a-4b0e-9d2a-{:012x}", std::process::id());
+    let port = quiet_port();
+    let p = port.to_string();
+    let container = docker.start(
+        &[
+            "--cgroup-parent",
+            &format!("/kubepods/besteffort/pod{pod}"),
+            "--network",
+            "host",
+        ],
+        &["httpd", "-f", "-p", &p, "-h", "/"],
+    );
+    let id = container.id();
+    let (out, story) = who_listener(port, &[]);
+    assert_exit(&out, 0);
+    let c = &listener(&story).unwrap()["container"];
+    assert_eq!(c["runtime"], "kubernetes", "{story:#}");
+    assert_eq!(c["id"], id.as_str(), "{story:#}");
+    assert_eq!(c["pod_uid"], pod.as_str(), "{story:#}");
+    // Docker names it; the name is no kubelet's, so no pod name is made up.
+    assert_eq!(c["name"], container.name.as_str(), "{story:#}");
+    assert!(c.get("pod").is_none() && c.get("namespace").is_none(), "{story:#}");
+    let text = stdout(&run(&["who", &p]));
+    assert!(text.contains(&format!("pod {pod}")), "{text}");
+    let metrics = stdout(&run(&["metrics"]));
+    assert!(
+        metrics.lines().any(|l| l.starts_with("portctl_listener_info{")
+            && l.contains(&format!("port=\"{port}\""))
+            && l.contains("runtime=\"kubernetes\"")
+            && l.contains(&format!("pod_uid=\"{pod}\""))),
+        "{metrics}"
+    );
+    let wide = json::array(&run(&["list", "-w", "--json", "--port", &p]));
+    assert!(
+        wide.iter()
+            .any(|s| s["container"]["pod_uid"] == pod.as_str()),
+        "{wide:?}"
+    );
+}
+
 // A second daemon with the userland proxy off, on its own bridge.
 const D2: &str = "/tmp/portctl-d2";
 const D2_BRIDGE: &str = "portctlbr0";
