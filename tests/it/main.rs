@@ -32,6 +32,8 @@ mod serve;
 mod tables;
 mod talk;
 mod top;
+mod trace;
+mod traffic;
 mod trust;
 mod wait_probe;
 mod whatis;

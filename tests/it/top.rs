@@ -552,3 +552,77 @@ fn a_panic_on_a_background_thread_ends_top_with_the_terminal_restored() {
     );
     assert!(!alternate_on(&pane), "{screen}");
 }
+
+/// A rate as top prints it (`2.0MiB/s`, `512B/s`), in bytes per second.
+fn rate(cell: &str) -> Option<f64> {
+    let amount = cell.strip_suffix("/s")?;
+    let split = amount.find(|c: char| c.is_ascii_alphabetic())?;
+    let (number, unit) = amount.split_at(split);
+    let scale = match unit {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some(number.parse::<f64>().ok()? * scale)
+}
+
+#[test]
+#[ignore = "needs tmux"]
+fn a_steady_senders_rate_and_its_process() {
+    // A receiver, and a sender process of its own (`ratesender`) pushing
+    // 64 KiB every 1/32 s: 2 MiB/s, for at most a minute.
+    let receiver = r#"
+import socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+print(s.getsockname()[1], flush=True)
+c, _ = s.accept()
+end = time.time() + 60
+while time.time() < end and c.recv(1 << 20):
+    pass
+"#;
+    let sender = r#"
+import ctypes, socket, sys, time
+ctypes.CDLL(None).prctl(15, b"ratesender", 0, 0, 0)
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+print(c.getsockname()[1], flush=True)
+chunk = b"x" * 65536
+end = time.time() + 60
+while time.time() < end:
+    c.sendall(chunk); time.sleep(1 / 32)
+"#;
+    let (receiving, port) = common::python(receiver, &[]);
+    let _receiving = common::Kid(receiving);
+    let (sending, local) = common::python(sender, &[port.trim().to_string()]);
+    let _sending = common::Kid(sending);
+    let local: u16 = local.trim().parse().unwrap();
+    let pane = Pane::start("", 140, 30);
+    pane.wait_for("top", |s| s.contains("portctl top ·"));
+    pane.keys(&["/"]);
+    pane.type_text(&local.to_string());
+    pane.keys(&["Enter"]);
+    let own = format!("127.0.0.1:{local}");
+    let in_range = |s: &str| {
+        s.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(own.as_str()))
+            .and_then(|row| {
+                let rates: Vec<f64> = row.split_whitespace().filter_map(rate).collect();
+                rates.get(1).copied()
+            })
+            .is_some_and(|tx| (1024.0 * 1024.0..=4.0 * 1024.0 * 1024.0).contains(&tx))
+    };
+    pane.wait_up_to(
+        Duration::from_secs(15),
+        "TX/s between 1 and 4 MiB/s",
+        in_range,
+    );
+    pane.keys(&["p"]);
+    let screen = pane.wait_for("the per-process view", |s| s.contains("ratesender"));
+    let row = screen.lines().find(|l| l.contains("ratesender")).unwrap();
+    let rates: Vec<f64> = row.split_whitespace().filter_map(rate).collect();
+    assert!(
+        rates.get(1).is_some_and(|tx| *tx >= 1024.0 * 1024.0),
+        "the sender's process row: {row}"
+    );
+}

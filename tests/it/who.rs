@@ -436,8 +436,18 @@ fn two_containers_on_one_port_and_two_addresses_are_told_apart() {
             .find(|s| s["local_addr"] == addr && s["state"] == "LISTEN")
             .unwrap_or_else(|| panic!("no listener on {addr}: {story:#}"))
     };
-    assert_container(&on("127.0.0.1")["container"], &first.name, &first.id(), 8080);
-    assert_container(&on("127.0.0.2")["container"], &second.name, &second.id(), 9090);
+    assert_container(
+        &on("127.0.0.1")["container"],
+        &first.name,
+        &first.id(),
+        8080,
+    );
+    assert_container(
+        &on("127.0.0.2")["container"],
+        &second.name,
+        &second.id(),
+        9090,
+    );
 }
 
 /// A container under a kubelet's cgroup parent (the cgroupfs driver's
@@ -469,15 +479,20 @@ fn a_container_under_a_kubelet_cgroup_parent_is_a_pods() {
     assert_eq!(c["pod_uid"], pod.as_str(), "{story:#}");
     // Docker names it; the name is no kubelet's, so no pod name is made up.
     assert_eq!(c["name"], container.name.as_str(), "{story:#}");
-    assert!(c.get("pod").is_none() && c.get("namespace").is_none(), "{story:#}");
+    assert!(
+        c.get("pod").is_none() && c.get("namespace").is_none(),
+        "{story:#}"
+    );
     let text = stdout(&run(&["who", &p]));
     assert!(text.contains(&format!("pod {pod}")), "{text}");
     let metrics = stdout(&run(&["metrics"]));
     assert!(
-        metrics.lines().any(|l| l.starts_with("portctl_listener_info{")
-            && l.contains(&format!("port=\"{port}\""))
-            && l.contains("runtime=\"kubernetes\"")
-            && l.contains(&format!("pod_uid=\"{pod}\""))),
+        metrics
+            .lines()
+            .any(|l| l.starts_with("portctl_listener_info{")
+                && l.contains(&format!("port=\"{port}\""))
+                && l.contains("runtime=\"kubernetes\"")
+                && l.contains(&format!("pod_uid=\"{pod}\""))),
         "{metrics}"
     );
     let wide = json::array(&run(&["list", "-w", "--json", "--port", &p]));

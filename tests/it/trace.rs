@@ -1,0 +1,424 @@
+//! `portctl trace` against real connections on loopback: thousands that
+//! each live a millisecond, made by a program with a name of its own,
+//! caught from the kernel's record (as root) with their process; the
+//! filters and the ends; the fallback to polling as `nobody`; and
+//! `list --watch --json` naming the process of connections that open and
+//! close between two scans.
+#![cfg(unix)]
+
+use crate::common;
+
+use common::json;
+use common::{
+    assert_exit, assert_usage_error, portctl, require_root, require_root_and_setpriv, run, Kid,
+    Server,
+};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+/// The name the client program goes by (at most 15 bytes: `comm`).
+const CLIENT: &str = "tracedclient";
+
+/// A copy of the system's python3 called `tracedclient`, so its process
+/// has a name of its own.
+fn client_program() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("portctl-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(CLIENT);
+    if !path.exists() {
+        let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("a system python3 (apt-get install python3)");
+        let copied = Command::new("cp")
+            .args(["-L", python])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(copied.success());
+    }
+    path
+}
+
+/// `n` connections to each `(host, port)`, each closed at once.
+const CONNECT_PY: &str = r#"
+import socket, sys, os
+n = int(sys.argv[1])
+print(os.getpid(), flush=True)
+sys.stdin.readline()
+for target in sys.argv[2:]:
+    host, port = target.rsplit(":", 1)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(n):
+        s = socket.socket(family); s.connect((host, int(port))); s.close()
+print("done", flush=True)
+"#;
+
+/// A running `trace --json`: its lines as they come.
+struct Trace {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Trace {
+    fn start(args: &[&str]) -> Trace {
+        let mut child = portctl()
+            .args(["trace", "--json"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (sent, lines) = mpsc::channel();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if sent.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Trace { child, lines }
+    }
+
+    /// Every event that came within `limit`, until `done` says enough.
+    fn read_until(&self, limit: Duration, mut done: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + limit;
+        let mut events = Vec::new();
+        while !done(&events) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let event = json::line(&line);
+                    json::trace_event(&event);
+                    events.push(event);
+                }
+                Err(_) => break,
+            }
+        }
+        events
+    }
+
+    /// SIGINT, then the exit code and stderr.
+    fn interrupt(mut self) -> (Option<i32>, String) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let code = common::wait_timeout(&mut self.child, Duration::from_secs(10));
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        (code, err)
+    }
+}
+
+/// Connects to `port` until `trace` shows it does: then it is following.
+fn wait_until_tracing(trace: &Trace, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+        let seen = trace.read_until(Duration::from_millis(300), |e| {
+            e.iter()
+                .any(|e| e["remote_port"] == port && e["event"] == "connect")
+        });
+        if seen.iter().any(|e| e["remote_port"] == port) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "trace never showed a connection");
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn every_short_connection_comes_with_its_process_and_its_duration() {
+    require_root();
+    let v4 = Server::start(&["echo", "--port", "0", "--quiet"], 1);
+    let v6 = Server::start(&["echo", "--bind", "::1", "--port", "0", "--quiet"], 1);
+    let trace = Trace::start(&[]);
+    wait_until_tracing(&trace, v4.port);
+    let mut client = Command::new(client_program())
+        .args(["-c", CONNECT_PY, "1000"])
+        .arg(format!("127.0.0.1:{}", v4.port))
+        .arg(format!("::1:{}", v6.port))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(client.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let client_pid: u64 = line.trim().parse().unwrap();
+    std::io::Write::write_all(client.stdin.as_mut().unwrap(), b"go\n").unwrap();
+    let mut done = String::new();
+    out.read_line(&mut done).unwrap();
+    assert_eq!(done.trim(), "done");
+    let _ = client.wait();
+    let ours = |e: &Value| e["pid"] == client_pid;
+    let events = trace.read_until(Duration::from_secs(20), |events| {
+        events
+            .iter()
+            .filter(|e| e["event"] == "close" && ours(e))
+            .count()
+            >= 2000
+    });
+    let (code, err) = trace.interrupt();
+    assert_eq!(code, Some(0), "{err}");
+
+    let to = |e: &Value, port: u16| e["remote_port"] == port;
+    for (server, family) in [(&v4, "ipv4"), (&v6, "ipv6")] {
+        let connects: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["event"] == "connect" && to(e, server.port))
+            .collect();
+        let named = connects
+            .iter()
+            .filter(|e| ours(e) && e["process"] == CLIENT && e["source"] == "kernel")
+            .count();
+        assert!(
+            named >= 999,
+            "{family}: {named} of 1000 connects with the client's PID and name ({} seen)",
+            connects.len()
+        );
+        assert!(connects
+            .iter()
+            .all(|e| e["family"] == family && e["local_port"] != 0));
+        let closes: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["event"] == "close" && ours(e) && to(e, server.port))
+            .collect();
+        assert!(closes.len() >= 999, "{family}: {} closes", closes.len());
+        assert!(
+            closes.iter().all(|e| e["duration_ms"].as_f64().is_some()),
+            "a close without its duration"
+        );
+        let accepts = events
+            .iter()
+            .filter(|e| e["event"] == "accept" && e["local_port"] == server.port)
+            .filter(|e| e["pid"] == server.pid() && e["process"] == "portctl")
+            .count();
+        assert!(
+            accepts >= 999,
+            "{family}: {accepts} accepts by the listener's owner"
+        );
+    }
+    assert!(
+        !err.contains("dropped"),
+        "the kernel dropped records at this load: {err}"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn the_filters_and_the_ends() {
+    require_root();
+    let server = Server::start(&["echo", "--port", "0", "--quiet"], 1);
+    let other = Server::start(&["echo", "--port", "0", "--quiet"], 1);
+    let connect_loop = |port: u16| {
+        std::thread::spawn(move || {
+            for _ in 0..200 {
+                let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    // --port and --count: three events of this port, then exit 0.
+    let started = Instant::now();
+    let feeding = connect_loop(server.port);
+    let feeding_other = connect_loop(other.port);
+    let out = portctl()
+        .args(["trace", "--json", "--count", "3", "--port"])
+        .arg(server.port.to_string())
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(json::line)
+        .collect();
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(events
+        .iter()
+        .all(|e| e["local_port"] == server.port || e["remote_port"] == server.port));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // --pid: only the listener's own (its accepts and their closes).
+    let out = portctl()
+        .args(["trace", "--json", "--duration", "1", "--pid"])
+        .arg(server.pid().to_string())
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(json::line)
+        .collect();
+    assert!(!events.is_empty());
+    assert!(
+        events.iter().all(|e| e["pid"] == server.pid()),
+        "{events:?}"
+    );
+    // --process, and --duration ends it.
+    let started = Instant::now();
+    let out = run(&["trace", "--json", "--duration", "1", "--process", "PORTCTL"]);
+    assert_exit(&out, 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(json::line)
+        .collect();
+    assert!(!events.is_empty());
+    assert!(
+        events.iter().all(|e| e["process"] == "portctl"),
+        "{events:?}"
+    );
+    feeding.join().unwrap();
+    feeding_other.join().unwrap();
+}
+
+#[test]
+fn udp_and_bad_values_are_refused() {
+    let out = run(&["trace", "--udp"]);
+    assert_usage_error(&out, "--udp");
+    assert_usage_error(&run(&["trace", "--count", "0"]), "0");
+    assert_usage_error(&run(&["trace", "--port", "70000"]), "70000");
+    assert_usage_error(&run(&["trace", "--duration", "-1"]), "-1");
+    assert_usage_error(&run(&["trace", "--pid", "x"]), "x");
+}
+
+#[test]
+fn sigint_ends_a_trace_with_success() {
+    let trace = Trace::start(&["--poll"]);
+    std::thread::sleep(Duration::from_millis(300)); // it runs: the case itself
+    let (code, err) = trace.interrupt();
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+#[ignore = "needs root and setpriv"]
+fn without_the_privilege_it_polls_and_says_so() {
+    require_root_and_setpriv();
+    let server = Server::start(&["echo", "--port", "0", "--quiet"], 1);
+    let port = server.port;
+    let child = Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--",
+        ])
+        .arg(common::binary_for_nobody())
+        .args([
+            "trace",
+            "--json",
+            "--duration",
+            "3",
+            "--port",
+            &port.to_string(),
+        ])
+        .env_clear()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Connections that live long enough for a scan to see them.
+    let holding = std::thread::spawn(move || {
+        for _ in 0..3 {
+            let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            drop(c);
+        }
+    });
+    holding.join().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("note:").count(), 1, "{err}");
+    assert!(err.contains("root or CAP_PERFMON"), "{err}");
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(json::line)
+        .collect();
+    assert!(
+        events.iter().any(|e| e["event"] == "connect"),
+        "no connection seen: {events:?}"
+    );
+    for e in &events {
+        json::trace_event(e);
+        assert_eq!(e["source"], "poll", "{e}");
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn list_watch_names_the_process_of_connections_between_two_scans() {
+    require_root();
+    let server = Server::start(&["echo", "--port", "0", "--quiet"], 1);
+    let mut watch = portctl()
+        .args([
+            "list",
+            "--watch",
+            "--json",
+            "--port",
+            &server.port.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (sent, lines) = mpsc::channel::<String>();
+    let out = BufReader::new(watch.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if sent.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let _watch = Kid(watch);
+    // The first scan: the listener opens.
+    let first = lines
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the first scan");
+    assert_eq!(json::line(&first)["event"], "open");
+    let mut client = Command::new(client_program())
+        .args(["-c", CONNECT_PY, "200"])
+        .arg(format!("127.0.0.1:{}", server.port))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(client.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let client_pid: u64 = line.trim().parse().unwrap();
+    std::io::Write::write_all(client.stdin.as_mut().unwrap(), b"go\n").unwrap();
+    let mut done = String::new();
+    out.read_line(&mut done).unwrap();
+    let _ = client.wait();
+    // Each connection is the client's local port: named if an `open`
+    // event for it carries the client's PID.
+    let mut named = std::collections::HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while named.len() < 200 && Instant::now() < deadline {
+        let Ok(line) = lines.recv_timeout(Duration::from_secs(3)) else {
+            break;
+        };
+        let e = json::line(&line);
+        json::watch_event(&e);
+        if e["event"] == "open" && e["pid"] == client_pid && e["remote_port"] == server.port {
+            named.insert(json::port(&e["local_port"]));
+        }
+    }
+    assert!(
+        named.len() >= 190,
+        "{} of 200 connections named",
+        named.len()
+    );
+}
