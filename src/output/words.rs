@@ -197,6 +197,9 @@ pub fn hidden_owner(user: Option<&str>, to: &str) -> String {
     match (platform::unseen_owner(), user) {
         (Unseen::Beyond, _) => "a process that is not visible here: outside this PID namespace, or the kernel's own socket".to_string(),
         (Unseen::NoProcess, _) => "no process the system names (it reports PID 0)".to_string(),
+        (Unseen::NoCapabilities, _) => format!(
+            "a process portctl cannot inspect: it runs without CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH, which it needs to {to}"
+        ),
         (Unseen::OtherUser, Some(user)) => format!(
             "a process of user {} you cannot see; run with sudo to {to}",
             sanitize(user)
@@ -214,6 +217,9 @@ pub fn unowned_hint(count: usize) -> String {
         ),
         Unseen::NoProcess => format!(
             "{count} {sockets} the system reports without an owning process (PID 0)"
+        ),
+        Unseen::NoCapabilities => format!(
+            "{count} {sockets} of processes portctl cannot inspect: add CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH to see their owners"
         ),
         Unseen::OtherUser => format!(
             "{count} {sockets} of processes you cannot inspect; run with sudo to see their owners"

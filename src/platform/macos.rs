@@ -13,6 +13,11 @@ pub use super::unix::{
     unseen_owner, user_name, JobSignals, LocalStream, Shutdown, HANDS_OVER_SOCKETS,
 };
 
+/// Root reads every process's sockets here (no capability sets).
+pub fn sees_every_process() -> bool {
+    is_superuser()
+}
+
 /// `net.inet6.ip6.v6only` is 0 unless changed: `[::]` takes IPv4 too.
 pub fn ipv6_only_by_default() -> bool {
     false

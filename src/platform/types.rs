@@ -70,9 +70,14 @@ impl TableQuery {
 pub enum Unseen {
     /// Another user's process, which elevated rights (sudo) would name.
     OtherUser,
-    /// Outside this PID namespace, or the kernel's own: as root nothing
-    /// more can be seen.
+    /// Outside this PID namespace, or the kernel's own: with every
+    /// privilege nothing more can be seen.
     Beyond,
+    /// Another user's process, hidden because portctl runs as root
+    /// without the capabilities that read other processes' descriptors
+    /// (a container started with `--cap-drop=ALL`).
+    #[allow(dead_code)] // only Linux tells capabilities apart
+    NoCapabilities,
     /// The OS reports the socket with no process at all (Windows' PID 0).
     #[allow(dead_code)] // only some OS doors report it
     NoProcess,

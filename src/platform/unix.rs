@@ -28,10 +28,14 @@ pub fn privileged_ports() -> bool {
 }
 
 /// Why an owner may be missing: another user's process, which sudo
-/// names; as root, one outside this PID namespace or the kernel's.
+/// names; as root without the capabilities that read other processes'
+/// descriptors, one of those; with them, one outside this PID namespace
+/// or the kernel's.
 pub fn unseen_owner() -> Unseen {
-    if is_superuser() {
+    if super::os::sees_every_process() {
         Unseen::Beyond
+    } else if is_superuser() {
+        Unseen::NoCapabilities
     } else {
         Unseen::OtherUser
     }

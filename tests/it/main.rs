@@ -18,6 +18,7 @@ mod common;
 mod adversarial;
 mod architecture;
 mod check;
+mod deploy;
 mod docs;
 mod free_exec;
 mod held;

@@ -865,3 +865,60 @@ fn port_0_as_a_user_is_not_privileged_either() {
         "{story:#}"
     );
 }
+
+/// portctl as root with the capability set `bounding` (setpriv's syntax):
+/// how a container started with `--cap-drop=ALL` runs it.
+fn run_as_root_with(bounding: &str, args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .arg(format!("--bounding-set={bounding}"))
+        .args(["--inh-caps=-all", "--"])
+        .arg(binary_for_nobody())
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run setpriv (util-linux)")
+}
+
+#[test]
+#[ignore = "needs root and setpriv"]
+fn root_without_its_capabilities_says_which_it_lacks_not_another_namespace() {
+    require_root_and_setpriv();
+    let (holder, port) = serve_as(&binary_for_nobody(), "nobody");
+    let port_arg = port.to_string();
+    let args = ["list", "-l", "--port", &port_arg, "--json"];
+    // Each alone is not enough: listing another user's /proc/PID/fd takes
+    // CAP_DAC_READ_SEARCH, reading its links CAP_SYS_PTRACE.
+    for caps in ["-all", "-all,+sys_ptrace", "-all,+dac_read_search"] {
+        let out = run_as_root_with(caps, &args);
+        assert_exit(&out, 0);
+        let rows = json::array(&out);
+        let row = rows
+            .iter()
+            .find(|r| json::port(&r["local_port"]) == port)
+            .unwrap_or_else(|| panic!("{caps}: no row for {port} in {rows:?}"));
+        assert_eq!(json::pid(&row["pid"]), None, "{caps}: {row}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH") && !err.contains("namespace"),
+            "{caps}: the hint must name the capabilities: {err}"
+        );
+        let story = run_as_root_with(caps, &["who", &port_arg]);
+        assert!(
+            stdout(&story).contains("without CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH"),
+            "{caps}: {}",
+            stdout(&story)
+        );
+    }
+    // The two the README's image adds: the owner, and no hint.
+    let out = run_as_root_with("-all,+dac_read_search,+sys_ptrace", &args);
+    assert_exit(&out, 0);
+    let rows = json::array(&out);
+    let row = rows
+        .iter()
+        .find(|r| json::port(&r["local_port"]) == port)
+        .unwrap();
+    assert_eq!(json::pid(&row["pid"]), Some(holder.0.id()), "{row}");
+    assert!(!stderr(&out).contains("hint"), "{}", stderr(&out));
+}

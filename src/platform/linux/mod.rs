@@ -19,7 +19,7 @@ pub use super::unix::{
 };
 pub use proc::{
     cgroup_owned_by_root, executable, port_settings, process_cgroup, process_cmdline,
-    process_facts, process_names, process_start, process_uid,
+    process_facts, process_names, process_start, process_uid, sees_every_process,
 };
 pub use trace::{tcp_changes, TcpChanges};
 

@@ -222,15 +222,32 @@ pub fn port_settings() -> PortSettings {
         read("ip_unprivileged_port_start").as_deref(),
         read("ip_local_port_range").as_deref(),
         read("ip_local_reserved_ports").as_deref(),
-        cap_net_bind_service(&status),
+        effective_caps(&status).map(|caps| caps & CAP_NET_BIND_SERVICE != 0),
     )
 }
 
-/// Whether `CapEff` in `/proc/PID/status` holds CAP_NET_BIND_SERVICE (10).
-fn cap_net_bind_service(status: &str) -> Option<bool> {
+const CAP_DAC_OVERRIDE: u64 = 1 << 1;
+const CAP_DAC_READ_SEARCH: u64 = 1 << 2;
+const CAP_NET_BIND_SERVICE: u64 = 1 << 10;
+const CAP_SYS_PTRACE: u64 = 1 << 19;
+
+/// The effective capability set, `CapEff` in `/proc/PID/status`.
+fn effective_caps(status: &str) -> Option<u64> {
     let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
-    let caps = u64::from_str_radix(hex.trim(), 16).ok()?;
-    Some(caps & (1 << 10) != 0)
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
+/// Whether this process may read every other process's descriptors:
+/// opening `/proc/PID/fd` of another user takes CAP_DAC_READ_SEARCH (or
+/// CAP_DAC_OVERRIDE), reading its links CAP_SYS_PTRACE. Root in a
+/// container with its capabilities dropped has neither.
+pub fn sees_every_process() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    effective_caps(&status).is_some_and(may_read_descriptors)
+}
+
+fn may_read_descriptors(caps: u64) -> bool {
+    caps & (CAP_DAC_READ_SEARCH | CAP_DAC_OVERRIDE) != 0 && caps & CAP_SYS_PTRACE != 0
 }
 
 #[cfg(test)]
@@ -266,14 +283,16 @@ mod tests {
     #[test]
     fn capabilities() {
         assert_eq!(
-            cap_net_bind_service("CapEff:\t000001ffffffffff\n"),
+            effective_caps("CapEff:\t000001ffffffffff\n").map(|c| c & CAP_NET_BIND_SERVICE != 0),
             Some(true)
         );
-        assert_eq!(
-            cap_net_bind_service("CapEff:\t0000000000000000\n"),
-            Some(false)
-        );
-        assert_eq!(cap_net_bind_service("Name: x\n"), None);
+        assert_eq!(effective_caps("CapEff:\t0000000000000000\n"), Some(0));
+        assert_eq!(effective_caps("Name: x\n"), None);
+        // Root's full set; the two the README's image adds; one alone.
+        assert!(may_read_descriptors(0x1ff_ffff_ffff));
+        assert!(may_read_descriptors(CAP_SYS_PTRACE | CAP_DAC_READ_SEARCH));
+        assert!(!may_read_descriptors(CAP_SYS_PTRACE));
+        assert!(!may_read_descriptors(CAP_DAC_READ_SEARCH));
     }
 
     #[test]

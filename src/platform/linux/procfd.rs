@@ -58,9 +58,10 @@ pub fn scan(wanted: Option<&HashSet<u64>>, scope: Scope) -> FdScan {
             unreadable: true,
         };
     };
+    let (owners, denied) = read_links(&queue, wanted, scope);
     FdScan {
-        owners: read_links(&queue, wanted, scope),
-        unreadable,
+        owners,
+        unreadable: unreadable || denied,
     }
 }
 
@@ -124,17 +125,24 @@ pub fn scan_threads(wanted: &HashSet<u64>) -> Vec<(u64, u32)> {
             }
         }
     }
-    read_links(&queue, Some(wanted), Scope::Every)
+    read_links(&queue, Some(wanted), Scope::Every).0
 }
 
 /// Reads the links of every work item, on several threads when there are
-/// thousands; (inode, pid) for each socket wanted. With `FirstOwner`, stops
-/// once every wanted socket has one.
-fn read_links(queue: &[Work], wanted: Option<&HashSet<u64>>, scope: Scope) -> Vec<(u64, u32)> {
+/// thousands; (inode, pid) for each socket wanted, and whether a link was
+/// refused (a directory listed with CAP_DAC_READ_SEARCH but no
+/// CAP_SYS_PTRACE to read it). With `FirstOwner`, stops once every wanted
+/// socket has one.
+fn read_links(
+    queue: &[Work],
+    wanted: Option<&HashSet<u64>>,
+    scope: Scope,
+) -> (Vec<(u64, u32)>, bool) {
     let found: Mutex<Vec<(u64, u32)>> = Mutex::new(Vec::new());
     // Only for `FirstOwner`: which wanted inodes have an owner yet.
     let seen: Mutex<HashSet<u64>> = Mutex::new(HashSet::new());
     let done = AtomicBool::new(false);
+    let denied = AtomicBool::new(false);
     let fds: usize = queue.iter().map(|w| w.fds.len()).sum();
     // Threads pay off only with thousands of links to read.
     let workers = if fds < 4 * CHUNK {
@@ -150,9 +158,13 @@ fn read_links(queue: &[Work], wanted: Option<&HashSet<u64>>, scope: Scope) -> Ve
             let i = next_item.fetch_add(1, Ordering::Relaxed);
             let Some(work) = queue.get(i) else { break };
             for &fd in &work.fds {
-                let Ok(len) = readlinkat_raw(&*work.dir, itoa(fd, &mut [0u8; 10]), &mut link)
-                else {
-                    continue; // closed since the listing
+                let len = match readlinkat_raw(&*work.dir, itoa(fd, &mut [0u8; 10]), &mut link) {
+                    Ok(len) => len,
+                    Err(rustix::io::Errno::ACCESS | rustix::io::Errno::PERM) => {
+                        denied.store(true, Ordering::Relaxed);
+                        break; // the rest of this process is refused too
+                    }
+                    Err(_) => continue, // closed since the listing
                 };
                 let inode = socket_inode(&link[..len]);
                 let Some(inode) = inode.filter(|i| wanted.is_none_or(|w| w.contains(i))) else {
@@ -179,7 +191,8 @@ fn read_links(queue: &[Work], wanted: Option<&HashSet<u64>>, scope: Scope) -> Ve
             }
         });
     }
-    found.into_inner().unwrap_or_else(|e| e.into_inner())
+    let found = found.into_inner().unwrap_or_else(|e| e.into_inner());
+    (found, denied.into_inner())
 }
 
 /// The threads of `pid` whose descriptor table is not the process's own
