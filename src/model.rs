@@ -165,16 +165,6 @@ pub enum Signal {
     Kill,
 }
 
-impl Signal {
-    /// The Unix names, as `kill -l` has them.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Signal::Term => "SIGTERM",
-            Signal::Kill => "SIGKILL",
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

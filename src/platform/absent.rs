@@ -101,10 +101,6 @@ pub fn exec_with_sockets(
     unsupported("free --exec")
 }
 
-pub fn is_superuser() -> bool {
-    false
-}
-
 /// No per-process open-file limit of the Unix kind.
 pub fn raise_fd_limit() -> u64 {
     u64::MAX

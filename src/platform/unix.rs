@@ -55,8 +55,12 @@ pub fn holder_note(_pid: u32) -> Option<&'static str> {
     None
 }
 
+/// The Unix names, as `kill -l` has them.
 pub fn signal_name(signal: Signal) -> &'static str {
-    signal.as_str()
+    match signal {
+        Signal::Term => "SIGTERM",
+        Signal::Kill => "SIGKILL",
+    }
 }
 
 /// State names as `netstat` and `ss` print them.

@@ -12,7 +12,7 @@
 //!   TerminateProcess.
 
 pub use super::absent::{
-    cgroup_owned_by_root, exec_with_sockets, executable, is_superuser, local_stream, port_settings,
+    cgroup_owned_by_root, exec_with_sockets, executable, local_stream, port_settings,
     process_cgroup, process_uid, raise_fd_limit, tcp_changes, user_name, LocalStream, TcpChanges,
     HANDS_OVER_SOCKETS,
 };
