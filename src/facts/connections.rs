@@ -157,8 +157,15 @@ pub enum FollowError {
 #[derive(Debug, Clone)]
 struct Opened {
     at: SystemTime,
+    owner: Owner,
+}
+
+/// The process behind a connection, as far as it is known.
+#[derive(Debug, Clone, Default)]
+struct Owner {
     pid: Option<u32>,
     process: Option<String>,
+    user: Option<String>,
 }
 
 /// The most sockets remembered open at once; past it the oldest half is
@@ -179,10 +186,14 @@ pub struct KernelFollower {
 struct Tracker {
     /// Each process's name as the kernel last gave it.
     names: HashMap<u32, String>,
+    /// Each process's user, read once from the process (the record has
+    /// none); `None` for one gone before it could be read.
+    users: HashMap<u32, Option<String>>,
+    user_names: process::Users,
     opened: HashMap<u64, Opened>,
     /// Each listening address's owner: seen listening, or read from the
     /// table.
-    listeners: HashMap<SocketAddr, (u32, Option<String>)>,
+    listeners: HashMap<SocketAddr, Owner>,
     listeners_read: Option<Instant>,
     lost: u64,
     /// A close that follows the event a change made (a refused connect).
@@ -218,6 +229,7 @@ impl Tracker {
                 }
                 KernelRecord::Exited { pid } => {
                     self.names.remove(&pid);
+                    self.users.remove(&pid);
                 }
                 KernelRecord::Lost(n) => self.lost = self.lost.saturating_add(n),
             }
@@ -232,20 +244,14 @@ impl Tracker {
             // the local port only after this change. The event waits for
             // the socket's next change, which carries the port.
             (Close, SynSent) => {
-                let process = self.name(c.pid);
-                self.remember(c.socket, c.time, Some(c.pid), process);
+                let owner = self.owner(c.pid);
+                self.remember(c.socket, c.time, owner);
                 None
             }
             // The handshake finished, or failed (refused, timed out).
             (SynSent, new @ (Established | Close)) => {
                 let opened = self.opened.get(&c.socket)?.clone();
-                let mut connect = event(
-                    EventKind::Connect,
-                    &c,
-                    opened.pid,
-                    opened.process.clone(),
-                    None,
-                );
+                let mut connect = event(EventKind::Connect, &c, &opened.owner, None);
                 connect.time = opened.at;
                 connect.socket.state = Some(SynSent);
                 if new == Close {
@@ -256,8 +262,8 @@ impl Tracker {
                 Some(connect)
             }
             (_, Listen) => {
-                let process = self.name(c.pid);
-                self.listeners.insert(c.local, (c.pid, process));
+                let owner = self.owner(c.pid);
+                self.listeners.insert(c.local, owner);
                 None
             }
             (Listen, Close) => {
@@ -265,12 +271,10 @@ impl Tracker {
                 None
             }
             (SynRecv, Established) => {
-                let (pid, process) = match self.listener(c.local) {
-                    Some((pid, process)) => (Some(pid), process),
-                    None => (None, None),
-                };
-                self.remember(c.socket, c.time, pid, process.clone());
-                Some(event(EventKind::Accept, &c, pid, process, None))
+                let owner = self.listener(c.local).unwrap_or_default();
+                let accept = event(EventKind::Accept, &c, &owner, None);
+                self.remember(c.socket, c.time, owner);
+                Some(accept)
             }
             (_, Close) => self.close(&c),
             _ => None,
@@ -281,23 +285,40 @@ impl Tracker {
     fn close(&mut self, c: &TcpChange) -> Option<ConnEvent> {
         let opened = self.opened.remove(&c.socket)?;
         let duration = c.time.duration_since(opened.at).ok();
-        Some(event(
-            EventKind::Close,
-            c,
-            opened.pid,
-            opened.process,
-            duration,
-        ))
+        Some(event(EventKind::Close, c, &opened.owner, duration))
     }
 
-    fn remember(&mut self, socket: u64, at: SystemTime, pid: Option<u32>, process: Option<String>) {
+    fn remember(&mut self, socket: u64, at: SystemTime, owner: Owner) {
         if self.opened.len() >= OPEN_MAX {
             let mut times: Vec<SystemTime> = self.opened.values().map(|o| o.at).collect();
             times.sort_unstable();
             let cut = times[times.len() / 2];
             self.opened.retain(|_, o| o.at > cut);
         }
-        self.opened.insert(socket, Opened { at, pid, process });
+        self.opened.insert(socket, Opened { at, owner });
+    }
+
+    /// Process `pid` with its name and user.
+    fn owner(&mut self, pid: u32) -> Owner {
+        Owner {
+            pid: Some(pid),
+            process: self.name(pid),
+            user: self.user(pid),
+        }
+    }
+
+    /// The user process `pid` runs as, read once while it runs. Bounded
+    /// like the open sockets: past the bound the cache starts again.
+    fn user(&mut self, pid: u32) -> Option<String> {
+        if let Some(user) = self.users.get(&pid) {
+            return user.clone();
+        }
+        if self.users.len() >= OPEN_MAX {
+            self.users.clear();
+        }
+        let user = platform::process_uid(pid).map(|uid| self.user_names.name(uid).to_string());
+        self.users.insert(pid, user.clone());
+        user
     }
 
     /// The name of process `pid` as the kernel last gave it, else as it is
@@ -313,8 +334,8 @@ impl Tracker {
 
     /// The owner of the listener that took a connection on `local`: the
     /// same address, else a wildcard of either family that covers it.
-    fn listener(&mut self, local: SocketAddr) -> Option<(u32, Option<String>)> {
-        let find = |listeners: &HashMap<SocketAddr, (u32, Option<String>)>| {
+    fn listener(&mut self, local: SocketAddr) -> Option<Owner> {
+        let find = |listeners: &HashMap<SocketAddr, Owner>| {
             listeners
                 .iter()
                 .filter(|(at, _)| at.port() == local.port() && conflicts(at.ip(), None, local.ip()))
@@ -349,26 +370,24 @@ impl Tracker {
         let names = process::names(&owners.pids_of(&table.sockets));
         for s in &table.sockets {
             if let Some(&pid) = owners.of(s).first() {
-                self.listeners
-                    .insert(s.local, (pid, names.get(&pid).cloned()));
+                let owner = Owner {
+                    pid: Some(pid),
+                    process: names.get(&pid).cloned(),
+                    user: s.uid.map(|uid| self.user_names.name(uid).to_string()),
+                };
+                self.listeners.insert(s.local, owner);
             }
         }
     }
 }
 
 /// A connection event from one change.
-fn event(
-    kind: EventKind,
-    c: &TcpChange,
-    pid: Option<u32>,
-    process: Option<String>,
-    duration: Option<Duration>,
-) -> ConnEvent {
+fn event(kind: EventKind, c: &TcpChange, owner: &Owner, duration: Option<Duration>) -> ConnEvent {
     ConnEvent {
         kind,
         time: c.time,
         source: Source::Kernel,
-        socket: record(c.local, c.remote, c.new, pid, process),
+        socket: record(c.local, c.remote, c.new, owner.clone()),
         duration,
     }
 }
@@ -378,8 +397,7 @@ fn record(
     local: SocketAddr,
     remote: SocketAddr,
     state: Option<TcpState>,
-    pid: Option<u32>,
-    process: Option<String>,
+    owner: Owner,
 ) -> SocketRecord {
     let socket = Socket {
         proto: Proto::Tcp,
@@ -400,9 +418,9 @@ fn record(
         remote_addr: remote.ip(),
         remote_port: remote.port(),
         state,
-        pid,
-        process,
-        user: None,
+        pid: owner.pid,
+        process: owner.process,
+        user: owner.user,
         inode: 0,
         service: service_of(local.port(), remote.port()),
         pids: Vec::new(),
@@ -433,6 +451,7 @@ pub struct Poller {
     /// Those open before the first scan: their opening was not seen.
     before: std::collections::HashSet<(SocketAddr, SocketAddr)>,
     started: bool,
+    users: process::Users,
 }
 
 impl Poller {
@@ -469,7 +488,11 @@ impl Poller {
         let report = self.started;
         for s in &new {
             let pid = owners.of(s).first().copied();
-            let process = pid.and_then(|p| names.get(&p).cloned());
+            let owner = Owner {
+                pid,
+                process: pid.and_then(|p| names.get(&p).cloned()),
+                user: s.uid.map(|uid| self.users.name(uid).to_string()),
+            };
             let accepted = listening.iter().any(|l| {
                 l.local.port() == s.local.port() && conflicts(l.local.ip(), l.v6only, s.local.ip())
             });
@@ -477,8 +500,7 @@ impl Poller {
                 (s.local, s.remote),
                 Opened {
                     at: now,
-                    pid,
-                    process: process.clone(),
+                    owner: owner.clone(),
                 },
             );
             if !report {
@@ -492,7 +514,7 @@ impl Poller {
                     },
                     time: now,
                     source: Source::Poll,
-                    socket: record(s.local, s.remote, s.state, pid, process),
+                    socket: record(s.local, s.remote, s.state, owner),
                     duration: None,
                 });
             }
@@ -512,7 +534,7 @@ impl Poller {
                     kind: EventKind::Close,
                     time: now,
                     source: Source::Poll,
-                    socket: record(key.0, key.1, Some(TcpState::Close), o.pid, o.process),
+                    socket: record(key.0, key.1, Some(TcpState::Close), o.owner),
                     duration: seen_open.then(|| now.duration_since(o.at).ok()).flatten(),
                 });
             }
@@ -549,8 +571,11 @@ mod tests {
                 "127.0.0.1:40000".parse().unwrap(),
                 "127.0.0.1:8080".parse().unwrap(),
                 Some(TcpState::SynSent),
-                Some(42),
-                Some("Client".into()),
+                Owner {
+                    pid: Some(42),
+                    process: Some("Client".into()),
+                    user: None,
+                },
             ),
             duration: None,
         };
@@ -598,6 +623,8 @@ mod tests {
         let mut listen = change(TcpState::Close, TcpState::Listen, 3, 7, 999);
         listen.local = "0.0.0.0:8080".parse().unwrap();
         f.names.insert(7, "server".into());
+        f.users.insert(7, Some("www".into()));
+        f.users.insert(42, Some("alice".into()));
         let events = f.take(vec![
             named,
             KernelRecord::Change(listen),
@@ -638,6 +665,13 @@ mod tests {
             "an accept is the listener's owner's, whatever ran the handshake"
         );
         assert_eq!(close.socket.pid, Some(42), "a close is the opener's");
+        assert_eq!(
+            (
+                connect.socket.user.as_deref(),
+                accept.socket.user.as_deref()
+            ),
+            (Some("alice"), Some("www"))
+        );
         assert_eq!(close.duration, Some(Duration::from_millis(3)));
         assert_eq!(f.lost, 3);
         assert!(

@@ -174,13 +174,15 @@ fn every_short_connection_comes_with_its_process_and_its_duration() {
             .iter()
             .filter(|e| e["event"] == "connect" && to(e, server.port))
             .collect();
+        // The client lives through its connections: its user can be read.
         let named = connects
             .iter()
             .filter(|e| ours(e) && e["process"] == CLIENT && e["source"] == "kernel")
+            .filter(|e| e["user"] == "root")
             .count();
         assert!(
             named >= 999,
-            "{family}: {named} of 1000 connects with the client's PID and name ({} seen)",
+            "{family}: {named} of 1000 connects with the client's PID, name and user ({} seen)",
             connects.len()
         );
         assert!(connects
