@@ -658,7 +658,7 @@ impl State {
         });
         self.view = view;
         if self.processes {
-            self.process_view = self.sum_by_process();
+            self.process_view = self.sum_by_process(&needle);
             self.select(self.selected);
             return;
         }
@@ -719,26 +719,35 @@ impl State {
         self.counters = counters;
     }
 
-    /// The shown sockets summed by process, the busiest first.
-    fn sum_by_process(&self) -> Vec<ProcessRow> {
-        let mut by_pid: HashMap<Option<u32>, ProcessRow> = HashMap::new();
-        for &i in &self.view {
-            let r = &self.records[i];
-            let row = by_pid.entry(r.pid).or_insert_with(|| ProcessRow {
-                pid: r.pid,
-                process: r.process.clone(),
-                user: r.user.clone(),
-                sockets: 0,
-                rx: 0.0,
-                tx: 0.0,
+    /// The sockets the filter keeps, summed by process, the busiest
+    /// first. "Listeners only" keeps the processes that listen, with all
+    /// their sockets: a server's traffic is on its connections.
+    fn sum_by_process(&self, needle: &str) -> Vec<ProcessRow> {
+        let mut by_pid: HashMap<Option<u32>, (ProcessRow, bool)> = HashMap::new();
+        for r in self.records.iter().filter(|r| matches_filter(r, needle)) {
+            let (row, listens) = by_pid.entry(r.pid).or_insert_with(|| {
+                let row = ProcessRow {
+                    pid: r.pid,
+                    process: r.process.clone(),
+                    user: r.user.clone(),
+                    sockets: 0,
+                    rx: 0.0,
+                    tx: 0.0,
+                };
+                (row, false)
             });
+            *listens |= r.is_listening();
             row.sockets += 1;
             if let Some((rx, tx)) = self.rates.get(&key_of(r)) {
                 row.rx += rx;
                 row.tx += tx;
             }
         }
-        let mut rows: Vec<ProcessRow> = by_pid.into_values().collect();
+        let mut rows: Vec<ProcessRow> = by_pid
+            .into_values()
+            .filter(|(_, listens)| *listens || !self.listeners_only)
+            .map(|(row, _)| row)
+            .collect();
         rows.sort_by(|a, b| {
             (b.rx + b.tx)
                 .total_cmp(&(a.rx + a.tx))
@@ -1054,6 +1063,7 @@ pub(super) mod tests {
                 moving(1, 7, "sender", 1000, 10),
                 moving(2, 7, "sender", 3000, 30),
                 moving(3, 8, "idle", 0, 0),
+                record(9, TcpState::Listen, "sender", 7),
             ],
             1,
         ));
@@ -1063,8 +1073,19 @@ pub(super) mod tests {
         assert_eq!(rows.len(), 2);
         assert_eq!(
             (rows[0].pid, rows[0].sockets, rows[0].tx, rows[0].rx),
-            (Some(7), 2, 4000.0, 40.0)
+            (Some(7), 3, 4000.0, 40.0)
         );
+        // Listeners only: the processes that listen, with all their
+        // connections' traffic.
+        press(&mut state, KeyCode::Char('a'));
+        let rows = state.process_rows();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].pid, rows[0].sockets, rows[0].tx),
+            (Some(7), 3, 4000.0)
+        );
+        press(&mut state, KeyCode::Char('a'));
+        assert_eq!(state.process_rows().len(), 2);
         assert_eq!(state.selected(), Some(0));
         press(&mut state, KeyCode::Down);
         assert_eq!(state.selected(), Some(1));
