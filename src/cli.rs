@@ -119,6 +119,13 @@ pub enum Command {
     Metrics(MetricsArgs),
 
     /// Every TCP connection as it opens and closes, with its process
+    ///
+    /// From the kernel's own record of TCP state changes (the
+    /// sock:inet_sock_set_state tracepoint), so a connection that lives a
+    /// millisecond is still seen with the process that made it. That needs
+    /// root (or CAP_PERFMON) and tracefs; without them trace scans the table
+    /// every 0.1 s instead, says so once on stderr, and marks each event
+    /// "source": "poll". TCP only: UDP has no connections.
     #[command(allow_negative_numbers = true)]
     Trace(TraceArgs),
 
