@@ -1,5 +1,16 @@
-# Sourced by the socket benches: holding N loopback sockets and measuring
-# peak memory, the same way in each.
+# Sourced by the socket benches: a private network namespace, holding N
+# loopback sockets and measuring peak memory, the same way in each.
+
+# Runs the calling script again inside a private network namespace
+# (unshare -n) with loopback up, so the machine's other sockets stay out;
+# builds the release binary first. Call as `in_own_netns "$@"`.
+in_own_netns() {
+    if [ "${PORTCTL_BENCH_NETNS:-}" != 1 ]; then
+        [ -x target/release/portctl ] || cargo build --release --quiet
+        exec unshare -n env PORTCTL_BENCH_NETNS=1 "$0" "$@"
+    fi
+    ip link set lo up
+}
 
 # The median of five runs' peak RSS in KB.
 peak_kb() {

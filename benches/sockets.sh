@@ -9,12 +9,8 @@
 # Every holder process stops by itself after a time limit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ "${PORTCTL_BENCH_NETNS:-}" != 1 ]; then
-    [ -x target/release/portctl ] || cargo build --release --quiet
-    exec unshare -n env PORTCTL_BENCH_NETNS=1 "$0" "$@"
-fi
-ip link set lo up
 . benches/holders.sh
+in_own_netns "$@"
 bin=target/release/portctl
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(1000 10000 30000)

@@ -8,12 +8,8 @@
 # Needs: unshare, ip, tmux, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ "${PORTCTL_BENCH_NETNS:-}" != 1 ]; then
-    [ -x target/release/portctl ] || cargo build --release --quiet
-    exec unshare -n env PORTCTL_BENCH_NETNS=1 "$0" "$@"
-fi
-ip link set lo up
 . benches/holders.sh
+in_own_netns "$@"
 bin=$PWD/target/release/portctl
 n=${N:-1000} seconds=${SECONDS_IDLE:-30}
 session=portctl-bench-top-$$

@@ -12,12 +12,8 @@
 # Needs: unshare, ip, hyperfine, python3, ss, nethogs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ "${PORTCTL_BENCH_NETNS:-}" != 1 ]; then
-    [ -x target/release/portctl ] || cargo build --release --quiet
-    exec unshare -n env PORTCTL_BENCH_NETNS=1 "$0" "$@"
-fi
-ip link set lo up
 . benches/holders.sh
+in_own_netns "$@"
 bin=target/release/portctl
 n=${N:-10000} rate=${RATE:-2097152} runs=${RUNS:-20}
 work=$(mktemp -d /tmp/portctl-bench-traffic.XXXXXX)

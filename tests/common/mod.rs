@@ -371,15 +371,21 @@ pub fn binary_for_nobody() -> std::path::PathBuf {
 /// Runs portctl as `nobody` (setpriv), with a clean environment.
 #[track_caller]
 pub fn run_as_nobody(args: &[&str]) -> Output {
+    run_setpriv(
+        &["--reuid=nobody", "--regid=nogroup", "--clear-groups"],
+        args,
+    )
+}
+
+#[cfg(unix)]
+/// Runs portctl through `setpriv SETPRIV --inh-caps=-all --`, with a
+/// clean environment: as another user, or with fewer capabilities.
+#[track_caller]
+pub fn run_setpriv(setpriv: &[&str], args: &[&str]) -> Output {
     require_root_and_setpriv();
     Command::new("setpriv")
-        .args([
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--",
-        ])
+        .args(setpriv)
+        .args(["--inh-caps=-all", "--"])
         .arg(binary_for_nobody())
         .args(args)
         .env_clear()

@@ -132,18 +132,23 @@ fn wait_until_tracing(trace: &Trace, port: u16) {
     }
 }
 
-#[test]
-#[ignore = "needs root"]
-fn every_short_connection_comes_with_its_process_and_its_duration() {
-    require_root();
-    let v4 = Server::start(&["echo", "--port", "0", "--quiet"], 1);
-    let v6 = Server::start(&["echo", "--bind", "::1", "--port", "0", "--quiet"], 1);
-    let trace = Trace::start(&[]);
-    wait_until_tracing(&trace, v4.port);
+/// `portctl ARGS LAST`, which must end by itself with exit 0: its events.
+fn trace_events(args: &[&str], last: impl AsRef<std::ffi::OsStr>) -> Vec<Value> {
+    let out = portctl().args(args).arg(last).output().unwrap();
+    assert_exit(&out, 0);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(json::line)
+        .collect()
+}
+
+/// Runs the client: `count` connections to each of `targets`, each closed
+/// at once, started once the client is up; returns its PID when it is
+/// done.
+fn connect_often(count: u32, targets: &[String]) -> u64 {
     let mut client = Command::new(client_program())
-        .args(["-c", CONNECT_PY, "1000"])
-        .arg(format!("127.0.0.1:{}", v4.port))
-        .arg(format!("::1:{}", v6.port))
+        .args(["-c", CONNECT_PY, &count.to_string()])
+        .args(targets)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -157,6 +162,21 @@ fn every_short_connection_comes_with_its_process_and_its_duration() {
     out.read_line(&mut done).unwrap();
     assert_eq!(done.trim(), "done");
     let _ = client.wait();
+    client_pid
+}
+
+#[test]
+#[ignore = "needs root"]
+fn every_short_connection_comes_with_its_process_and_its_duration() {
+    require_root();
+    let v4 = Server::start(&["echo", "--port", "0", "--quiet"], 1);
+    let v6 = Server::start(&["echo", "--bind", "::1", "--port", "0", "--quiet"], 1);
+    let trace = Trace::start(&[]);
+    wait_until_tracing(&trace, v4.port);
+    let client_pid = connect_often(
+        1000,
+        &[format!("127.0.0.1:{}", v4.port), format!("::1:{}", v6.port)],
+    );
     let ours = |e: &Value| e["pid"] == client_pid;
     let events = trace.read_until(Duration::from_secs(20), |events| {
         events
@@ -231,32 +251,20 @@ fn the_filters_and_the_ends() {
     let started = Instant::now();
     let feeding = connect_loop(server.port);
     let feeding_other = connect_loop(other.port);
-    let out = portctl()
-        .args(["trace", "--json", "--count", "3", "--port"])
-        .arg(server.port.to_string())
-        .output()
-        .unwrap();
-    assert_exit(&out, 0);
-    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(json::line)
-        .collect();
+    let events = trace_events(
+        &["trace", "--json", "--count", "3", "--port"],
+        server.port.to_string(),
+    );
     assert_eq!(events.len(), 3, "{events:?}");
     assert!(events
         .iter()
         .all(|e| e["local_port"] == server.port || e["remote_port"] == server.port));
     assert!(started.elapsed() < Duration::from_secs(5));
     // --pid: only the listener's own (its accepts and their closes).
-    let out = portctl()
-        .args(["trace", "--json", "--duration", "1", "--pid"])
-        .arg(server.pid().to_string())
-        .output()
-        .unwrap();
-    assert_exit(&out, 0);
-    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(json::line)
-        .collect();
+    let events = trace_events(
+        &["trace", "--json", "--duration", "1", "--pid"],
+        server.pid().to_string(),
+    );
     assert!(!events.is_empty());
     assert!(
         events.iter().all(|e| e["pid"] == server.pid()),
@@ -389,21 +397,7 @@ fn list_watch_names_the_process_of_connections_between_two_scans() {
         .recv_timeout(Duration::from_secs(10))
         .expect("the first scan");
     assert_eq!(json::line(&first)["event"], "open");
-    let mut client = Command::new(client_program())
-        .args(["-c", CONNECT_PY, "200"])
-        .arg(format!("127.0.0.1:{}", server.port))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(client.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let client_pid: u64 = line.trim().parse().unwrap();
-    std::io::Write::write_all(client.stdin.as_mut().unwrap(), b"go\n").unwrap();
-    let mut done = String::new();
-    out.read_line(&mut done).unwrap();
-    let _ = client.wait();
+    let client_pid = connect_often(200, &[format!("127.0.0.1:{}", server.port)]);
     // Each connection is the client's local port: named if an `open`
     // event for it carries the client's PID.
     let mut named = std::collections::HashSet::new();

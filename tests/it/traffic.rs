@@ -10,6 +10,7 @@ use crate::common;
 use common::json;
 use common::{assert_exit, python, require_root_and_setpriv, run, run_as_nobody, stdout, Kid};
 use serde_json::Value;
+use std::process::Output;
 use std::time::Duration;
 
 /// Bytes the sender pushes.
@@ -80,19 +81,19 @@ fn both_ends(rows: &[Value], port: u16, local: u16) -> (Value, Value) {
     (find(port, local), find(local, port))
 }
 
+/// `list -t --info --json --port PORT` through `run` (as root, or as
+/// nobody): its rows.
+fn info_rows(run: fn(&[&str]) -> Output, port: u16) -> Vec<Value> {
+    let port = port.to_string();
+    let out = run(&["list", "-t", "--info", "--json", "--port", &port]);
+    assert_exit(&out, 0);
+    json::array(&out)
+}
+
 #[test]
 fn list_info_counts_a_20_mb_transfer_at_both_ends() {
     let (_receiver, _sender, port, local) = transfer();
-    let out = run(&[
-        "list",
-        "-t",
-        "--info",
-        "--json",
-        "--port",
-        &port.to_string(),
-    ]);
-    assert_exit(&out, 0);
-    let rows = json::array(&out);
+    let rows = info_rows(run, port);
     for r in &rows {
         json::socket_record(r);
         json::info_fields(r);
@@ -124,16 +125,7 @@ fn list_info_counts_a_20_mb_transfer_at_both_ends() {
 fn nobody_reads_the_counters_of_roots_connections_too() {
     require_root_and_setpriv();
     let (_receiver, _sender, port, local) = transfer();
-    let out = run_as_nobody(&[
-        "list",
-        "-t",
-        "--info",
-        "--json",
-        "--port",
-        &port.to_string(),
-    ]);
-    assert_exit(&out, 0);
-    let rows = json::array(&out);
+    let rows = info_rows(run_as_nobody, port);
     let (receiving, sending) = both_ends(&rows, port, local);
     assert!(
         receiving["pid"].is_null(),

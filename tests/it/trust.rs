@@ -12,7 +12,7 @@ use crate::common;
 use common::json;
 use common::{
     assert_exit, binary_for_nobody, named_listener, portctl, python, quiet_port, require_root,
-    require_root_and_setpriv, run, run_as_nobody, stderr, stdout, Kid, SocketHolder,
+    require_root_and_setpriv, run, run_as_nobody, run_setpriv, stderr, stdout, Kid, SocketHolder,
 };
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -838,14 +838,16 @@ fn port_0_is_never_free_and_never_privileged() {
         .as_str()
         .unwrap()
         .contains("any free port"));
-    let who = run(&["who", "0", "--json"]);
-    let story = json::parse(&who);
+    no_privileged_note(&run(&["who", "0", "--json"]));
+}
+
+/// `who 0` must not say port 0 needs privilege: it binds any free port.
+#[track_caller]
+fn no_privileged_note(who: &Output) {
+    let story = json::parse(who);
+    let notes = story["notes"].as_array().unwrap();
     assert!(
-        !story["notes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|n| n["kind"] == "privileged"),
+        !notes.iter().any(|n| n["kind"] == "privileged"),
         "{story:#}"
     );
 }
@@ -854,31 +856,13 @@ fn port_0_is_never_free_and_never_privileged() {
 #[ignore = "needs root and setpriv"]
 fn port_0_as_a_user_is_not_privileged_either() {
     require_root_and_setpriv();
-    let who = run_as_nobody(&["who", "0", "--json"]);
-    let story = json::parse(&who);
-    assert!(
-        !story["notes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|n| n["kind"] == "privileged"),
-        "{story:#}"
-    );
+    no_privileged_note(&run_as_nobody(&["who", "0", "--json"]));
 }
 
 /// portctl as root with the capability set `bounding` (setpriv's syntax):
 /// how a container started with `--cap-drop=ALL` runs it.
 fn run_as_root_with(bounding: &str, args: &[&str]) -> Output {
-    Command::new("setpriv")
-        .arg(format!("--bounding-set={bounding}"))
-        .args(["--inh-caps=-all", "--"])
-        .arg(binary_for_nobody())
-        .args(args)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run setpriv (util-linux)")
+    run_setpriv(&[&format!("--bounding-set={bounding}")], args)
 }
 
 #[test]
