@@ -14,8 +14,9 @@ binary=target/dist/portctl-x86_64-linux-static
 tag=portctl:check-image
 work=$(mktemp -d /tmp/portctl-check-image.XXXXXX)
 container=portctl-check-image-$$
+attributed=portctl-check-image-attributed-$$
 cleanup() {
-    docker rm -f "$container" >/dev/null 2>&1 || true
+    docker rm -f "$container" "$attributed" >/dev/null 2>&1 || true
     [ -n "${listener:-}" ] && kill "$listener" 2>/dev/null || true
     [ -n "${prom:-}" ] && kill "$prom" 2>/dev/null || true
     wait 2>/dev/null || true
@@ -42,9 +43,22 @@ listener=$!
 for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
 port=$(cat "$work/port")
 
+# A container's process on the host's network: the image must name the
+# container behind it (its cgroup, read through the host's /sys/fs/cgroup).
+# Nothing connects to it.
+image_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+docker image inspect portctl-busybox:test >/dev/null 2>&1 || {
+    rootfs=$work/rootfs; mkdir -p "$rootfs/bin"; cp /bin/busybox "$rootfs/bin/"
+    for l in sh httpd sleep; do ln -s busybox "$rootfs/bin/$l"; done
+    tar -C "$rootfs" -c . | docker import - portctl-busybox:test >/dev/null
+}
+attributed_id=$(docker run -d --name "$attributed" --network host portctl-busybox:test \
+    httpd -f -p "127.0.0.1:$image_port" -h /)
+
 metrics_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 # As the README says, but on loopback only: nothing leaves this machine.
 docker run -d --name "$container" --pid=host --network=host --cgroupns=host \
+    -v /sys/fs/cgroup:/sys/fs/cgroup:ro \
     --cap-drop=ALL --cap-add=SYS_PTRACE --cap-add=DAC_READ_SEARCH --read-only \
     "$tag" serve metrics --bind 127.0.0.1 --port "$metrics_port" >/dev/null
 
@@ -61,18 +75,24 @@ prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/data"
     --web.listen-address="127.0.0.1:$web_port" >"$work/prometheus.log" 2>&1 &
 prom=$!
 
-query="portctl_listener_info{port=\"$port\",process=\"imagechecked\",user=\"65534\"}"
-for _ in $(seq 90); do
-    answer=$(python3 - "$web_port" "$query" <<'PY' || true
+# How many series Prometheus has for a query.
+found() {
+    python3 - "$web_port" "$1" <<'PY' || true
 import json, sys, urllib.parse, urllib.request
 url = "http://127.0.0.1:%s/api/v1/query?query=%s" % (sys.argv[1], urllib.parse.quote(sys.argv[2]))
 print(len(json.load(urllib.request.urlopen(url, timeout=5))["data"]["result"]))
 PY
-)
-    [ "$answer" = 1 ] && { echo "check-image: Prometheus found the host listener $port with its owner through the image"; exit 0; }
+}
+owner="portctl_listener_info{port=\"$port\",process=\"imagechecked\",user=\"65534\"}"
+inside="portctl_listener_info{port=\"$image_port\",runtime=\"docker\",container=\"$attributed_id\"}"
+for _ in $(seq 90); do
+    if [ "$(found "$owner")" = 1 ] && [ "$(found "$inside")" = 1 ]; then
+        echo "check-image: Prometheus found the host listener $port with its owner, and $image_port in its container, through the image"
+        exit 0
+    fi
     sleep 1
 done
-echo "check-image: Prometheus never found $query" >&2
+echo "check-image: Prometheus never found $owner and $inside" >&2
 docker logs "$container" >&2 || true
 tail -20 "$work/prometheus.log" >&2
 exit 1

@@ -42,6 +42,9 @@ pub struct Container {
     pub pod: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// The API socket that named it: a stop goes to the same one.
+    #[serde(skip)]
+    pub api: Option<PathBuf>,
 }
 
 impl Container {
@@ -284,7 +287,7 @@ pub fn listed(body: &[u8]) -> Vec<(String, Option<String>)> {
 pub enum ApiError {
     #[error("no API socket of {0} answers")]
     NoSocket(Runtime),
-    #[error("the API did not answer within {}s", .0.as_secs_f64())]
+    #[error("the API did not answer within {:.1}s", .0.as_secs_f64())]
     Timeout(Duration),
     #[error("the API answered {status}: {message}")]
     Status { status: u16, message: String },
@@ -306,6 +309,29 @@ const BODY_LIMIT: usize = 8 * 1024 * 1024;
 /// a daemon that answers slowly, endlessly or never costs at most this,
 /// and the answer goes on without names.
 const API_BUDGET: Duration = Duration::from_secs(1);
+
+thread_local! {
+    /// When this thread's budget runs out; set by its first question. A
+    /// command's lookups (`kill` makes several) share it; a long-running
+    /// command starts a new round for each reading (`new_round`), and a
+    /// worker thread has its own.
+    static ROUND_ENDS: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// The end of this round's budget, starting it if it has not started.
+fn round_deadline() -> Instant {
+    ROUND_ENDS.with(|ends| {
+        let deadline = ends.get().unwrap_or_else(|| Instant::now() + API_BUDGET);
+        ends.set(Some(deadline));
+        deadline
+    })
+}
+
+/// Starts a new round of API questions on this thread, with the whole
+/// budget: one per reading of `list --watch`, `top` and `serve metrics`.
+pub fn new_round() {
+    ROUND_ENDS.with(|ends| ends.set(None));
+}
 
 /// A stream whose every read may wait only until `deadline`: the limit is
 /// on the whole conversation, not on each read.
@@ -410,8 +436,17 @@ pub fn read_reply<R: Read>(reader: &mut R, body_limit: usize) -> Result<(u16, Ve
 /// The API sockets of each runtime, where they usually are: `DOCKER_HOST`
 /// or the current `docker context` (rootless Docker is one), the system's
 /// socket, this user's, and the socket of the user whose runtime process
-/// holds the port (`owner`).
+/// holds the port (`owner`). Only sockets owned by that user (root for
+/// the system's runtime) are asked: whoever owns a socket says what its
+/// runtime answers, and one user may not name another's containers.
 fn api_sockets(runtime: Runtime, owner: Option<u32>) -> Vec<PathBuf> {
+    let expected = owner.unwrap_or(0);
+    let mut paths = candidate_sockets(runtime, owner);
+    paths.retain(|p| platform::path_owner(p) == Some(expected));
+    paths
+}
+
+fn candidate_sockets(runtime: Runtime, owner: Option<u32>) -> Vec<PathBuf> {
     let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
     let user_runtime_dirs = env("XDG_RUNTIME_DIR").map(PathBuf::from).into_iter().chain(
         owner
@@ -451,15 +486,16 @@ const CONFIG_LIMIT: u64 = 1024 * 1024;
 
 /// The socket of the current `docker context` (`DOCKER_CONTEXT`, else
 /// `currentContext` in `~/.docker/config.json`), as the docker CLI would
-/// pick it; its endpoints are in `contexts/meta/*/meta.json`.
+/// pick it; its endpoints are in `contexts/meta/*/meta.json`. Only files
+/// of this user's own (or root's) are read, and only regular files, never
+/// waiting: a FIFO or another user's HOME (`sudo -E`) cannot stall or
+/// steer it.
 fn docker_context_socket() -> Option<PathBuf> {
     let dir = std::env::var_os("DOCKER_CONFIG")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".docker")))?;
     let read_json = |path: &Path| -> Option<serde_json::Value> {
-        let file = std::fs::File::open(path).ok()?;
-        let mut bytes = Vec::new();
-        file.take(CONFIG_LIMIT).read_to_end(&mut bytes).ok()?;
+        let bytes = platform::read_own_file(path, CONFIG_LIMIT)?;
         serde_json::from_slice(&bytes).ok()
     };
     let name = match std::env::var("DOCKER_CONTEXT") {
@@ -479,27 +515,33 @@ fn docker_context_socket() -> Option<PathBuf> {
         .and_then(|meta| unix_socket(meta["Endpoints"]["docker"]["Host"].as_str()?))
 }
 
-/// What runtimes' APIs said during one run, each asked at most once per
-/// socket owner, all within `API_BUDGET` together.
+/// What runtimes' APIs said during one round, each asked at most once
+/// per socket owner, all within the round's budget (`round_deadline`).
 #[derive(Debug, Default)]
 pub struct Runtimes {
-    listings: HashMap<(Runtime, Option<u32>), Vec<Listed>>,
-    /// When the budget runs out; set by the first question.
-    deadline: Option<Instant>,
+    listings: HashMap<(Runtime, Option<u32>), Listing>,
+}
+
+/// One runtime's containers, and the socket that listed them.
+#[derive(Debug, Default)]
+struct Listing {
+    socket: Option<PathBuf>,
+    containers: Vec<Listed>,
 }
 
 impl Runtimes {
-    fn listing(&mut self, runtime: Runtime, owner: Option<u32>) -> &[Listed] {
-        let deadline = *self
-            .deadline
-            .get_or_insert_with(|| Instant::now() + API_BUDGET);
+    fn listing(&mut self, runtime: Runtime, owner: Option<u32>) -> &Listing {
+        let deadline = round_deadline();
         self.listings.entry((runtime, owner)).or_insert_with(|| {
             api_sockets(runtime, owner)
-                .iter()
+                .into_iter()
                 .take_while(|_| Instant::now() < deadline)
                 .find_map(
-                    |socket| match request(socket, "GET", "/containers/json", deadline) {
-                        Ok((200, body)) => Some(parse_listing(&body)),
+                    |socket| match request(&socket, "GET", "/containers/json", deadline) {
+                        Ok((200, body)) => Some(Listing {
+                            containers: parse_listing(&body),
+                            socket: Some(socket),
+                        }),
                         _ => None,
                     },
                 )
@@ -530,17 +572,23 @@ impl Runtimes {
             Runtime::Podman => Some(Runtime::Podman),
             Runtime::Containerd => None,
         };
-        let found = asked.and_then(|runtime| {
-            self.listing(runtime, None)
-                .iter()
-                .find(|c| c.id == own.id)
-                .cloned()
-        });
+        let (found, api) = match asked {
+            Some(runtime) => {
+                let listing = self.listing(runtime, None);
+                let found = listing.containers.iter().find(|c| c.id == own.id).cloned();
+                let api = found.as_ref().and(listing.socket.clone());
+                (found, api)
+            }
+            None => (None, None),
+        };
         let name = found.as_ref().and_then(|c| c.name.clone());
+        // The kubelet's name holds the pod's uid: it must be the one the
+        // cgroup path gives, or nothing of it is believed.
         let kubelet = name
             .as_deref()
             .filter(|_| own.runtime == Runtime::Kubernetes)
-            .and_then(kubelet_name);
+            .and_then(kubelet_name)
+            .filter(|k| own.pod_uid.as_deref().is_some_and(|uid| k.same_pod(uid)));
         Some(Container {
             runtime: own.runtime,
             id: Some(own.id.clone()),
@@ -550,6 +598,7 @@ impl Runtimes {
             pod_uid: own.pod_uid.clone(),
             pod: kubelet.as_ref().map(|k| k.pod.clone()),
             namespace: kubelet.map(|k| k.namespace),
+            api,
         })
     }
 
@@ -562,7 +611,7 @@ impl Runtimes {
         local: SocketAddr,
         proto: Proto,
     ) -> Option<Container> {
-        let describe = |runtime, found: Option<&Listed>, port| Container {
+        let describe = |runtime, listing: &Listing, found: Option<&Listed>, port| Container {
             runtime,
             id: found.map(|c| c.id.clone()),
             name: found.and_then(|c| c.name.clone()),
@@ -571,38 +620,50 @@ impl Runtimes {
             pod_uid: None,
             pod: None,
             namespace: None,
+            api: found.and(listing.socket.clone()),
         };
         match kind {
             RuntimeProcess::DockerProxy => {
                 let target = proxy_target(cmdline)?;
                 // The address the proxy names, and this very binding
                 // published: a command line alone proves nothing.
-                let found = self.listing(Runtime::Docker, None).iter().find(|c| {
+                let listing = self.listing(Runtime::Docker, None);
+                let found = listing.containers.iter().find(|c| {
                     target.container_ip.is_some_and(|ip| c.ips.contains(&ip))
                         && c.publishing(local, proto).is_some()
                 });
-                Some(describe(Runtime::Docker, found, target.container_port))
+                Some(describe(
+                    Runtime::Docker,
+                    listing,
+                    found,
+                    target.container_port,
+                ))
             }
             RuntimeProcess::Dockerd => {
-                let found = self
-                    .listing(Runtime::Docker, None)
+                let listing = self.listing(Runtime::Docker, None);
+                let (c, p) = listing
+                    .containers
                     .iter()
                     .find_map(|c| Some((c, c.publishing(local, proto)?)))?;
                 Some(describe(
                     Runtime::Docker,
-                    Some(found.0),
-                    Some(found.1.container_port),
+                    listing,
+                    Some(c),
+                    Some(p.container_port),
                 ))
             }
+            // A rootless runtime's helper runs as its user, and only that
+            // user's own runtime may say what it publishes.
             RuntimeProcess::RootlessPort | RuntimeProcess::Conmon => {
                 [Runtime::Podman, Runtime::Docker]
                     .into_iter()
                     .find_map(|runtime| {
                         let listing = self.listing(runtime, owner);
                         let (c, p) = listing
+                            .containers
                             .iter()
                             .find_map(|c| Some((c, c.publishing(local, proto)?)))?;
-                        Some(describe(runtime, Some(c), Some(p.container_port)))
+                        Some(describe(runtime, listing, Some(c), Some(p.container_port)))
                     })
             }
             RuntimeProcess::Containerd | RuntimeProcess::Shim => None,
@@ -617,19 +678,30 @@ struct KubeletName {
     container: String,
     pod: String,
     namespace: String,
+    uid: String,
+}
+
+impl KubeletName {
+    /// Whether the name's pod uid is `uid` (the cgroup's: dashes there
+    /// may be underscores, as the systemd driver writes them).
+    fn same_pod(&self, uid: &str) -> bool {
+        let plain = |u: &str| u.replace('_', "-").to_ascii_lowercase();
+        plain(&self.uid) == plain(uid)
+    }
 }
 
 /// The parts of a kubelet's Docker name; Kubernetes names hold no `_`.
 fn kubelet_name(name: &str) -> Option<KubeletName> {
     let parts: Vec<&str> = name.strip_prefix("k8s_")?.split('_').collect();
     match parts.as_slice() {
-        [container, pod, namespace, _uid, attempt]
+        [container, pod, namespace, uid, attempt]
             if attempt.bytes().all(|b| b.is_ascii_digit()) =>
         {
             Some(KubeletName {
                 container: container.to_string(),
                 pod: pod.to_string(),
                 namespace: namespace.to_string(),
+                uid: uid.to_string(),
             })
         }
         _ => None,
@@ -651,7 +723,12 @@ pub fn stop(container: &Container, grace: Duration) -> Result<(), ApiError> {
     let seconds = grace.as_secs().max(1);
     let path = format!("/containers/{id}/stop?t={seconds}");
     let mut last = ApiError::NoSocket(container.runtime);
-    for socket in api_sockets(container.runtime, None) {
+    // The socket that named the container, else the system's.
+    let sockets = match &container.api {
+        Some(socket) => vec![socket.clone()],
+        None => api_sockets(container.runtime, None),
+    };
+    for socket in sockets {
         match request(&socket, "GET", "/_ping", Instant::now() + API_BUDGET) {
             Ok((200, _)) => {}
             Ok((status, body)) => {
@@ -665,7 +742,7 @@ pub fn stop(container: &Container, grace: Duration) -> Result<(), ApiError> {
         }
         // The answer comes when the container is gone: allow the grace
         // and the runtime's own kill after it.
-        let deadline = Instant::now() + Duration::from_secs(seconds + 10);
+        let deadline = Instant::now() + Duration::from_secs(seconds + STOP_SLACK_SECONDS);
         match request(&socket, "POST", &path, deadline) {
             Ok((204 | 304, _)) => return Ok(()),
             Ok((status, body)) => last = status_error(status, &body),
@@ -681,14 +758,20 @@ fn status_error(status: u16, body: &[u8]) -> ApiError {
     ApiError::Status { status, message }
 }
 
-/// The command a person would type to stop it.
+/// How long past its grace a stopped container's runtime may take to
+/// answer (its SIGKILL, the container's exit).
+const STOP_SLACK_SECONDS: u64 = 5;
+
+/// The command a person would type to stop it. A pod's container is the
+/// kubelet's to restart: the pod is what goes.
 pub fn stop_command(container: &Container) -> String {
     let what = container.label();
     match container.runtime {
         Runtime::Podman => format!("podman stop {what}"),
-        Runtime::Kubernetes => {
-            "kubectl delete pod <pod> (the container belongs to Kubernetes)".into()
-        }
+        Runtime::Kubernetes => match (&container.pod, &container.namespace) {
+            (Some(pod), Some(namespace)) => format!("kubectl delete pod -n {namespace} {pod}"),
+            _ => "kubectl delete pod POD".into(),
+        },
         Runtime::Containerd => format!("ctr task kill {what}"),
         Runtime::Docker => format!("docker stop {what}"),
     }
@@ -806,6 +889,7 @@ mod tests {
             pod_uid: None,
             pod: None,
             namespace: None,
+            api: None,
         };
         // Thirteen characters, cut after twelve, whatever their bytes.
         assert_eq!(c.label(), "日本語のコンテナ識別子で");
@@ -824,6 +908,8 @@ mod tests {
             (k.container.as_str(), k.pod.as_str(), k.namespace.as_str()),
             ("web", "web-7d4b9c", "shop")
         );
+        assert!(k.same_pod("0b8e6f3c_1b1a_4b0e_9d2a_3f5c1e2d4a6b"));
+        assert!(!k.same_pod("11111111-1b1a-4b0e-9d2a-3f5c1e2d4a6b"));
         assert_eq!(kubelet_name("web1"), None);
         assert_eq!(kubelet_name("k8s_a_b_c"), None);
         assert_eq!(kubelet_name("k8s_a_b_c_d_x"), None);
@@ -840,6 +926,7 @@ mod tests {
             pod_uid: None,
             pod: None,
             namespace: None,
+            api: None,
         };
         assert_eq!(stop_command(&c), "docker stop 251d2c1ecce4");
         let named = Container {
@@ -848,6 +935,15 @@ mod tests {
             ..c
         };
         assert_eq!(stop_command(&named), "podman stop web");
+        let pod = Container {
+            runtime: Runtime::Kubernetes,
+            pod: Some("web-7d4b9c".into()),
+            namespace: Some("shop".into()),
+            ..named.clone()
+        };
+        assert_eq!(stop_command(&pod), "kubectl delete pod -n shop web-7d4b9c");
+        let unnamed = Container { pod: None, ..pod };
+        assert_eq!(stop_command(&unnamed), "kubectl delete pod POD");
     }
 
     /// A reader that hands out its bytes a piece at a time.

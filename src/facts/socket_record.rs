@@ -205,13 +205,18 @@ impl Place {
                 platform::cgroup_owned_by_root(&claim.hierarchy, &claim.path) == Some(true)
             })
             .map(|claim| claim.container);
-        let runtime = containers::runtime_process(pid, process).map(|kind| {
-            (
-                kind,
-                platform::process_cmdline(pid).unwrap_or_default(),
-                platform::process_uid(pid),
-            )
-        });
+        // A runtime's own process never runs inside one of its
+        // containers (conmon's scope names the container it watches): a
+        // container's program called `docker-proxy` is the container's.
+        let runtime = containers::runtime_process(pid, process)
+            .filter(|kind| container.is_none() || *kind == RuntimeProcess::Conmon)
+            .map(|kind| {
+                (
+                    kind,
+                    platform::process_cmdline(pid).unwrap_or_default(),
+                    platform::process_uid(pid),
+                )
+            });
         Place {
             unit: placement.unit,
             container,
@@ -243,6 +248,10 @@ impl Lookups {
         self.places.retain(|pid, _| same.contains(pid));
         self.users.keep_only(|pid| same.contains(&pid));
         self.seen = snapshot.names.clone();
+        // Containers come and go between scans, and a runtime's API that
+        // stalled once may answer now: asked again, with a new budget.
+        self.runtimes = Runtimes::default();
+        containers::new_round();
     }
 
     fn attribution(

@@ -174,6 +174,16 @@ fn listener_info(listeners: &[SocketRecord]) -> Family {
                         .and_then(|c| c.pod_uid.clone())
                         .unwrap_or_default(),
                 ),
+                (
+                    "pod",
+                    container.and_then(|c| c.pod.clone()).unwrap_or_default(),
+                ),
+                (
+                    "namespace",
+                    container
+                        .and_then(|c| c.namespace.clone())
+                        .unwrap_or_default(),
+                ),
             ]
         })
         .collect();

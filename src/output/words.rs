@@ -171,7 +171,12 @@ pub fn describe(h: &SocketRecord) -> String {
 /// `container web (docker, image nginx:1.27)`; a pod's container names
 /// its pod.
 pub fn container(c: &Container) -> String {
-    let mut text = format!("container {} ({}", sanitize(&c.label()), c.runtime);
+    let mut text = if c.name.is_none() && c.id.is_none() {
+        // Its runtime's API did not answer, or listed nothing there.
+        format!("an unnamed container ({}", c.runtime)
+    } else {
+        format!("container {} ({}", sanitize(&c.label()), c.runtime)
+    };
     if let Some(image) = &c.image {
         let _ = write!(text, ", image {}", sanitize(image));
     }
@@ -197,14 +202,24 @@ pub fn hidden_owner(user: Option<&str>, to: &str) -> String {
     match (platform::unseen_owner(), user) {
         (Unseen::Beyond, _) => "a process that is not visible here: outside this PID namespace, or the kernel's own socket".to_string(),
         (Unseen::NoProcess, _) => "no process the system names (it reports PID 0)".to_string(),
-        (Unseen::NoCapabilities, _) => format!(
-            "a process portctl cannot inspect: it runs without CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH, which it needs to {to}"
+        (Unseen::NoCapabilities { ptrace, dac }, _) => format!(
+            "a process portctl cannot inspect: it runs without {}, which it needs to {to}",
+            capabilities(ptrace, dac)
         ),
         (Unseen::OtherUser, Some(user)) => format!(
             "a process of user {} you cannot see; run with sudo to {to}",
             sanitize(user)
         ),
         (Unseen::OtherUser, None) => format!("a process you cannot see; run with sudo to {to}"),
+    }
+}
+
+/// The capabilities missing to read other processes' descriptors.
+fn capabilities(ptrace: bool, dac: bool) -> &'static str {
+    match (ptrace, dac) {
+        (true, false) => "CAP_SYS_PTRACE",
+        (false, true) => "CAP_DAC_READ_SEARCH",
+        _ => "CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH",
     }
 }
 
@@ -218,8 +233,9 @@ pub fn unowned_hint(count: usize) -> String {
         Unseen::NoProcess => format!(
             "{count} {sockets} the system reports without an owning process (PID 0)"
         ),
-        Unseen::NoCapabilities => format!(
-            "{count} {sockets} of processes portctl cannot inspect: add CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH to see their owners"
+        Unseen::NoCapabilities { ptrace, dac } => format!(
+            "{count} {sockets} of processes portctl cannot inspect: add {} to see their owners",
+            capabilities(ptrace, dac)
         ),
         Unseen::OtherUser => format!(
             "{count} {sockets} of processes you cannot inspect; run with sudo to see their owners"
@@ -572,6 +588,7 @@ mod tests {
             pod_uid: Some("0b8e6f3c-1b1a-4b0e-9d2a-3f5c1e2d4a6b".into()),
             pod: None,
             namespace: None,
+            api: None,
         };
         assert_eq!(
             container(&c),

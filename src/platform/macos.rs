@@ -8,14 +8,17 @@ pub use super::absent::{
 pub use super::netstat2::{find_owners, read_table, read_table_with_owners};
 pub use super::unix::{
     exec_with_sockets, family_unsupported, holder_note, is_superuser, is_system_process,
-    local_stream, parent_pid, prepare_server, privileged_ports, process_user, raise_fd_limit,
-    send_signal, server_bind, signal_name, state_name, stdout_width, stop_self, system_processes,
-    unseen_owner, user_name, JobSignals, LocalStream, Shutdown, HANDS_OVER_SOCKETS,
+    local_stream, parent_pid, path_owner, prepare_server, privileged_ports, process_user,
+    raise_fd_limit, read_own_file, send_signal, server_bind, signal_name, state_name, stdout_width,
+    stop_self, system_processes, unseen_owner, user_name, JobSignals, LocalStream, Shutdown,
+    HANDS_OVER_SOCKETS,
 };
 
-/// Root reads every process's sockets here (no capability sets).
-pub fn sees_every_process() -> bool {
-    is_superuser()
+/// Root reads every process's sockets here (no capability sets): as
+/// root nothing is missing, as a user (both) everything is.
+pub fn missing_capabilities() -> (bool, bool) {
+    let missing = !is_superuser();
+    (missing, missing)
 }
 
 /// `net.inet6.ip6.v6only` is 0 unless changed: `[::]` takes IPv4 too.

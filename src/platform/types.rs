@@ -77,7 +77,13 @@ pub enum Unseen {
     /// without the capabilities that read other processes' descriptors
     /// (a container started with `--cap-drop=ALL`).
     #[allow(dead_code)] // only Linux tells capabilities apart
-    NoCapabilities,
+    NoCapabilities {
+        /// CAP_SYS_PTRACE is missing (reading another's links).
+        ptrace: bool,
+        /// CAP_DAC_READ_SEARCH (and CAP_DAC_OVERRIDE) are missing
+        /// (listing another's descriptors).
+        dac: bool,
+    },
     /// The OS reports the socket with no process at all (Windows' PID 0).
     #[allow(dead_code)] // only some OS doors report it
     NoProcess,

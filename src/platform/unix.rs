@@ -29,13 +29,14 @@ pub fn privileged_ports() -> bool {
 
 /// Why an owner may be missing: another user's process, which sudo
 /// names; as root without the capabilities that read other processes'
-/// descriptors, one of those; with them, one outside this PID namespace
-/// or the kernel's.
+/// descriptors, one of those (and which are missing); with them, one
+/// outside this PID namespace or the kernel's.
 pub fn unseen_owner() -> Unseen {
-    if super::os::sees_every_process() {
+    let (ptrace, dac) = super::os::missing_capabilities();
+    if !ptrace && !dac {
         Unseen::Beyond
     } else if is_superuser() {
-        Unseen::NoCapabilities
+        Unseen::NoCapabilities { ptrace, dac }
     } else {
         Unseen::OtherUser
     }
@@ -148,6 +149,39 @@ pub fn family_unsupported(e: &io::Error) -> bool {
 /// Not asked: the socket table carries the uid, which `user_name` names.
 pub fn process_user(_pid: u32) -> Option<String> {
     None
+}
+
+/// The user who owns `path` (following symlinks).
+pub fn path_owner(path: &std::path::Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.uid())
+}
+
+/// The first `limit` bytes of `path`, read only if it is a regular file
+/// owned by this user or by root; opened without waiting (a FIFO in its
+/// place would otherwise stall the read for ever).
+pub fn read_own_file(path: &std::path::Path, limit: u64) -> Option<Vec<u8>> {
+    use rustix::fs::{fstat, open, FileType, Mode, OFlags};
+    use std::io::Read;
+    let fd = open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let stat = fstat(&fd).ok()?;
+    let me = rustix::process::geteuid().as_raw();
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile
+        || !(stat.st_uid == me || stat.st_uid == 0)
+    {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::from(fd)
+        .take(limit)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    Some(bytes)
 }
 
 /// `getpwuid_r`, which asks NSS (files, LDAP, systemd-userdb) like `ls -l`

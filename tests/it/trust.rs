@@ -251,6 +251,71 @@ fn a_program_called_docker_proxy_is_an_ordinary_process() {
     let _ = std::fs::remove_file(&cases[2].0);
 }
 
+/// A user with a namespace of their own bind-mounts a root's file under
+/// a runtime's name on a folder they mounted: `/proc/PID/exe` then names
+/// a path whose folders, seen from the host, are root's. Its folders are
+/// looked at in the process's own mount namespace, where they are the
+/// user's: an ordinary process, stopped like any other.
+#[test]
+#[ignore = "needs root, setpriv and unshare"]
+fn a_runtime_name_bind_mounted_in_a_users_namespace_is_an_ordinary_process() {
+    require_root_and_setpriv();
+    common::require_program("unshare", "--version", "apt-get install util-linux");
+    let installed = root_only_dir();
+    let program = look_alike(&installed, "portctl-copy");
+    let cover = root_only_dir();
+    for name in ["conmon", "rootlessport", "docker-proxy"] {
+        let script = format!(
+            "mount -t tmpfs none \"$1\" && : > \"$1/{name}\" && \
+             mount --bind \"$2\" \"$1/{name}\" && \
+             exec \"$1/{name}\" serve hello --port 0 --quiet --json"
+        );
+        let mut child = Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+            .args(["unshare", "-Urm", "sh", "-c", &script, "sh"])
+            .arg(&cover)
+            .arg(&program)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run setpriv (util-linux)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        if line.is_empty() {
+            let mut err = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("nobody could not stage {name} in a namespace of its own (unprivileged user namespaces?): {err}");
+        }
+        let child = Kid(child);
+        let port = json::port(&json::line(&line)["port"]);
+        let story = who(port, &[]);
+        let held = listener(&story);
+        assert_eq!(held["process"], name, "{story:#}");
+        assert!(held["container"].is_null(), "{name}: {story:#}");
+        let kill = run(&[
+            "kill",
+            &port.to_string(),
+            "--yes",
+            "--force",
+            "--timeout",
+            "1",
+        ]);
+        assert_exit(&kill, 0);
+        let mut child = child;
+        assert!(
+            common::poll(Duration::from_secs(5), || child.0.try_wait().unwrap()).is_some(),
+            "{name} in nobody's namespace still runs: {}",
+            stderr(&kill)
+        );
+    }
+    let _ = std::fs::remove_dir_all(installed);
+    let _ = std::fs::remove_dir_all(cover);
+}
+
 #[test]
 #[ignore = "needs root and setpriv"]
 fn a_cgroup_folder_a_user_made_names_no_container() {
@@ -874,7 +939,11 @@ fn root_without_its_capabilities_says_which_it_lacks_not_another_namespace() {
     let args = ["list", "-l", "--port", &port_arg, "--json"];
     // Each alone is not enough: listing another user's /proc/PID/fd takes
     // CAP_DAC_READ_SEARCH, reading its links CAP_SYS_PTRACE.
-    for caps in ["-all", "-all,+sys_ptrace", "-all,+dac_read_search"] {
+    for (caps, lacks) in [
+        ("-all", "CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH"),
+        ("-all,+sys_ptrace", "CAP_DAC_READ_SEARCH"),
+        ("-all,+dac_read_search", "CAP_SYS_PTRACE"),
+    ] {
         let out = run_as_root_with(caps, &args);
         assert_exit(&out, 0);
         let rows = json::array(&out);
@@ -885,12 +954,12 @@ fn root_without_its_capabilities_says_which_it_lacks_not_another_namespace() {
         assert_eq!(json::pid(&row["pid"]), None, "{caps}: {row}");
         let err = stderr(&out);
         assert!(
-            err.contains("CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH") && !err.contains("namespace"),
-            "{caps}: the hint must name the capabilities: {err}"
+            err.contains(&format!("add {lacks} to see")) && !err.contains("namespace"),
+            "{caps}: the hint must name what is missing ({lacks}): {err}"
         );
         let story = run_as_root_with(caps, &["who", &port_arg]);
         assert!(
-            stdout(&story).contains("without CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH"),
+            stdout(&story).contains(&format!("without {lacks}, which")),
             "{caps}: {}",
             stdout(&story)
         );

@@ -206,7 +206,13 @@ impl Docker {
     /// and `command` after it; removed (`docker rm -f`) when dropped.
     #[track_caller]
     fn start(&self, options: &[&str], command: &[&str]) -> RunningContainer {
-        let name = unique_name();
+        self.start_named(&unique_name(), options, command)
+    }
+
+    /// As `start`, with the container's name given.
+    #[track_caller]
+    fn start_named(&self, name: &str, options: &[&str], command: &[&str]) -> RunningContainer {
+        let name = name.to_string();
         let mut args = vec!["run", "-d", "--name", &name, "--stop-timeout", "1"];
         args.extend_from_slice(options);
         args.push(IMAGE);
@@ -410,6 +416,44 @@ fn docker_host_network_process_belongs_to_its_container() {
     );
 }
 
+/// A container's own program named like a runtime's (`docker-proxy`,
+/// root-owned inside its image) is the container's: a runtime's process
+/// never runs inside one of its containers. `who` says which container,
+/// and `kill` treats it as any process, not as a runtime to shield.
+#[test]
+#[ignore = "needs docker"]
+fn a_containers_program_named_docker_proxy_is_the_containers() {
+    let _lock = docker_lock();
+    let docker = Docker::ready(DEFAULT_DOCKER);
+    let port = quiet_port();
+    let script = format!(
+        "mkdir -p /usr/sbin && cp /bin/busybox /usr/sbin/docker-proxy && \
+         exec -a httpd /usr/sbin/docker-proxy -f -p 127.0.0.1:{port} -h /"
+    );
+    let container = docker.start(&["--network", "host"], &["sh", "-c", &script]);
+    let id = container.id();
+    let (out, story) = poll(Duration::from_secs(20), || {
+        let (out, story) = who_listener(port, &[]);
+        listener(&story).is_some().then_some((out, story))
+    })
+    .expect("the container's listener");
+    assert_exit(&out, 0);
+    let held = listener(&story).unwrap();
+    assert_eq!(held["process"], "docker-proxy", "{story:#}");
+    assert_container(&held["container"], &container.name, &id, port);
+    let text = stdout(&run(&["who", &port.to_string()]));
+    assert!(
+        text.contains(&format!("inside container {}", container.name)),
+        "{text}"
+    );
+    let kill = run(&["kill", &port.to_string(), "--yes", "--json"]);
+    assert!(
+        !stderr(&kill).contains("runtime's own process"),
+        "{}",
+        stderr(&kill)
+    );
+}
+
 /// Two containers publish one port number on two host addresses: each
 /// socket is attributed to its own container, matched on transport, host
 /// address and port (never port alone). Nothing connects to them.
@@ -501,6 +545,58 @@ fn a_container_under_a_kubelet_cgroup_parent_is_a_pods() {
             .any(|s| s["container"]["pod_uid"] == pod.as_str()),
         "{wide:?}"
     );
+    drop(container);
+
+    // Named as the kubelet names a pod's container in Docker: the pod and
+    // its namespace, but only where the uid in the name is the cgroup's.
+    for (uid_in_name, believed) in [(pod.clone(), true), (pod.replace("0b8e", "1111"), false)] {
+        let name = format!(
+            "k8s_web_shop-7d4b9c_{}_{uid_in_name}_0",
+            unique_name().replace('-', "")
+        );
+        let namespace = name.split('_').nth(3).unwrap().to_string();
+        let container = docker.start_named(
+            &name,
+            &[
+                "--cgroup-parent",
+                &format!("/kubepods/besteffort/pod{pod}"),
+                "--network",
+                "host",
+            ],
+            &["httpd", "-f", "-p", &p, "-h", "/"],
+        );
+        let (out, story) = poll(Duration::from_secs(20), || {
+            let (out, story) = who_listener(port, &[]);
+            listener(&story).is_some().then_some((out, story))
+        })
+        .expect("the pod's listener");
+        assert_exit(&out, 0);
+        let c = &listener(&story).unwrap()["container"];
+        assert_eq!(c["id"], container.id().as_str(), "{story:#}");
+        let metrics = stdout(&run(&["metrics"]));
+        let series = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("portctl_listener_info{") && l.contains(&format!("port=\"{port}\""))
+            })
+            .unwrap_or_else(|| panic!("no series for {port}: {metrics}"));
+        if believed {
+            assert_eq!(c["pod"], "shop-7d4b9c", "{story:#}");
+            assert_eq!(c["namespace"], namespace.as_str(), "{story:#}");
+            assert_eq!(c["name"], "web", "{story:#}");
+            assert!(
+                series.contains("pod=\"shop-7d4b9c\"")
+                    && series.contains(&format!("namespace=\"{namespace}\"")),
+                "{series}"
+            );
+        } else {
+            assert!(
+                c.get("pod").is_none() && c.get("namespace").is_none(),
+                "a name whose uid is another pod's: {story:#}"
+            );
+            assert!(series.contains("pod=\"\""), "{series}");
+        }
+    }
 }
 
 // A second daemon with the userland proxy off, on its own bridge.

@@ -13,13 +13,14 @@ mod trace;
 
 pub use super::unix::{
     exec_with_sockets, family_unsupported, holder_note, is_system_process, local_stream,
-    parent_pid, prepare_server, privileged_ports, process_user, raise_fd_limit, send_signal,
-    server_bind, signal_name, state_name, stdout_width, stop_self, system_processes, unseen_owner,
-    user_name, JobSignals, LocalStream, Shutdown, HANDS_OVER_SOCKETS,
+    parent_pid, path_owner, prepare_server, privileged_ports, process_user, raise_fd_limit,
+    read_own_file, send_signal, server_bind, signal_name, state_name, stdout_width, stop_self,
+    system_processes, unseen_owner, user_name, JobSignals, LocalStream, Shutdown,
+    HANDS_OVER_SOCKETS,
 };
 pub use proc::{
-    cgroup_owned_by_root, executable, port_settings, process_cgroup, process_cmdline,
-    process_facts, process_names, process_start, process_uid, sees_every_process,
+    cgroup_owned_by_root, executable, missing_capabilities, port_settings, process_cgroup,
+    process_cmdline, process_facts, process_names, process_start, process_uid,
 };
 pub use trace::{tcp_changes, TcpChanges};
 

@@ -57,21 +57,35 @@ fn parse_uid(status: &str) -> Option<u32> {
 /// The program `pid` runs and whether only root could have put it there:
 /// the file (as the kernel holds it open, so a rename since changes
 /// nothing) and every directory of its path owned by root and writable by
-/// nobody else. `None` where it may not be read (another user's process,
-/// without privileges) or is gone.
+/// nobody else. The path is the one the process sees, so its folders are
+/// looked at through its own root (`/proc/PID/root`), in its own mount
+/// namespace: a user who bind-mounts a root's file under a runtime's name
+/// in a namespace of their own is seen with the folders they made, and
+/// the fleet image sees the host's folders, not its own. The file found
+/// there must be the one running. `None` where it may not be read
+/// (another user's process, without privileges) or is gone.
 pub fn executable(pid: u32) -> Option<Executable> {
     let link = format!("/proc/{pid}/exe");
     let target = std::fs::read_link(&link).ok()?;
     // A file replaced since the start reads "… (deleted)"; its directory
     // is still where it was.
-    let path = match target.to_str().and_then(|t| t.strip_suffix(" (deleted)")) {
-        Some(kept) => PathBuf::from(kept),
-        None => target,
+    let (path, deleted) = match target.to_str().and_then(|t| t.strip_suffix(" (deleted)")) {
+        Some(kept) => (PathBuf::from(kept), true),
+        None => (target, false),
     };
     let file = std::fs::metadata(&link).ok()?;
-    let root_owned = only_root_may_write(file.uid(), file.mode())
+    let root = PathBuf::from(format!("/proc/{pid}/root"));
+    let seen = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
+    // The same file where the path leads (a deleted one leads nowhere).
+    let same_file = deleted
+        || std::fs::metadata(seen(&path))
+            .is_ok_and(|m| (m.dev(), m.ino()) == (file.dev(), file.ino()));
+    let root_owned = path.is_absolute()
+        && same_file
+        && only_root_may_write(file.uid(), file.mode())
         && path.ancestors().skip(1).all(|dir| {
-            std::fs::symlink_metadata(dir).is_ok_and(|m| only_root_may_write(m.uid(), m.mode()))
+            std::fs::symlink_metadata(seen(dir))
+                .is_ok_and(|m| only_root_may_write(m.uid(), m.mode()))
         });
     Some(Executable { path, root_owned })
 }
@@ -237,17 +251,21 @@ fn effective_caps(status: &str) -> Option<u64> {
     u64::from_str_radix(hex.trim(), 16).ok()
 }
 
-/// Whether this process may read every other process's descriptors:
+/// What this process lacks to read every other process's descriptors:
 /// opening `/proc/PID/fd` of another user takes CAP_DAC_READ_SEARCH (or
 /// CAP_DAC_OVERRIDE), reading its links CAP_SYS_PTRACE. Root in a
-/// container with its capabilities dropped has neither.
-pub fn sees_every_process() -> bool {
+/// container with its capabilities dropped has neither. (CAP_SYS_PTRACE
+/// missing, CAP_DAC_READ_SEARCH and CAP_DAC_OVERRIDE missing).
+pub fn missing_capabilities() -> (bool, bool) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    effective_caps(&status).is_some_and(may_read_descriptors)
+    missing(effective_caps(&status).unwrap_or(0))
 }
 
-fn may_read_descriptors(caps: u64) -> bool {
-    caps & (CAP_DAC_READ_SEARCH | CAP_DAC_OVERRIDE) != 0 && caps & CAP_SYS_PTRACE != 0
+fn missing(caps: u64) -> (bool, bool) {
+    (
+        caps & CAP_SYS_PTRACE == 0,
+        caps & (CAP_DAC_READ_SEARCH | CAP_DAC_OVERRIDE) == 0,
+    )
 }
 
 #[cfg(test)]
@@ -289,10 +307,13 @@ mod tests {
         assert_eq!(effective_caps("CapEff:\t0000000000000000\n"), Some(0));
         assert_eq!(effective_caps("Name: x\n"), None);
         // Root's full set; the two the README's image adds; one alone.
-        assert!(may_read_descriptors(0x1ff_ffff_ffff));
-        assert!(may_read_descriptors(CAP_SYS_PTRACE | CAP_DAC_READ_SEARCH));
-        assert!(!may_read_descriptors(CAP_SYS_PTRACE));
-        assert!(!may_read_descriptors(CAP_DAC_READ_SEARCH));
+        assert_eq!(missing(0x1ff_ffff_ffff), (false, false));
+        assert_eq!(
+            missing(CAP_SYS_PTRACE | CAP_DAC_READ_SEARCH),
+            (false, false)
+        );
+        assert_eq!(missing(CAP_SYS_PTRACE), (false, true));
+        assert_eq!(missing(CAP_DAC_READ_SEARCH), (true, false));
     }
 
     #[test]
