@@ -329,6 +329,8 @@ struct Events<'a> {
     /// found yet, by their two ends.
     traced: HashMap<(SocketAddr, SocketAddr), SocketRecord>,
     follower: Option<Connections>,
+    /// Records the kernel dropped, as last said on stderr.
+    lost: u64,
 }
 
 impl<'a> Events<'a> {
@@ -343,6 +345,7 @@ impl<'a> Events<'a> {
             scanned: HashMap::new(),
             traced: HashMap::new(),
             follower,
+            lost: 0,
         }
     }
 
@@ -371,6 +374,14 @@ impl<'a> Events<'a> {
             self.follower = None;
             return Vec::new();
         };
+        let lost = follower.lost();
+        if lost > self.lost {
+            output::warn(&format!(
+                "the kernel dropped {} records (its buffer was full): some short connections are missing",
+                lost - self.lost
+            ));
+            self.lost = lost;
+        }
         let mut found = Vec::new();
         for e in traced {
             if !self.wanted(&e.socket) {

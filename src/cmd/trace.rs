@@ -33,6 +33,9 @@ pub fn run(args: &TraceArgs, output: Output) -> Result<Exit> {
         process: args.process.clone(),
     };
     let stop = stop_on_signal()?;
+    if let Some(duration) = args.duration {
+        exit_if_stuck_after(duration);
+    }
     let (mut connections, fallback) = Connections::open(args.poll);
     if let Some(why) = fallback {
         output::note(&format!(
@@ -42,16 +45,21 @@ pub fn run(args: &TraceArgs, output: Output) -> Result<Exit> {
     let started = Instant::now();
     let mut printed = 0u64;
     let mut out = Printer::new(output);
-    while !stop.load(Ordering::Relaxed) {
-        if args.duration.is_some_and(|d| started.elapsed() >= d) {
-            break;
-        }
-        let events = connections
-            .next(WAIT)
-            .map_err(|e| Error::failure(chain(&e)))?;
-        let kept = events.iter().filter(|e| filter.keeps(e));
-        for event in kept {
-            if args.count.is_some_and(|n| printed >= n) {
+    let full = |printed: u64| args.count.is_some_and(|n| printed >= n);
+    loop {
+        // At the end, one last read of all that is left: what the kernel
+        // recorded up to now is printed, not dropped.
+        let last =
+            stop.load(Ordering::Relaxed) || args.duration.is_some_and(|d| started.elapsed() >= d);
+        let events = if last {
+            connections.rest()
+        } else {
+            connections
+                .next(WAIT)
+                .map_err(|e| Error::failure(chain(&e)))?
+        };
+        for event in events.iter().filter(|e| filter.keeps(e)) {
+            if full(printed) {
                 break;
             }
             if let Err(e) = out.event(event) {
@@ -62,7 +70,7 @@ pub fn run(args: &TraceArgs, output: Output) -> Result<Exit> {
         if let Err(e) = out.flush() {
             return output::deliver(Exit::Ok, Err(e));
         }
-        if args.count.is_some_and(|n| printed >= n) {
+        if last || full(printed) {
             break;
         }
     }
@@ -87,7 +95,22 @@ fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// Ctrl+C and SIGTERM end the trace (exit 0) at the next wait.
+/// How long the end may take once it is due: a reader that stopped
+/// reading (stdout blocked) must not keep the trace alive.
+const END_GRACE: Duration = Duration::from_secs(2);
+
+/// Ends the process (exit 0) `END_GRACE` after `duration`, if the trace
+/// has not ended by then: it can only be stuck writing to a reader that
+/// stopped reading.
+fn exit_if_stuck_after(duration: Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(duration.saturating_add(END_GRACE));
+        std::process::exit(0);
+    });
+}
+
+/// Ctrl+C and SIGTERM end the trace (exit 0) at the next wait, or
+/// `END_GRACE` later whatever it is doing (a write to a stalled reader).
 fn stop_on_signal() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     let runtime = crate::runtime::build(false).map_err(Error::runtime)?;
@@ -99,6 +122,8 @@ fn stop_on_signal() -> Result<Arc<AtomicBool>> {
     std::thread::spawn(move || {
         runtime.block_on(shutdown.requested());
         flag.store(true, Ordering::Relaxed);
+        std::thread::sleep(END_GRACE);
+        std::process::exit(0);
     });
     Ok(stop)
 }

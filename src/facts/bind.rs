@@ -338,6 +338,23 @@ pub fn conflicts(bound: IpAddr, v6only: Option<bool>, wanted: IpAddr) -> bool {
         || covers(wanted, default_v6only, bound)
 }
 
+/// How closely a listener bound to `listener` fits a connection that
+/// arrived at `local` on its port, where it covers it at all: 0 the very
+/// address, 1 a wildcard of its family, 2 a dual-stack `[::]` for IPv4.
+/// The kernel hands a connection to the closest fit.
+pub fn fit(listener: IpAddr, v6only: Option<bool>, local: IpAddr) -> Option<u8> {
+    let (at, local) = (listener.to_canonical(), local.to_canonical());
+    if !conflicts(at, v6only, local) {
+        None
+    } else if at == local {
+        Some(0)
+    } else if at.is_ipv4() == local.is_ipv4() {
+        Some(1)
+    } else {
+        Some(2)
+    }
+}
+
 /// Whether a socket bound to the wildcard `wild` takes `other`'s port too.
 fn covers(wild: IpAddr, v6only: bool, other: IpAddr) -> bool {
     wild.is_unspecified()
@@ -351,6 +368,18 @@ fn covers(wild: IpAddr, v6only: bool, other: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_fits_its_own_address_before_a_wildcard() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let local = ip("127.0.0.1");
+        assert_eq!(fit(ip("127.0.0.1"), Some(false), local), Some(0));
+        assert_eq!(fit(ip("0.0.0.0"), Some(false), local), Some(1));
+        assert_eq!(fit(ip("::"), Some(false), local), Some(2));
+        assert_eq!(fit(ip("::"), Some(true), local), None, "IPv6 only");
+        assert_eq!(fit(ip("127.0.0.2"), Some(false), local), None);
+        assert_eq!(fit(ip("::"), Some(true), ip("::1")), Some(1));
+    }
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()

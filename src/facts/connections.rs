@@ -14,7 +14,7 @@
 use crate::facts::process;
 use crate::facts::socket_record::SocketRecord;
 use crate::facts::sockets;
-use crate::facts::{bind::conflicts, registry};
+use crate::facts::{bind::conflicts, bind::fit, registry};
 use crate::model::{Family, Proto, Socket, TcpState};
 use crate::parse::PortRange;
 use crate::platform::{
@@ -136,10 +136,24 @@ impl Connections {
         }
     }
 
+    /// The events still on their way at the end: everything the kernel
+    /// recorded up to now, none held back.
+    pub fn rest(&mut self) -> Vec<ConnEvent> {
+        match self {
+            Connections::Kernel(k) => {
+                let records = k.changes.rest();
+                k.tracker.take(records)
+            }
+            Connections::Poll(_) => Vec::new(),
+        }
+    }
+
     /// Records the kernel dropped so far (a ring full).
     pub fn lost(&self) -> u64 {
         match self {
-            Connections::Kernel(k) => k.tracker.lost,
+            // The kernel's own count where it keeps one: LOST records come
+            // only once there is room again, so the last drops have none.
+            Connections::Kernel(k) => k.changes.lost().unwrap_or(0).max(k.tracker.lost),
             Connections::Poll(_) => 0,
         }
     }
@@ -182,19 +196,35 @@ pub struct KernelFollower {
 }
 
 /// What the record has said so far: names, open sockets, listeners.
+/// A process's user as far as it is known.
+#[derive(Debug, Clone, Default)]
+struct KnownUser {
+    name: Option<String>,
+    /// Read from the process itself since its last exec (which may change
+    /// it); otherwise its parent's.
+    read: bool,
+}
+
 #[derive(Default)]
 struct Tracker {
     /// Each process's name as the kernel last gave it.
     names: HashMap<u32, String>,
-    /// Each process's user, read once from the process (the record has
-    /// none); `None` for one gone before it could be read.
-    users: HashMap<u32, Option<String>>,
+    /// Each process's user (the record has none): read from the process
+    /// when the record began, else inherited from its parent at fork, or
+    /// read at its first connection; `None` for one gone before that.
+    users: HashMap<u32, KnownUser>,
     user_names: process::Users,
     opened: HashMap<u64, Opened>,
-    /// Each listening address's owner: seen listening, or read from the
-    /// table.
-    listeners: HashMap<SocketAddr, Owner>,
+    /// Each listening address's owner and whether it is IPv6 only, from
+    /// this network namespace's table (the record tells of every
+    /// namespace's listeners, with no word of which).
+    listeners: HashMap<SocketAddr, (Owner, Option<bool>)>,
     listeners_read: Option<Instant>,
+    /// A listener opened or its owner exited since the table was read.
+    listeners_stale: bool,
+    /// Sockets in a simultaneous open (connecting to themselves): their
+    /// SYN_RECV → ESTABLISHED is no accept.
+    simultaneous: std::collections::HashSet<u64>,
     lost: u64,
     /// A close that follows the event a change made (a refused connect).
     closes: Vec<ConnEvent>,
@@ -224,12 +254,33 @@ impl Tracker {
                     events.extend(self.change(c));
                     events.append(&mut self.closes);
                 }
+                KernelRecord::Running { pid, name, uid } => {
+                    self.names.insert(pid, name);
+                    let name = uid.map(|uid| self.user_names.name(uid).to_string());
+                    self.remember_user(pid, KnownUser { name, read: true });
+                }
+                KernelRecord::Forked { pid, parent } => {
+                    if let Some(name) = self.names.get(&parent).cloned() {
+                        self.names.insert(pid, name);
+                    }
+                    if let Some(user) = self.users.get(&parent).cloned() {
+                        self.remember_user(pid, user);
+                    }
+                }
                 KernelRecord::Named { pid, name } => {
                     self.names.insert(pid, name);
+                    // An exec may change the user (a set-uid program).
+                    if let Some(user) = self.users.get_mut(&pid) {
+                        user.read = false;
+                    }
                 }
                 KernelRecord::Exited { pid } => {
                     self.names.remove(&pid);
                     self.users.remove(&pid);
+                    let before = self.listeners.len();
+                    self.listeners
+                        .retain(|_, (owner, _)| owner.pid != Some(pid));
+                    self.listeners_stale |= self.listeners.len() != before;
                 }
                 KernelRecord::Lost(n) => self.lost = self.lost.saturating_add(n),
             }
@@ -261,15 +312,30 @@ impl Tracker {
                 }
                 Some(connect)
             }
+            // Maybe in another network namespace: the owner is read from
+            // this one's table when a connection arrives.
             (_, Listen) => {
-                let owner = self.owner(c.pid);
-                self.listeners.insert(c.local, owner);
+                self.listeners_stale = true;
                 None
             }
             (Listen, Close) => {
-                self.listeners.remove(&c.local);
+                self.listeners_stale = true;
                 None
             }
+            // A simultaneous open, or a socket connecting to itself: its
+            // connect, by the process that called it.
+            (SynSent, SynRecv) => {
+                if self.simultaneous.len() < OPEN_MAX {
+                    self.simultaneous.insert(c.socket);
+                }
+                let opened = self.opened.get(&c.socket)?.clone();
+                let mut connect = event(EventKind::Connect, &c, &opened.owner, None);
+                connect.time = opened.at;
+                connect.socket.state = Some(SynSent);
+                Some(connect)
+            }
+            // ... whose handshake then ends as no accept.
+            (SynRecv, Established) if self.simultaneous.remove(&c.socket) => None,
             (SynRecv, Established) => {
                 let owner = self.listener(c.local).unwrap_or_default();
                 let accept = event(EventKind::Accept, &c, &owner, None);
@@ -283,6 +349,7 @@ impl Tracker {
 
     /// The close of a socket whose opening was seen, with its duration.
     fn close(&mut self, c: &TcpChange) -> Option<ConnEvent> {
+        self.simultaneous.remove(&c.socket);
         let opened = self.opened.remove(&c.socket)?;
         let duration = c.time.duration_since(opened.at).ok();
         Some(event(EventKind::Close, c, &opened.owner, duration))
@@ -307,18 +374,34 @@ impl Tracker {
         }
     }
 
-    /// The user process `pid` runs as, read once while it runs. Bounded
-    /// like the open sockets: past the bound the cache starts again.
+    /// The user process `pid` runs as: read from it where not read since
+    /// its last exec (and kept), else as inherited.
     fn user(&mut self, pid: u32) -> Option<String> {
-        if let Some(user) = self.users.get(&pid) {
-            return user.clone();
+        let known = self.users.get(&pid).cloned().unwrap_or_default();
+        if known.read {
+            return known.name;
         }
+        let Some(uid) = platform::process_uid(pid) else {
+            return known.name; // gone: its parent's, where known
+        };
+        let name = Some(self.user_names.name(uid).to_string());
+        self.remember_user(
+            pid,
+            KnownUser {
+                name: name.clone(),
+                read: true,
+            },
+        );
+        name
+    }
+
+    /// Keeps `pid`'s user; bounded like the open sockets (past the bound
+    /// the cache starts again).
+    fn remember_user(&mut self, pid: u32, user: KnownUser) {
         if self.users.len() >= OPEN_MAX {
             self.users.clear();
         }
-        let user = platform::process_uid(pid).map(|uid| self.user_names.name(uid).to_string());
-        self.users.insert(pid, user.clone());
-        user
+        self.users.insert(pid, user);
     }
 
     /// The name of process `pid` as the kernel last gave it, else as it is
@@ -333,25 +416,32 @@ impl Tracker {
     }
 
     /// The owner of the listener that took a connection on `local`: the
-    /// same address, else a wildcard of either family that covers it.
+    /// same address, else a wildcard that covers it (its own family's
+    /// first; an IPv6-only one never covers IPv4).
     fn listener(&mut self, local: SocketAddr) -> Option<Owner> {
-        let find = |listeners: &HashMap<SocketAddr, Owner>| {
+        let find = |listeners: &HashMap<SocketAddr, (Owner, Option<bool>)>| {
             listeners
                 .iter()
-                .filter(|(at, _)| at.port() == local.port() && conflicts(at.ip(), None, local.ip()))
-                .min_by_key(|(at, _)| at.ip().is_unspecified())
+                .filter(|(at, _)| at.port() == local.port())
+                .filter_map(|(at, (owner, v6only))| {
+                    Some((fit(at.ip(), *v6only, local.ip())?, owner))
+                })
+                .min_by_key(|(fit, _)| *fit)
                 .map(|(_, owner)| owner.clone())
         };
-        if let Some(owner) = find(&self.listeners) {
-            return Some(owner);
-        }
-        if self
-            .listeners_read
-            .is_some_and(|at| at.elapsed() < LISTENERS_FRESH)
-        {
-            return None;
+        if !self.listeners_stale {
+            if let Some(owner) = find(&self.listeners) {
+                return Some(owner);
+            }
+            if self
+                .listeners_read
+                .is_some_and(|at| at.elapsed() < LISTENERS_FRESH)
+            {
+                return None;
+            }
         }
         self.listeners_read = Some(Instant::now());
+        self.listeners_stale = false;
         self.read_listeners();
         find(&self.listeners)
     }
@@ -368,15 +458,15 @@ impl Tracker {
         };
         let owners = sockets::find_owners(&table.sockets, Scope::FirstOwner);
         let names = process::names(&owners.pids_of(&table.sockets));
+        self.listeners.clear();
         for s in &table.sockets {
-            if let Some(&pid) = owners.of(s).first() {
-                let owner = Owner {
-                    pid: Some(pid),
-                    process: names.get(&pid).cloned(),
-                    user: s.uid.map(|uid| self.user_names.name(uid).to_string()),
-                };
-                self.listeners.insert(s.local, owner);
-            }
+            let pid = owners.of(s).first().copied();
+            let owner = Owner {
+                pid,
+                process: pid.and_then(|pid| names.get(&pid).cloned()),
+                user: s.uid.map(|uid| self.user_names.name(uid).to_string()),
+            };
+            self.listeners.insert(s.local, (owner, s.v6only));
         }
     }
 }
@@ -609,39 +699,129 @@ mod tests {
     }
 
     #[test]
+    fn forks_inherit_and_a_self_connect_is_a_connect() {
+        const PARENT: u32 = 99_999_900;
+        const CHILD: u32 = 99_999_901;
+        let mut f = Tracker {
+            listeners_read: Some(Instant::now()),
+            ..Tracker::default()
+        };
+        let mut own = change(TcpState::SynSent, TcpState::SynRecv, 5, 0, 2001);
+        own.local = own.remote;
+        let mut established = own.clone();
+        established.old = Some(TcpState::SynRecv);
+        established.new = Some(TcpState::Established);
+        let events = f.take(vec![
+            KernelRecord::Running {
+                pid: PARENT,
+                name: "bash".into(),
+                uid: Some(0),
+            },
+            KernelRecord::Forked {
+                pid: CHILD,
+                parent: PARENT,
+            },
+            KernelRecord::Change(change(TcpState::Close, TcpState::SynSent, 5, CHILD, 2000)),
+            KernelRecord::Change(own),
+            KernelRecord::Change(established),
+        ]);
+        let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EventKind::Connect], "no accept for a self-connect");
+        let connect = &events[0].socket;
+        assert_eq!(connect.pid, Some(CHILD));
+        assert_eq!(
+            connect.process.as_deref(),
+            Some("bash"),
+            "a fork's name is its parent's"
+        );
+        assert_eq!(connect.user.as_deref(), Some("root"), "and its user");
+    }
+
+    #[test]
+    fn accepts_go_to_the_listener_that_covers_the_address() {
+        let owner = |pid: u32| Owner {
+            pid: Some(pid),
+            process: Some(format!("p{pid}")),
+            user: None,
+        };
+        let mut f = Tracker {
+            listeners_read: Some(Instant::now()),
+            ..Tracker::default()
+        };
+        // nginx's layout: 0.0.0.0:80 and an IPv6-only [::]:80.
+        f.listeners
+            .insert("[::]:80".parse().unwrap(), (owner(6), Some(true)));
+        f.listeners
+            .insert("0.0.0.0:80".parse().unwrap(), (owner(4), Some(false)));
+        f.listeners
+            .insert("127.0.0.1:80".parse().unwrap(), (owner(1), Some(false)));
+        let pid = |f: &mut Tracker, at: &str| f.listener(at.parse().unwrap()).and_then(|o| o.pid);
+        assert_eq!(
+            pid(&mut f, "127.0.0.1:80"),
+            Some(1),
+            "the same address first"
+        );
+        assert_eq!(
+            pid(&mut f, "10.0.0.1:80"),
+            Some(4),
+            "an IPv6-only one never takes IPv4"
+        );
+        assert_eq!(pid(&mut f, "[::1]:80"), Some(6));
+        // Its owner exits: it is not believed any more.
+        f.take(vec![KernelRecord::Exited { pid: 4 }]);
+        assert!(f.listeners_stale);
+        assert!(!f.listeners.contains_key(&"0.0.0.0:80".parse().unwrap()));
+    }
+
+    #[test]
     fn connects_accepts_and_closes_pair_by_the_kernels_socket() {
+        // A PID above any pid_max: no process to read, so what the record
+        // said is what counts.
+        const GONE: u32 = 99_999_942;
         let mut f = Tracker {
             listeners_read: Some(Instant::now()),
             ..Tracker::default()
         };
         let named = KernelRecord::Named {
-            pid: 42,
+            pid: GONE,
             name: "client".into(),
         };
         let mut accepted = change(TcpState::SynRecv, TcpState::Established, 2, 0, 1001);
         accepted.local = "127.0.0.1:8080".parse().unwrap();
-        let mut listen = change(TcpState::Close, TcpState::Listen, 3, 7, 999);
-        listen.local = "0.0.0.0:8080".parse().unwrap();
-        f.names.insert(7, "server".into());
-        f.users.insert(7, Some("www".into()));
-        f.users.insert(42, Some("alice".into()));
+        // The listener as this namespace's table has it.
+        f.listeners.insert(
+            "0.0.0.0:8080".parse().unwrap(),
+            (
+                Owner {
+                    pid: Some(7),
+                    process: Some("server".into()),
+                    user: Some("www".into()),
+                },
+                None,
+            ),
+        );
+        let user = |name: &str| KnownUser {
+            name: Some(name.into()),
+            read: true,
+        };
+        f.users.insert(7, user("www"));
+        f.users.insert(GONE, user("alice"));
         let events = f.take(vec![
             named,
-            KernelRecord::Change(listen),
-            KernelRecord::Change(change(TcpState::Close, TcpState::SynSent, 1, 42, 1000)),
+            KernelRecord::Change(change(TcpState::Close, TcpState::SynSent, 1, GONE, 1000)),
             KernelRecord::Change(accepted),
             KernelRecord::Change(change(
                 TcpState::SynSent,
                 TcpState::Established,
                 1,
-                42,
+                GONE,
                 1001,
             )),
             KernelRecord::Change(change(TcpState::FinWait2, TcpState::Close, 1, 0, 1003)),
             // A socket whose opening was not seen closes unseen.
             KernelRecord::Change(change(TcpState::Established, TcpState::Close, 9, 0, 1004)),
             KernelRecord::Lost(3),
-            KernelRecord::Exited { pid: 42 },
+            KernelRecord::Exited { pid: GONE },
         ]);
         let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
         assert_eq!(
@@ -656,7 +836,7 @@ mod tests {
         );
         assert_eq!(
             (connect.socket.pid, connect.socket.process.as_deref()),
-            (Some(42), Some("client"))
+            (Some(GONE), Some("client"))
         );
         assert_eq!(connect.socket.state, Some(TcpState::SynSent));
         assert_eq!(
@@ -664,7 +844,7 @@ mod tests {
             (Some(7), Some("server")),
             "an accept is the listener's owner's, whatever ran the handshake"
         );
-        assert_eq!(close.socket.pid, Some(42), "a close is the opener's");
+        assert_eq!(close.socket.pid, Some(GONE), "a close is the opener's");
         assert_eq!(
             (
                 connect.socket.user.as_deref(),
@@ -675,7 +855,7 @@ mod tests {
         assert_eq!(close.duration, Some(Duration::from_millis(3)));
         assert_eq!(f.lost, 3);
         assert!(
-            !f.names.contains_key(&42),
+            !f.names.contains_key(&GONE),
             "an exited process's name is forgotten"
         );
         // A refused connect: its connect, then its close.

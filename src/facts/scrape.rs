@@ -4,7 +4,7 @@
 //! asked about are free; and what the scrape cost. `output::prometheus`
 //! writes it in the exposition format.
 
-use crate::facts::bind::{check_addresses, conflicts, probe, Verdict};
+use crate::facts::bind::{check_addresses, fit, probe, Verdict};
 use crate::facts::socket_record::{Lookups, Snapshot, SocketRecord};
 use crate::facts::sockets;
 use crate::facts::{containers, process};
@@ -89,46 +89,59 @@ pub fn scrape(ports: &[u16]) -> Result<Scrape, ReadError> {
 }
 
 /// Each TCP listener's accepted connections that are still open (the same
-/// local port, on an address the listener covers), summed. Labels stay
-/// per listener, never per connection.
+/// local port, on an address the listener covers), summed. A connection
+/// counts once, for the most specific listener that covers it (its own
+/// address before a wildcard, its own family's wildcard before the
+/// other's). Labels stay per listener, never per connection.
 fn listener_traffic(sockets: &[Socket]) -> Vec<ListenerTraffic> {
-    let mut by_port: HashMap<u16, Vec<&Socket>> = HashMap::new();
-    for s in sockets {
-        if s.proto == Proto::Tcp && !s.is_listening() && s.traffic.is_some() {
-            by_port.entry(s.local.port()).or_default().push(s);
-        }
-    }
     let mut out: Vec<ListenerTraffic> = sockets
         .iter()
         .filter(|s| s.proto == Proto::Tcp && s.is_listening())
-        .map(|l| {
-            let mut t = ListenerTraffic {
-                address: l.local.ip(),
-                port: l.local.port(),
-                connections: 0,
-                bytes_sent: 0,
-                bytes_received: 0,
-                rtts: Vec::new(),
-            };
-            let accepted = by_port
-                .get(&l.local.port())
-                .into_iter()
-                .flatten()
-                .filter(|c| conflicts(l.local.ip(), l.v6only, c.local.ip()));
-            for c in accepted {
-                if let Some(traffic) = c.traffic {
-                    t.connections += 1;
-                    t.bytes_sent = t.bytes_sent.saturating_add(traffic.bytes_sent);
-                    t.bytes_received = t.bytes_received.saturating_add(traffic.bytes_received);
-                    t.rtts.push(traffic.rtt);
-                }
-            }
-            t
+        .map(|l| ListenerTraffic {
+            address: l.local.ip(),
+            port: l.local.port(),
+            connections: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            rtts: Vec::new(),
         })
         .collect();
-    out.sort_by_key(|t| (t.port, t.address));
     // Two sockets of one listener (SO_REUSEPORT) are one series.
+    out.sort_by_key(|t| (t.port, t.address));
     out.dedup_by(|b, a| (a.port, a.address) == (b.port, b.address));
+    let mut covers: HashMap<u16, Vec<(usize, IpAddr, Option<bool>)>> = HashMap::new();
+    for l in sockets
+        .iter()
+        .filter(|s| s.proto == Proto::Tcp && s.is_listening())
+    {
+        if let Ok(at) =
+            out.binary_search_by_key(&(l.local.port(), l.local.ip()), |t| (t.port, t.address))
+        {
+            covers
+                .entry(l.local.port())
+                .or_default()
+                .push((at, l.local.ip(), l.v6only));
+        }
+    }
+    for c in sockets
+        .iter()
+        .filter(|s| s.proto == Proto::Tcp && !s.is_listening())
+    {
+        let (Some(traffic), Some(listeners)) = (c.traffic, covers.get(&c.local.port())) else {
+            continue;
+        };
+        let best = listeners
+            .iter()
+            .filter_map(|&(at, ip, v6only)| Some((fit(ip, v6only, c.local.ip())?, at)))
+            .min();
+        if let Some((_, at)) = best {
+            let t = &mut out[at];
+            t.connections += 1;
+            t.bytes_sent = t.bytes_sent.saturating_add(traffic.bytes_sent);
+            t.bytes_received = t.bytes_received.saturating_add(traffic.bytes_received);
+            t.rtts.push(traffic.rtt);
+        }
+    }
     out
 }
 

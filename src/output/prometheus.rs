@@ -39,13 +39,13 @@ pub fn exposition(scrape: &Scrape) -> String {
             listener_pid(&scrape.listeners),
             traffic_total(
                 "portctl_tcp_bytes_sent",
-                "Bytes sent over each TCP listener's open connections, summed (tcp_info).",
+                "Bytes sent over each TCP listener's open connections, summed (tcp_info); falls when they close: a gauge, not a counter.",
                 scrape,
                 |t| t.bytes_sent,
             ),
             traffic_total(
                 "portctl_tcp_bytes_received",
-                "Bytes received over each TCP listener's open connections, summed (tcp_info).",
+                "Bytes received over each TCP listener's open connections, summed (tcp_info); falls when they close: a gauge, not a counter.",
                 scrape,
                 |t| t.bytes_received,
             ),
@@ -98,7 +98,7 @@ fn rtt_histogram(out: &mut String, scrape: &Scrape) {
     let name = "portctl_tcp_rtt_seconds";
     let _ = writeln!(
         out,
-        "# HELP {name} Smoothed round-trip times of each TCP listener's open connections (tcp_info)."
+        "# HELP {name} Smoothed round-trip times of each TCP listener's open connections now (tcp_info): a snapshot, whose buckets fall as connections close; take histogram_quantile() of it directly, never of rate()."
     );
     let _ = writeln!(out, "# TYPE {name} histogram");
     for t in &scrape.traffic {

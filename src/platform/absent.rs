@@ -131,6 +131,14 @@ impl TcpChanges {
     ) -> io::Result<Vec<crate::platform::KernelRecord>> {
         match *self {}
     }
+
+    pub fn lost(&self) -> Option<u64> {
+        match *self {}
+    }
+
+    pub fn rest(&mut self) -> Vec<crate::platform::KernelRecord> {
+        match *self {}
+    }
 }
 
 /// No file owners of the Unix kind.

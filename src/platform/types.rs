@@ -246,6 +246,17 @@ pub enum KernelRecord {
     Exited {
         pid: u32,
     },
+    /// A process that was running when the record began.
+    Running {
+        pid: u32,
+        name: String,
+        uid: Option<u32>,
+    },
+    /// A process began, a copy of `parent` (its name and user).
+    Forked {
+        pid: u32,
+        parent: u32,
+    },
     /// Records the kernel dropped: a ring was full.
     Lost(u64),
 }
@@ -253,7 +264,7 @@ pub enum KernelRecord {
 /// Why the kernel's record of TCP changes cannot be read here.
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
-    #[error("reading the kernel's record of TCP changes needs root or CAP_PERFMON")]
+    #[error("reading the kernel's record of TCP changes needs root, or CAP_PERFMON and read access to tracefs")]
     NotPermitted,
     #[error("the kernel's tracing file system is not mounted (mount -t tracefs nodev /sys/kernel/tracing)")]
     NoTracefs,

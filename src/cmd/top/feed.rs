@@ -76,6 +76,9 @@ impl Reader {
             ..TableQuery::all()
         };
         let sockets = sockets::read_table(&query)?.sockets;
+        // When the counters were read: the owner scan after it may take a
+        // while, and rates are bytes over the time between two readings.
+        let at = self.started.elapsed();
         let owners = self.owners_of(&sockets);
         let names = process::names(&owners.pids_of(&sockets));
         let snapshot = Snapshot {
@@ -93,7 +96,7 @@ impl Reader {
                 .map(|s| snapshot.record(s, &mut lookups))
                 .collect(),
             counts: summarize(&snapshot.sockets),
-            at: self.started.elapsed(),
+            at,
         })
     }
 

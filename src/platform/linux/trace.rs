@@ -23,9 +23,27 @@ use std::time::{Duration, SystemTime};
 const TRACEFS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 const EVENT: &str = "events/sock/inet_sock_set_state";
 
-/// Data pages per CPU ring (plus one for its header): 2 MiB with 4 KiB
-/// pages, some 20,000 records, read every 100 ms or when an eighth fills.
+/// Data pages per CPU ring at most (plus one for its header): 2 MiB with
+/// 4 KiB pages, some 20,000 records, read every 100 ms or when an eighth
+/// fills. Fewer on a machine with many CPUs (`ring_pages`).
 const RING_PAGES: usize = 512;
+/// The fewest data pages per ring.
+const RING_PAGES_MIN: usize = 16;
+/// All rings together stay within this many pages (64 MiB with 4 KiB
+/// pages): memory the kernel pins for as long as the trace runs.
+const RINGS_TOTAL_PAGES: usize = 16 * 1024;
+
+/// Data pages per ring for `cpus` CPUs: a power of two (as perf wants),
+/// all rings within `RINGS_TOTAL_PAGES`.
+fn ring_pages(cpus: usize) -> usize {
+    let share = RINGS_TOTAL_PAGES / cpus.max(1);
+    let power = if share == 0 { 1 } else { 1 << share.ilog2() };
+    power.clamp(RING_PAGES_MIN, RING_PAGES)
+}
+
+/// perf's PERF_FORMAT_LOST (Linux 6.0): a read of the event also says how
+/// many of its records were lost.
+const PERF_FORMAT_LOST: u64 = 16;
 
 /// AF_INET, AF_INET6, IPPROTO_TCP as the tracepoint writes them.
 const AF_INET: u16 = 2;
@@ -198,11 +216,32 @@ pub struct TcpChanges {
     wall_offset: i128,
     /// A record that wraps the ring's end is copied here whole.
     scratch: Vec<u8>,
+    /// The processes running when the record began, handed out first.
+    running: Vec<KernelRecord>,
+    /// Records too new to hand out yet (`HOLD_NS`).
+    held: Vec<Parsed>,
+}
+
+/// How long a record is held back before it is handed out: longer than
+/// the kernel takes between stamping a record and publishing it.
+const HOLD_NS: u64 = 5_000_000;
+/// The most records held back at once.
+const HELD_MAX: usize = 1 << 16;
+
+/// CLOCK_MONOTONIC in nanoseconds, the records' clock.
+fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    u64::try_from(t.tv_sec)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(t.tv_nsec).unwrap_or(0))
 }
 
 /// One CPU's event and its mapped ring.
 struct Ring {
     fd: OwnedFd,
+    /// Whether a read of `fd` says how many records were lost.
+    counts_lost: bool,
     base: *mut u8,
     mapped: usize,
     /// The data area: after the header page, a power of two long.
@@ -277,9 +316,11 @@ fn online_cpus() -> Vec<i32> {
 /// Opens the tracepoint on every CPU, in TCP only.
 pub fn tcp_changes() -> Result<TcpChanges, TraceError> {
     let (id, layout) = tracepoint()?;
-    let rings = online_cpus()
+    let cpus = online_cpus();
+    let pages = ring_pages(cpus.len());
+    let rings = cpus
         .into_iter()
-        .map(|cpu| open_ring(id, cpu))
+        .map(|cpu| open_ring(id, cpu, pages))
         .collect::<Result<Vec<_>, _>>()?;
     let now = |clock| {
         let t = rustix::time::clock_gettime(clock);
@@ -291,10 +332,42 @@ pub fn tcp_changes() -> Result<TcpChanges, TraceError> {
         layout,
         wall_offset,
         scratch: Vec::new(),
+        // Read once the rings run: every later change is in them.
+        running: running_processes(),
+        held: Vec::new(),
     })
 }
 
-fn open_ring(id: u64, cpu: i32) -> Result<Ring, TraceError> {
+/// Every process running now, with its name and user: the record tells
+/// only of processes that fork, exec or rename from here on.
+fn running_processes() -> Vec<KernelRecord> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| {
+        let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        let name = super::proc::process_names(&[pid]).remove(&pid)?;
+        Some(KernelRecord::Running {
+            pid,
+            name,
+            uid: super::proc::process_uid(pid),
+        })
+    })
+    .collect()
+}
+
+fn open_ring(id: u64, cpu: i32, data_pages: usize) -> Result<Ring, TraceError> {
+    // Kernels before 6.0 refuse PERF_FORMAT_LOST: then only the LOST
+    // records say what was dropped.
+    match open_event(id, cpu, data_pages, PERF_FORMAT_LOST) {
+        Err(TraceError::Io(e)) if e.raw_os_error() == Some(libc::EINVAL) => {
+            open_event(id, cpu, data_pages, 0)
+        }
+        opened => opened,
+    }
+}
+
+fn open_event(id: u64, cpu: i32, data_pages: usize, read_format: u64) -> Result<Ring, TraceError> {
     let mut attr = perf::perf_event_attr {
         type_: perf::PERF_TYPE_TRACEPOINT,
         size: u32::try_from(std::mem::size_of::<perf::perf_event_attr>()).unwrap_or(u32::MAX),
@@ -303,12 +376,13 @@ fn open_ring(id: u64, cpu: i32) -> Result<Ring, TraceError> {
             perf::PERF_SAMPLE_TID | perf::PERF_SAMPLE_TIME | perf::PERF_SAMPLE_RAW,
         ),
         clockid: libc_clock_monotonic(),
+        read_format,
         ..Default::default()
     };
     attr.sample_period = 1;
     // Wake the reader when an eighth of the ring is full; it also reads
     // at every poll timeout.
-    attr.wakeup_watermark = u32::try_from(RING_PAGES * page_size() / 8).unwrap_or(u32::MAX);
+    attr.wakeup_watermark = u32::try_from(data_pages * page_size() / 8).unwrap_or(u32::MAX);
     attr.set_watermark(1);
     attr.set_disabled(1);
     attr.set_comm(1);
@@ -341,7 +415,7 @@ fn open_ring(id: u64, cpu: i32) -> Result<Ring, TraceError> {
     let mut filter = *b"protocol == 6\0";
     // SAFETY: a NUL-terminated filter that outlives the call, on our event.
     unsafe { perf_event_open_sys::ioctls::SET_FILTER(fd.as_raw_fd(), filter.as_mut_ptr().cast()) };
-    let pages = RING_PAGES + 1;
+    let pages = data_pages + 1;
     let mapped = pages * page_size();
     // SAFETY: a shared, readable and writable mapping of the event's ring,
     // as perf_event_open(2) describes; unmapped in Ring's Drop.
@@ -364,13 +438,14 @@ fn open_ring(id: u64, cpu: i32) -> Result<Ring, TraceError> {
         let size = usize::try_from((*header).data_size).unwrap_or(0);
         // Kernels before 4.1 leave these 0: the data follows the header page.
         if size == 0 {
-            (page_size(), RING_PAGES * page_size())
+            (page_size(), data_pages * page_size())
         } else {
             (offset, size)
         }
     };
     let ring = Ring {
         fd,
+        counts_lost: read_format & PERF_FORMAT_LOST != 0,
         base,
         mapped,
         data_offset,
@@ -402,6 +477,9 @@ impl TcpChanges {
     /// names and exits in time order, and how many records the kernel
     /// dropped (a ring full).
     pub fn next_batch(&mut self, wait: Duration) -> io::Result<Vec<KernelRecord>> {
+        if !self.running.is_empty() {
+            return Ok(std::mem::take(&mut self.running));
+        }
         let mut fds: Vec<rustix::event::PollFd> = self
             .rings
             .iter()
@@ -416,12 +494,54 @@ impl TcpChanges {
             Err(e) => return Err(e.into()),
         }
         drop(fds);
-        let mut parsed = Vec::new();
+        // A record stamped before this instant may still be on its way
+        // into its ring; the newest ones wait for the next read, so that
+        // no record of one CPU comes after a later one of another (a
+        // socket's close before the next socket at its address opens).
+        let cutoff = monotonic_ns().saturating_sub(HOLD_NS);
+        let mut parsed = std::mem::take(&mut self.held);
         for i in 0..self.rings.len() {
             self.drain(i, &mut parsed);
         }
         parsed.sort_by_key(|p| p.time);
+        let newer = parsed.partition_point(|p| p.time <= cutoff);
+        self.held = parsed.split_off(newer);
+        if self.held.len() > HELD_MAX {
+            // Never more than this waits: the oldest go now.
+            let excess = self.held.len() - HELD_MAX;
+            parsed.extend(self.held.drain(..excess));
+        }
         Ok(parsed.into_iter().map(|p| p.record).collect())
+    }
+
+    /// Everything left: the records held back and what the rings hold
+    /// now, in time order. For the end of a trace.
+    pub fn rest(&mut self) -> Vec<KernelRecord> {
+        let mut parsed = std::mem::take(&mut self.held);
+        for i in 0..self.rings.len() {
+            self.drain(i, &mut parsed);
+        }
+        parsed.sort_by_key(|p| p.time);
+        parsed.into_iter().map(|p| p.record).collect()
+    }
+
+    /// How many records the kernel could not write, summed over the
+    /// rings, where it counts them (Linux 6.0+): unlike LOST records,
+    /// which the kernel writes only once there is room again, this
+    /// includes drops that are still pending.
+    pub fn lost(&self) -> Option<u64> {
+        let mut total = 0u64;
+        for ring in &self.rings {
+            if !ring.counts_lost {
+                return None;
+            }
+            // read_format LOST alone: the event's value, then its lost.
+            let mut buf = [0u8; 16];
+            let n = rustix::io::read(&ring.fd, &mut buf).ok()?;
+            let lost = buf.get(8..16).filter(|_| n >= 16)?;
+            total = total.saturating_add(u64::from_ne_bytes(lost.try_into().ok()?));
+        }
+        Some(total)
     }
 
     /// Every record in ring `i`, consumed.
@@ -558,6 +678,14 @@ fn parse_record(
             (pid == tid).then_some(Parsed {
                 time,
                 record: KernelRecord::Exited { pid },
+            })
+        }
+        // A new process (not a thread): it starts with its parent's name.
+        perf::PERF_RECORD_FORK => {
+            let (pid, parent, tid, time) = (u32_at(8)?, u32_at(12)?, u32_at(16)?, u64_at(24)?);
+            (pid == tid && pid != parent).then_some(Parsed {
+                time,
+                record: KernelRecord::Forked { pid, parent },
             })
         }
         perf::PERF_RECORD_LOST => Some(Parsed {
