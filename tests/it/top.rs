@@ -602,10 +602,16 @@ while time.time() < end:
     pane.keys(&["/"]);
     pane.type_text(&local.to_string());
     pane.keys(&["Enter"]);
+    // The sender's own connection: its port may also be in an older
+    // connection's TIME_WAIT, to another peer.
     let own = format!("127.0.0.1:{local}");
+    let peer = format!("127.0.0.1:{}", port.trim());
     let in_range = |s: &str| {
         s.lines()
-            .find(|l| l.split_whitespace().nth(1) == Some(own.as_str()))
+            .find(|l| {
+                let mut words = l.split_whitespace().skip(1);
+                words.next() == Some(own.as_str()) && words.next() == Some(peer.as_str())
+            })
             .and_then(|row| {
                 let rates: Vec<f64> = row.split_whitespace().filter_map(rate).collect();
                 rates.get(1).copied()
