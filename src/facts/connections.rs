@@ -734,7 +734,8 @@ mod tests {
             Some("bash"),
             "a fork's name is its parent's"
         );
-        assert_eq!(connect.user.as_deref(), Some("root"), "and its user");
+        let root = process::Users::default().name(0).to_string();
+        assert_eq!(connect.user.as_deref(), Some(root.as_str()), "and its user");
     }
 
     #[test]

@@ -139,13 +139,17 @@ mod tests {
     }
 
     #[test]
-    fn this_process_has_parents_up_to_pid_1() {
+    fn this_process_has_its_parent_first() {
         let Some(facts) = platform::process_facts(std::process::id()) else {
             return; // no process facts on this OS (see platform::absent)
         };
         let chain = parents(&facts);
-        assert!(!chain.is_empty());
-        assert_eq!(chain.first().map(|p| p.pid), facts.ppid);
+        // The parent comes first where the OS shows it (Wine runs a test
+        // under a Unix process it does not show as a Windows one).
+        match facts.ppid.and_then(platform::process_facts) {
+            Some(_) => assert_eq!(chain.first().map(|p| p.pid), facts.ppid),
+            None => assert!(chain.is_empty(), "{chain:?}"),
+        }
     }
 
     #[test]

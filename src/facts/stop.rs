@@ -296,9 +296,14 @@ mod tests {
             refuse_protected(&[me]),
             Err(StopError::Protected { .. })
         ));
-        let init = Proc::now(1, Some("init".into()));
+        // The system's own: PID 1 on Unix, PIDs 0 and 4 on Windows.
+        let system = [(1, "init"), (4, "System"), (0, "System Idle Process")]
+            .into_iter()
+            .find(|(pid, name)| platform::is_system_process(*pid, Some(name)))
+            .expect("some system process");
+        let system = Proc::now(system.0, Some(system.1.into()));
         assert!(matches!(
-            refuse_protected(&[init]),
+            refuse_protected(&[system]),
             Err(StopError::Protected { .. })
         ));
     }
