@@ -5,9 +5,9 @@
 //! writes it in the exposition format.
 
 use crate::facts::bind::{check_addresses, fit, probe, Verdict};
-use crate::facts::socket_record::{Lookups, Snapshot, SocketRecord};
+use crate::facts::process;
+use crate::facts::socket_record::{Snapshot, SocketRecord};
 use crate::facts::sockets;
-use crate::facts::{containers, process};
 use crate::model::{Family, Proto, Socket, TcpState};
 use crate::platform::{Owners, ReadError, TableQuery};
 use serde::Serialize;
@@ -172,14 +172,7 @@ fn listener_records(mut sockets: Vec<Socket>, owners: Owners) -> Vec<SocketRecor
         owners,
         names,
     };
-    // Each scrape asks the runtimes afresh, within a budget of its own.
-    containers::new_round();
-    let mut lookups = Lookups::new(true);
-    snapshot
-        .sockets
-        .iter()
-        .map(|s| snapshot.record(s, &mut lookups))
-        .collect()
+    snapshot.records_afresh()
 }
 
 /// A real bind of each port, TCP and UDP.

@@ -114,6 +114,18 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Every socket as a record, with units and containers looked up
+    /// afresh, in a round of runtime questions of its own: one reading of
+    /// `top`, one scrape.
+    pub fn records_afresh(&self) -> Vec<SocketRecord> {
+        containers::new_round();
+        let mut lookups = Lookups::new(true);
+        self.sockets
+            .iter()
+            .map(|s| self.record(s, &mut lookups))
+            .collect()
+    }
+
     pub fn record(&self, socket: &Socket, lookups: &mut Lookups) -> SocketRecord {
         let pids = self.owners.of(socket);
         let pid = pids.first().copied();

@@ -195,6 +195,20 @@ fn serve_as(program: &Path, user: &str) -> (Kid, u16) {
     (Kid(child), port)
 }
 
+/// root's `kill PORT --force` stops `child`, which holds `port`, as any
+/// other process: exit 0, and the process gone.
+#[track_caller]
+fn force_stops(port: u16, child: &mut Kid, what: &str) {
+    let port = port.to_string();
+    let kill = run(&["kill", &port, "--yes", "--force", "--timeout", "1"]);
+    assert_exit(&kill, 0);
+    assert!(
+        common::poll(Duration::from_secs(5), || child.0.try_wait().unwrap()).is_some(),
+        "{what} still runs: {}",
+        stderr(&kill)
+    );
+}
+
 #[test]
 #[ignore = "needs root and setpriv"]
 fn a_program_called_docker_proxy_is_an_ordinary_process() {
@@ -232,20 +246,7 @@ fn a_program_called_docker_proxy_is_an_ordinary_process() {
         let text = run(&["who", &port.to_string()]);
         assert!(!stdout(&text).contains("published"), "{}", stdout(&text));
         // root's kill --force stops it like any other process.
-        let kill = run(&[
-            "kill",
-            &port.to_string(),
-            "--yes",
-            "--force",
-            "--timeout",
-            "1",
-        ]);
-        assert_exit(&kill, 0);
-        assert!(
-            common::poll(Duration::from_secs(5), || child.0.try_wait().unwrap()).is_some(),
-            "{program:?} as {user} still runs: {}",
-            stderr(&kill)
-        );
+        force_stops(port, &mut child, &format!("{program:?} as {user}"));
     }
     let _ = std::fs::remove_dir_all(installed);
     let _ = std::fs::remove_file(&cases[2].0);
@@ -296,21 +297,8 @@ fn a_runtime_name_bind_mounted_in_a_users_namespace_is_an_ordinary_process() {
         let held = listener(&story);
         assert_eq!(held["process"], name, "{story:#}");
         assert!(held["container"].is_null(), "{name}: {story:#}");
-        let kill = run(&[
-            "kill",
-            &port.to_string(),
-            "--yes",
-            "--force",
-            "--timeout",
-            "1",
-        ]);
-        assert_exit(&kill, 0);
         let mut child = child;
-        assert!(
-            common::poll(Duration::from_secs(5), || child.0.try_wait().unwrap()).is_some(),
-            "{name} in nobody's namespace still runs: {}",
-            stderr(&kill)
-        );
+        force_stops(port, &mut child, &format!("{name} in nobody's namespace"));
     }
     let _ = std::fs::remove_dir_all(installed);
     let _ = std::fs::remove_dir_all(cover);

@@ -4,11 +4,11 @@
 //! keyboard never waits for the OS.
 
 use super::state::{key_of, Event, Reading, SocketKey};
+use crate::facts::port_story;
 use crate::facts::process::{self, Proc};
-use crate::facts::socket_record::{Lookups, Snapshot};
+use crate::facts::socket_record::Snapshot;
 use crate::facts::sockets::{self, summarize};
 use crate::facts::stop::{self, Plan, Release};
-use crate::facts::{containers, port_story};
 use crate::model::{Proto, Signal, Socket};
 use crate::output::words;
 use crate::platform::{Owners, ReadError, Scope, TableQuery};
@@ -86,15 +86,8 @@ impl Reader {
             owners,
             names,
         };
-        // Each reading asks the runtimes afresh, within a budget of its own.
-        containers::new_round();
-        let mut lookups = Lookups::new(true);
         Ok(Reading {
-            records: snapshot
-                .sockets
-                .iter()
-                .map(|s| snapshot.record(s, &mut lookups))
-                .collect(),
+            records: snapshot.records_afresh(),
             counts: summarize(&snapshot.sockets),
             at,
         })
