@@ -59,6 +59,10 @@ pub struct WhatisCli {
 impl Cli {
     /// Parses `portctl ARGS...`, taking the short road for `whatis`.
     pub fn parse_args(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
+        Cli::parse_text_args(&args).map_err(|e| name_the_bytes(e, &args))
+    }
+
+    fn parse_text_args(args: &[std::ffi::OsString]) -> Result<Cli, clap::Error> {
         if args.get(1).is_some_and(|a| a == "whatis") {
             let whatis = WhatisCli::try_parse_from(&args[1..])?;
             return Ok(Cli {
@@ -68,6 +72,20 @@ impl Cli {
         }
         Cli::try_parse_from(args)
     }
+}
+
+/// clap says only that some argument was not UTF-8; the error line names
+/// which one, its bytes escaped (`\xFF`) as Rust's `Debug` shows them.
+fn name_the_bytes(mut error: clap::Error, args: &[std::ffi::OsString]) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() == ErrorKind::InvalidUtf8 {
+        if let Some(bad) = args.iter().skip(1).find(|a| a.to_str().is_none()) {
+            let shown = format!("{bad:?}");
+            let shown = shown.trim_matches('"').to_string();
+            error.insert(ContextKind::InvalidValue, ContextValue::String(shown));
+        }
+    }
+    error
 }
 
 /// Deferred: clap builds the arguments of the subcommand being run, not of
@@ -563,6 +581,9 @@ pub fn one_line_error(error: &clap::Error) -> String {
             format!("invalid value '{value}' for '{arg}'{allowed}")
         }
         ErrorKind::UnknownArgument => format!("unexpected argument '{arg}' found"),
+        ErrorKind::InvalidUtf8 if !value.is_empty() => {
+            format!("argument '{value}' is not UTF-8; arguments must be UTF-8 text")
+        }
         ErrorKind::InvalidSubcommand => format!(
             "unrecognized subcommand '{}'",
             text(ContextKind::InvalidSubcommand).unwrap_or_default()

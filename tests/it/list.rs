@@ -483,3 +483,19 @@ fn watch_reports_sockets_opening_and_closing() {
     );
     assert_usage_error(&run(&["list", "--watch", "soon"]), "soon");
 }
+
+/// An argument that is not UTF-8 (a name copied from a raw byte dump) is
+/// named in the one-line error, its bytes escaped, wherever it stands.
+#[cfg(unix)]
+#[test]
+fn an_argument_that_is_not_utf8_is_named() {
+    use std::os::unix::ffi::OsStrExt;
+    let bad = std::ffi::OsStr::from_bytes(b"web\xff\xfe");
+    for args in [
+        vec!["list".as_ref(), "--process".as_ref(), bad],
+        vec!["whatis".as_ref(), bad],
+    ] {
+        let out = common::portctl().args(args).output().unwrap();
+        assert_usage_error(&out, r"web\xFF\xFE");
+    }
+}
