@@ -47,7 +47,14 @@ struct Failed {
 }
 
 /// What the report says after the signals, and the exit it means.
-fn outcome_text(args: &KillArgs, protos: &[Proto], release: &Release) -> (String, Option<String>) {
+/// What is left on the port, in words; `waited` when a signal was sent
+/// and the port was given its timeout.
+fn outcome_text(
+    args: &KillArgs,
+    protos: &[Proto],
+    release: &Release,
+    waited: bool,
+) -> (String, Option<String>) {
     match release {
         Release::Free => ("the port is free".to_string(), None),
         Release::Lingering(note) => {
@@ -55,7 +62,7 @@ fn outcome_text(args: &KillArgs, protos: &[Proto], release: &Release) -> (String
             (format!("no process holds the port; {note}"), Some(note))
         }
         Release::Held => {
-            let mut text = if args.force {
+            let mut text = if args.force || !waited {
                 "the port is still held".to_string()
             } else {
                 format!(
@@ -114,7 +121,7 @@ pub fn run(args: &KillArgs, output: Output) -> Result<Exit> {
     let mut targets = listeners(port, &protos)?;
     if targets.is_empty() {
         let left = release(port, &protos);
-        let (note, lingering) = outcome_text(args, &protos, &left);
+        let (note, lingering) = outcome_text(args, &protos, &left, false);
         let report = KillReport {
             port,
             signals: Vec::new(),
@@ -149,7 +156,7 @@ pub fn run(args: &KillArgs, output: Output) -> Result<Exit> {
         failed,
         release,
     } = stop(&targets, port, &protos, plan)?;
-    let (note, lingering) = outcome_text(args, &protos, &release);
+    let (note, lingering) = outcome_text(args, &protos, &release, !sent.is_empty());
     let report = KillReport {
         port,
         signals: sent
@@ -163,7 +170,7 @@ pub fn run(args: &KillArgs, output: Output) -> Result<Exit> {
             .into_iter()
             .map(|(process, e)| Failed {
                 process,
-                error: e.to_string(),
+                error: words::signal_failure(&e),
             })
             .collect(),
         free: release.released(),

@@ -28,6 +28,16 @@ pub fn signal(signal: Signal) -> &'static str {
     platform::signal_name(signal)
 }
 
+/// Why a signal was not sent. The OS says only "Operation not
+/// permitted"; the user is told what would be.
+pub fn signal_failure(e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        "not permitted: it is another user's process (run as that user, or as root with the right to signal it)".to_string()
+    } else {
+        e.to_string()
+    }
+}
+
 /// Bytes in IEC units, one word (a column stays one field when piped):
 /// `512B`, `1.5KiB`, `20.0MiB`.
 pub fn bytes(n: u64) -> String {

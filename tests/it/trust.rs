@@ -918,6 +918,47 @@ fn run_as_root_with(bounding: &str, args: &[&str]) -> Output {
     run_setpriv(&[&format!("--bounding-set={bounding}")], args)
 }
 
+/// Root without CAP_KILL cannot signal another user's listener: kill
+/// says why in words (the OS says only "Operation not permitted"), does
+/// not claim to have waited for a port it never asked to be let go, and
+/// leaves the listener running.
+#[test]
+#[ignore = "needs root and setpriv"]
+fn a_signal_that_is_not_permitted_is_explained_and_not_waited_for() {
+    require_root_and_setpriv();
+    let (mut holder, port) = serve_as(&binary_for_nobody(), "nobody");
+    let port_arg = port.to_string();
+    let started = Instant::now();
+    let out = run_as_root_with("-kill", &["kill", &port_arg, "--yes", "--timeout", "30"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "waited for nothing: {:?}",
+        started.elapsed()
+    );
+    assert_exit(&out, 1);
+    let text = stdout(&out);
+    assert!(
+        text.contains("cannot signal") && text.contains("another user's process"),
+        "{text}"
+    );
+    assert!(!text.contains("after 30"), "{text}");
+    let json = run_as_root_with("-kill", &["kill", &port_arg, "--yes", "--json"]);
+    assert_exit(&json, 1);
+    let report = json::parse(&json);
+    assert_eq!(report["free"], false, "{report}");
+    assert!(
+        report["failed"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("another user's process"),
+        "{report}"
+    );
+    assert!(
+        holder.0.try_wait().unwrap().is_none(),
+        "the listener was stopped"
+    );
+}
+
 #[test]
 #[ignore = "needs root and setpriv"]
 fn root_without_its_capabilities_says_which_it_lacks_not_another_namespace() {

@@ -196,16 +196,18 @@ fn status(port: u16, force: bool, outcome: &stop::Outcome) -> String {
         .iter()
         .map(|(target, sent)| format!("sent {} to {}", sent.join(" then "), words::process(target)))
         .collect();
-    clauses.extend(
-        outcome
-            .failed
-            .iter()
-            .map(|(target, e)| format!("cannot signal {}: {e}", words::process(target))),
-    );
+    clauses.extend(outcome.failed.iter().map(|(target, e)| {
+        format!(
+            "cannot signal {}: {}",
+            words::process(target),
+            words::signal_failure(e)
+        )
+    }));
     let killed = outcome.sent.iter().any(|(_, s)| *s == Signal::Kill);
     let after = match &outcome.release {
         Release::Free => "the port is free".to_string(),
         Release::Lingering(note) => format!("no process holds it; {}", words::note(note)),
+        Release::Held if outcome.sent.is_empty() => "still held".to_string(),
         Release::Held if killed => format!("still held after {}", words::signal(Signal::Kill)),
         Release::Held if force => "still held, by none of the processes agreed to".to_string(),
         Release::Held => format!(
