@@ -126,13 +126,23 @@ impl RuntimeProcess {
 /// any user can run a program called `docker-proxy`, so the program it
 /// runs must be one only root could have installed (the file and its
 /// folders owned by root, writable by nobody else) and bear that name;
-/// the rootful daemons must run as root. Where the program cannot be
-/// read (another user's process, without privileges), only a process
-/// running as root counts: no unprivileged user can start one.
+/// the rootful daemons must run as root, a rootless runtime's as root or
+/// as the user asking. Where the program cannot be read (another user's
+/// process, without privileges), only a process running as root counts:
+/// no unprivileged user can start one.
 pub fn runtime_process(pid: u32, name: &str) -> Option<RuntimeProcess> {
     let kind = RuntimeProcess::named(name)?;
     let uid = platform::process_uid(pid);
-    if kind.runs_as_root() && uid != Some(0) {
+    // A rootless runtime's helper runs as its user, who could as well have
+    // run the same program on sockets of their own: only that user (who
+    // can mislead no one but themselves) takes its word; to anyone else
+    // it is an ordinary process of theirs.
+    let trusted = match uid {
+        Some(0) => true,
+        Some(user) => !kind.runs_as_root() && platform::current_uid() == Some(user),
+        None => false,
+    };
+    if !trusted {
         return None;
     }
     let genuine = match platform::executable(pid) {

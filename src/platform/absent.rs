@@ -141,6 +141,11 @@ impl TcpChanges {
     }
 }
 
+/// No user ids of the Unix kind.
+pub fn current_uid() -> Option<u32> {
+    None
+}
+
 /// No file owners of the Unix kind.
 pub fn path_owner(_path: &std::path::Path) -> Option<u32> {
     None

@@ -7,11 +7,11 @@ pub use super::absent::{
 };
 pub use super::netstat2::{find_owners, read_table, read_table_with_owners};
 pub use super::unix::{
-    exec_with_sockets, family_unsupported, holder_note, is_superuser, is_system_process,
-    local_stream, parent_pid, path_owner, prepare_server, privileged_ports, process_user,
-    raise_fd_limit, read_own_file, send_signal, server_bind, signal_name, state_name, stdout_width,
-    stop_self, system_processes, unseen_owner, user_name, JobSignals, LocalStream, Shutdown,
-    HANDS_OVER_SOCKETS,
+    current_uid, exec_with_sockets, family_unsupported, holder_note, is_superuser,
+    is_system_process, local_stream, parent_pid, path_owner, prepare_server, privileged_ports,
+    process_user, raise_fd_limit, read_own_file, send_signal, server_bind, signal_name, state_name,
+    stdout_width, stop_self, system_processes, unseen_owner, user_name, JobSignals, LocalStream,
+    Shutdown, HANDS_OVER_SOCKETS,
 };
 
 /// Root reads every process's sockets here (no capability sets): as

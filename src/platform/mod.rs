@@ -60,9 +60,9 @@ use windows as os;
 pub use types::*;
 
 pub use os::{
-    cgroup_owned_by_root, exec_with_sockets, executable, family_unsupported, find_owners,
-    holder_note, ipv6_only_by_default, is_system_process, local_stream, parent_pid, path_owner,
-    port_settings, prepare_server, privileged_ports, process_cgroup, process_cmdline,
+    cgroup_owned_by_root, current_uid, exec_with_sockets, executable, family_unsupported,
+    find_owners, holder_note, ipv6_only_by_default, is_system_process, local_stream, parent_pid,
+    path_owner, port_settings, prepare_server, privileged_ports, process_cgroup, process_cmdline,
     process_facts, process_names, process_start, process_uid, process_user, raise_fd_limit,
     read_own_file, read_table, read_table_with_owners, send_signal, server_bind, signal_name,
     state_name, stdout_width, stop_self, system_processes, tcp_changes, unseen_owner, user_name,

@@ -151,6 +151,11 @@ pub fn process_user(_pid: u32) -> Option<String> {
     None
 }
 
+/// The user portctl runs as (its effective uid).
+pub fn current_uid() -> Option<u32> {
+    Some(rustix::process::geteuid().as_raw())
+}
+
 /// The user who owns `path` (following symlinks).
 pub fn path_owner(path: &std::path::Path) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;

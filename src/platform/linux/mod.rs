@@ -12,10 +12,10 @@ mod procnet;
 mod trace;
 
 pub use super::unix::{
-    exec_with_sockets, family_unsupported, holder_note, is_system_process, local_stream,
-    parent_pid, path_owner, prepare_server, privileged_ports, process_user, raise_fd_limit,
-    read_own_file, send_signal, server_bind, signal_name, state_name, stdout_width, stop_self,
-    system_processes, unseen_owner, user_name, JobSignals, LocalStream, Shutdown,
+    current_uid, exec_with_sockets, family_unsupported, holder_note, is_system_process,
+    local_stream, parent_pid, path_owner, prepare_server, privileged_ports, process_user,
+    raise_fd_limit, read_own_file, send_signal, server_bind, signal_name, state_name, stdout_width,
+    stop_self, system_processes, unseen_owner, user_name, JobSignals, LocalStream, Shutdown,
     HANDS_OVER_SOCKETS,
 };
 pub use proc::{
