@@ -30,13 +30,15 @@ impl Proc {
         }
     }
 
-    /// Whether `other` is this very process: the same PID and, where both
-    /// are known, the same start.
+    /// Whether `other` is this very process: the same PID and the same
+    /// start. Where the OS gives no starts the PID is all there is; a
+    /// start known for one and not the other is not a match.
     pub fn same(&self, other: &Proc) -> bool {
         self.pid == other.pid
             && match (self.start, other.start) {
                 (Some(a), Some(b)) => a == b,
-                _ => true,
+                (None, None) => true,
+                _ => false,
             }
     }
 }
@@ -191,6 +193,14 @@ mod tests {
         };
         if me.start.is_some() {
             assert!(!me.same(&reused), "a later start is another process");
+            let unknown = Proc {
+                start: None,
+                ..me.clone()
+            };
+            assert!(
+                !me.same(&unknown) && !unknown.same(&me),
+                "a start known on one side only is no match"
+            );
         }
         assert!(!me.same(&Proc {
             pid: me.pid + 1,

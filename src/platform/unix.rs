@@ -82,7 +82,16 @@ pub fn send_signal(pid: u32, start: Option<u64>, signal: Signal) -> io::Result<D
         Signal::Term => Sig::TERM,
         Signal::Kill => Sig::KILL,
     };
-    let is_agreed = || start.is_none() || super::process_start(pid) == start;
+    // Linux always knows a live process's start: one not known when the
+    // stop was agreed to cannot be told from a PID's next owner, and is
+    // left alone. Where the OS offers no start, the PID is all there is.
+    let is_agreed = || {
+        if cfg!(target_os = "linux") {
+            start.is_some() && super::process_start(pid) == start
+        } else {
+            start.is_none() || super::process_start(pid) == start
+        }
+    };
     #[cfg(target_os = "linux")]
     match rustix::process::pidfd_open(id, rustix::process::PidfdFlags::empty()) {
         // The pidfd names whatever held the PID when it was opened: if

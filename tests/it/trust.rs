@@ -571,10 +571,13 @@ fn next_pid_is(pid: u32) {
 
 /// A python3 listener on `port` (SO_REUSEPORT, so several share it).
 /// `mode`: `leaves` says "term" on SIGTERM and exits a second later;
-/// `stays` ignores SIGTERM.
+/// `stays` ignores SIGTERM. `name`, in hex, is the process's name when
+/// not empty: any bytes, as `prctl(PR_SET_NAME)` takes them.
 const LISTEN_PY: &str = r#"
-import signal, socket, sys, time, os
+import ctypes, signal, socket, sys, time, os
 port = int(sys.argv[1]); mode = sys.argv[2]
+if sys.argv[3]:
+    ctypes.CDLL(None).prctl(15, ctypes.c_char_p(bytes.fromhex(sys.argv[3])), 0, 0, 0)
 def leave(*_):
     print("term", flush=True); time.sleep(1); os._exit(0)
 signal.signal(signal.SIGTERM, leave if mode == "leaves" else signal.SIG_IGN)
@@ -588,13 +591,15 @@ while True:
 fn listen(
     port: u16,
     mode: &str,
+    name: &[u8],
 ) -> (
     std::process::Child,
     u32,
     BufReader<std::process::ChildStdout>,
 ) {
+    let hex: String = name.iter().map(|b| format!("{b:02x}")).collect();
     let mut child = Command::new("python3")
-        .args(["-c", LISTEN_PY, &port.to_string(), mode])
+        .args(["-c", LISTEN_PY, &port.to_string(), mode, &hex])
         .stdout(Stdio::piped())
         .spawn()
         .expect("run python3");
@@ -608,10 +613,33 @@ fn listen(
 #[ignore = "needs root"]
 fn a_forced_stop_never_kills_a_process_that_took_the_pid_meanwhile() {
     require_root();
+    forced_stop_spares_a_reused_pid(b"");
+}
+
+/// A name that is not UTF-8 must not make the process's start unknown,
+/// and an unknown start must not let any process with the PID pass.
+#[test]
+#[ignore = "needs root"]
+fn a_name_that_is_not_utf8_does_not_turn_the_pid_check_off() {
+    require_root();
+    let port = quiet_port();
+    let (child, _, _) = listen(port, "stays", b"\xffsrv");
+    let child = Kid(child);
+    let story = json::parse(&run(&["who", &port.to_string(), "--json"]));
+    let held = listener(&story);
+    assert!(
+        !held["started"].is_null() && held["cmdline"].as_array().is_some_and(|c| !c.is_empty()),
+        "the process's facts are lost to its name: {story:#}"
+    );
+    drop(child);
+    forced_stop_spares_a_reused_pid(b"\xffsrv");
+}
+
+fn forced_stop_spares_a_reused_pid(name: &[u8]) {
     let port = quiet_port();
     for attempt in 0..20 {
         // The agreed server: it leaves a second after SIGTERM.
-        let (mut first, pid, mut said) = listen(port, "leaves");
+        let (mut first, pid, mut said) = listen(port, "leaves", name);
         let kill = portctl()
             .args([
                 "kill",
@@ -630,13 +658,13 @@ fn a_forced_stop_never_kills_a_process_that_took_the_pid_meanwhile() {
         let mut term = String::new();
         said.read_line(&mut term).unwrap();
         assert_eq!(term.trim(), "term");
-        let (beside, _, _) = listen(port, "stays");
+        let (beside, _, _) = listen(port, "stays", name);
         let _beside = Kid(beside);
         // ...and when the agreed one is gone, its PID goes to a third
         // python3 on the port: same PID, same name, another process.
         assert!(common::poll(Duration::from_secs(5), || first.try_wait().unwrap()).is_some());
         next_pid_is(pid);
-        let (second, reused, _) = listen(port, "stays");
+        let (second, reused, _) = listen(port, "stays", name);
         let mut second = Kid(second);
         let out = kill.wait_with_output().unwrap();
         if reused != pid {

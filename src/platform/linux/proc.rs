@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 /// The facts of one process, or `None` once it is gone.
 pub fn process_facts(pid: u32) -> Option<ProcFacts> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = read_lossy(&format!("/proc/{pid}/stat"))?;
     let (ppid, start_ticks) = parse_stat(&stat)?;
     Some(ProcFacts {
         ppid: (ppid != 0).then_some(ppid),
@@ -22,8 +22,17 @@ pub fn process_facts(pid: u32) -> Option<ProcFacts> {
 /// When `pid` started, in clock ticks since boot: exact, and never the
 /// same for two processes that held the PID one after the other.
 pub fn process_start(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = read_lossy(&format!("/proc/{pid}/stat"))?;
     parse_stat(&stat).map(|(_, start)| start)
+}
+
+/// A `/proc` file as text. `stat` and `status` carry the process's name
+/// as its bytes, which need not be UTF-8 (`prctl(PR_SET_NAME)` takes any):
+/// read as strict text they would make the process's start and user
+/// unknown, and so turn off the checks that rest on them.
+fn read_lossy(path: &str) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// The names of `pids` (`/proc/PID/comm`, as `ps` and `ss` show them).
@@ -40,7 +49,7 @@ pub fn process_names(pids: &[u32]) -> HashMap<u32, String> {
 /// The real user a process runs as (`Uid:` in `/proc/PID/status`, which
 /// every user may read).
 pub fn process_uid(pid: u32) -> Option<u32> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let status = read_lossy(&format!("/proc/{pid}/status"))?;
     parse_uid(&status)
 }
 
