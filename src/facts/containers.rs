@@ -774,16 +774,40 @@ const STOP_SLACK_SECONDS: u64 = 5;
 
 /// The command a person would type to stop it. A pod's container is the
 /// kubelet's to restart: the pod is what goes.
+///
+/// Names come from a runtime's API or a cgroup, which a user may have
+/// written: each is quoted for the shell unless it is made only of what
+/// runtimes allow in names, so a pasted command runs nothing else.
 pub fn stop_command(container: &Container) -> String {
-    let what = container.label();
+    let what = shell_word(&container.label());
     match container.runtime {
         Runtime::Podman => format!("podman stop {what}"),
         Runtime::Kubernetes => match (&container.pod, &container.namespace) {
-            (Some(pod), Some(namespace)) => format!("kubectl delete pod -n {namespace} {pod}"),
+            (Some(pod), Some(namespace)) => format!(
+                "kubectl delete pod -n {} {}",
+                shell_word(namespace),
+                shell_word(pod)
+            ),
             _ => "kubectl delete pod POD".into(),
         },
         Runtime::Containerd => format!("ctr task kill {what}"),
         Runtime::Docker => format!("docker stop {what}"),
+    }
+}
+
+/// `word` as one shell word: as it is when it holds only the characters
+/// of Docker's and Kubernetes' names (`[A-Za-z0-9_.-]`, not leading with
+/// `-`), else in single quotes.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && !word.starts_with('-')
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
     }
 }
 
@@ -903,7 +927,7 @@ mod tests {
         };
         // Thirteen characters, cut after twelve, whatever their bytes.
         assert_eq!(c.label(), "日本語のコンテナ識別子で");
-        assert_eq!(stop_command(&c), "docker stop 日本語のコンテナ識別子で");
+        assert_eq!(stop_command(&c), "docker stop '日本語のコンテナ識別子で'");
         assert!(matches!(
             stop(&c, Duration::from_secs(1)),
             Err(ApiError::NoId)
@@ -942,7 +966,7 @@ mod tests {
         let named = Container {
             name: Some("web".into()),
             runtime: Runtime::Podman,
-            ..c
+            ..c.clone()
         };
         assert_eq!(stop_command(&named), "podman stop web");
         let pod = Container {
@@ -952,8 +976,32 @@ mod tests {
             ..named.clone()
         };
         assert_eq!(stop_command(&pod), "kubectl delete pod -n shop web-7d4b9c");
-        let unnamed = Container { pod: None, ..pod };
+        let unnamed = Container {
+            pod: None,
+            ..pod.clone()
+        };
         assert_eq!(stop_command(&unnamed), "kubectl delete pod POD");
+        // What the API says is quoted, so pasting it runs nothing else.
+        let hostile = Container {
+            name: Some("web $(touch x) 'y'".into()),
+            runtime: Runtime::Podman,
+            ..c.clone()
+        };
+        assert_eq!(
+            stop_command(&hostile),
+            r"podman stop 'web $(touch x) '\''y'\'''"
+        );
+        let dashed = Container {
+            name: Some("-rf".into()),
+            ..c.clone()
+        };
+        assert_eq!(stop_command(&dashed), "docker stop '-rf'");
+        let pod = Container {
+            pod: Some("a;b".into()),
+            namespace: Some("`id`".into()),
+            ..pod
+        };
+        assert_eq!(stop_command(&pod), "kubectl delete pod -n '`id`' 'a;b'");
     }
 
     /// A reader that hands out its bytes a piece at a time.
