@@ -12,12 +12,18 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
 }
 
-/// Characters that take no room and show nothing (zero-width space,
-/// joiners, word joiner, invisible operators, the byte-order mark,
-/// U+200B–U+200D, U+2060–U+2064, U+FEFF): a name made of them would look
-/// empty, or like another name.
+/// Characters that take no room and show nothing: Unicode's default
+/// ignorable code points (zero-width space and joiners, the soft hyphen,
+/// word joiner and invisible operators, variation selectors, Hangul
+/// fillers, the byte-order mark, tag characters...). A name made of them
+/// would look empty, or like another name.
 fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{200b}'..='\u{200d}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
+    matches!(c,
+        '\u{ad}' | '\u{34f}' | '\u{115f}'..='\u{1160}' | '\u{17b4}'..='\u{17b5}'
+        | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200d}' | '\u{2060}'..='\u{206f}'
+        | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}' | '\u{ffa0}'
+        | '\u{fff0}'..='\u{fff8}' | '\u{1bca0}'..='\u{1bca3}' | '\u{1d173}'..='\u{1d17a}'
+        | '\u{e0000}'..='\u{e0fff}')
 }
 
 pub(super) fn needs_escape(c: char) -> bool {
@@ -126,7 +132,21 @@ mod tests {
     #[test]
     fn invisible_characters_are_shown() {
         assert_eq!(sanitize("\u{200b}\u{200b}"), "\\u{200b}\\u{200b}");
-        for c in ['\u{200c}', '\u{200d}', '\u{2060}', '\u{2064}', '\u{feff}'] {
+        for c in [
+            '\u{200c}',
+            '\u{200d}',
+            '\u{2060}',
+            '\u{2064}',
+            '\u{feff}', // joiners, BOM
+            '\u{ad}',
+            '\u{180e}',
+            '\u{3164}',
+            '\u{ffa0}',
+            '\u{115f}', // soft hyphen, fillers
+            '\u{fe0f}',
+            '\u{e0020}',
+            '\u{e0001}', // a variation selector, tags
+        ] {
             let escaped = sanitize(&format!("a{c}b")).into_owned();
             assert_eq!(escaped, format!("a\\u{{{:x}}}b", c as u32));
         }
