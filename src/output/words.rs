@@ -203,14 +203,23 @@ pub fn container(c: &Container) -> String {
     text
 }
 
+/// Where a socket is when root sees no process holding it. A descriptor
+/// sent over a Unix socket and not yet received is held by no process:
+/// any user can leave one so.
+const BEYOND: &str = "a process in another PID namespace, a descriptor in flight over a Unix socket, or the kernel's own";
+
 /// A holder whose process portctl cannot see. As a normal user that is
-/// another user's process, and sudo names it; as root it lives outside
-/// this PID namespace or is the kernel's, and sudo would change nothing;
+/// another user's process, and sudo names it; as root it is the socket's
+/// user's, somewhere `BEYOND` says, and sudo would change nothing;
 /// on Windows the system reports no process for it. `to`: what sudo
 /// would let the user do ("name it", "stop it").
 pub fn hidden_owner(user: Option<&str>, to: &str) -> String {
     match (platform::unseen_owner(), user) {
-        (Unseen::Beyond, _) => "a process that is not visible here: outside this PID namespace, or the kernel's own socket".to_string(),
+        (Unseen::Beyond, user) => format!(
+            "{}no process visible here ({BEYOND})",
+            user.map(|u| format!("user {}, through ", sanitize(u)))
+                .unwrap_or_default()
+        ),
         (Unseen::NoProcess, _) => "no process the system names (it reports PID 0)".to_string(),
         (Unseen::NoCapabilities { ptrace, dac }, _) => format!(
             "a process portctl cannot inspect: it runs without {}, which it needs to {to}",
@@ -237,12 +246,10 @@ fn capabilities(ptrace: bool, dac: bool) -> &'static str {
 pub fn unowned_hint(count: usize) -> String {
     let sockets = if count == 1 { "socket" } else { "sockets" };
     match platform::unseen_owner() {
-        Unseen::Beyond => format!(
-            "{count} {sockets} without a visible owner: outside this PID namespace, or the kernel's own"
-        ),
-        Unseen::NoProcess => format!(
-            "{count} {sockets} the system reports without an owning process (PID 0)"
-        ),
+        Unseen::Beyond => format!("{count} {sockets} without a visible owner: {BEYOND}"),
+        Unseen::NoProcess => {
+            format!("{count} {sockets} the system reports without an owning process (PID 0)")
+        }
         Unseen::NoCapabilities { ptrace, dac } => format!(
             "{count} {sockets} of processes portctl cannot inspect: add {} to see their owners",
             capabilities(ptrace, dac)

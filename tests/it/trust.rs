@@ -1036,3 +1036,49 @@ fn root_without_its_capabilities_says_which_it_lacks_not_another_namespace() {
     assert_eq!(json::pid(&row["pid"]), Some(holder.0.id()), "{row}");
     assert!(!stderr(&out).contains("hint"), "{}", stderr(&out));
 }
+
+// ------------------------------------------------- a socket in flight
+
+/// A listening socket sent over a Unix socket and not yet received is held
+/// by no process: any user can leave one so. root is told whose socket it
+/// is and where it may be, not only "another namespace or the kernel".
+#[test]
+#[ignore = "needs root and setpriv"]
+fn a_socket_in_flight_names_its_user_and_says_where_it_may_be() {
+    require_root_and_setpriv();
+    const IN_FLIGHT_PY: &str = r#"
+import array, socket, time
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen()
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+a.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [l.fileno()]))])
+port = l.getsockname()[1]; l.close()
+print(port, flush=True)
+time.sleep(60)
+"#;
+    let mut child = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .args(["/usr/bin/python3", "-c", IN_FLIGHT_PY])
+        .env_clear()
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run setpriv and /usr/bin/python3");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _child = Kid(child);
+    let port = line.trim().to_string();
+    let who = run(&["who", &port]);
+    assert_exit(&who, 0);
+    let text = stdout(&who);
+    assert!(
+        text.contains("user nobody") && text.contains("in flight over a Unix socket"),
+        "{text}"
+    );
+    let check = run(&["check", &port]);
+    assert_exit(&check, 1);
+    assert!(stdout(&check).contains("user nobody"), "{}", stdout(&check));
+    let kill = run(&["kill", &port, "--yes"]);
+    assert_exit(&kill, 1);
+    assert!(stderr(&kill).contains("in flight"), "{}", stderr(&kill));
+}
