@@ -5,7 +5,9 @@
 //!
 //! From the kernel's record: a `connect` is a socket going from CLOSE to
 //! SYN_SENT, in the context of the process that called `connect` (its
-//! thread group and name as the kernel had them); an `accept` is a socket
+//! thread group and name as the kernel had them), told once its next
+//! change brings the local port or, as to a peer that drops SYNs, half a
+//! second later with the port the table shows; an `accept` is a socket
 //! going from SYN_RECV to ESTABLISHED, which the network does in softirq,
 //! so it is the listener's owner's; a `close` is the change to CLOSE,
 //! matched by the socket's kernel address to its opening for the
@@ -142,7 +144,8 @@ impl Connections {
         match self {
             Connections::Kernel(k) => {
                 let records = k.changes.rest();
-                k.tracker.take(records)
+                k.tracker.take(records);
+                k.tracker.hand_out(Waited::All)
             }
             Connections::Poll(_) => Vec::new(),
         }
@@ -186,6 +189,34 @@ struct Owner {
 /// forgotten (their closes then come without a duration).
 const OPEN_MAX: usize = 1 << 18;
 
+/// How long a connect waits for the local port the kernel picks after it
+/// (the handshake's next change brings it): past this, as to a peer that
+/// drops SYNs, it is told with the port the table shows, if any.
+const CONNECT_WAIT: Duration = Duration::from_millis(500);
+
+/// How far behind the clock the record may still be: the platform holds
+/// records back a few milliseconds to put the CPUs' rings in order.
+const RECORD_LAG: Duration = Duration::from_millis(20);
+
+/// Which waiting connects to hand out.
+#[derive(Debug, Clone, Copy)]
+enum Waited {
+    /// Those that waited `CONNECT_WAIT` by the record's time: every
+    /// change up to this time has been taken.
+    Until(SystemTime),
+    /// All of them: the record ends.
+    All,
+}
+
+/// An event on its way out. A connect waits for its local port; what
+/// came after it waits behind it, so events keep their order in time.
+#[derive(Debug)]
+struct Queued {
+    event: ConnEvent,
+    /// The socket whose next change brings the local port.
+    awaiting: Option<u64>,
+}
+
 /// How often the listeners' owners may be read from the table again.
 const LISTENERS_FRESH: Duration = Duration::from_secs(1);
 
@@ -226,8 +257,7 @@ struct Tracker {
     /// SYN_RECV → ESTABLISHED is no accept.
     simultaneous: std::collections::HashSet<u64>,
     lost: u64,
-    /// A close that follows the event a change made (a refused connect).
-    closes: Vec<ConnEvent>,
+    queue: std::collections::VecDeque<Queued>,
 }
 
 impl KernelFollower {
@@ -239,21 +269,21 @@ impl KernelFollower {
     }
 
     fn next(&mut self, wait: Duration) -> io::Result<Vec<ConnEvent>> {
+        let asked = SystemTime::now();
         let records = self.changes.next_batch(wait)?;
-        Ok(self.tracker.take(records))
+        self.tracker.take(records);
+        // Every change made before the call is in this batch or earlier.
+        let caught_up = asked.checked_sub(RECORD_LAG).unwrap_or(asked);
+        Ok(self.tracker.hand_out(Waited::Until(caught_up)))
     }
 }
 
 impl Tracker {
-    /// The events `records` make, in order.
-    fn take(&mut self, records: Vec<KernelRecord>) -> Vec<ConnEvent> {
-        let mut events = Vec::new();
+    /// Takes in `records`: the events they make wait in the queue.
+    fn take(&mut self, records: Vec<KernelRecord>) {
         for record in records {
             match record {
-                KernelRecord::Change(c) => {
-                    events.extend(self.change(c));
-                    events.append(&mut self.closes);
-                }
+                KernelRecord::Change(c) => self.change(c),
                 KernelRecord::Running { pid, name, uid } => {
                     self.names.insert(pid, name);
                     let name = uid.map(|uid| self.user_names.name(uid).to_string());
@@ -285,65 +315,147 @@ impl Tracker {
                 KernelRecord::Lost(n) => self.lost = self.lost.saturating_add(n),
             }
         }
-        events
     }
 
-    fn change(&mut self, c: TcpChange) -> Option<ConnEvent> {
+    /// The events ready to go, in order: all up to the first connect
+    /// still waiting for its port, once those waited long enough have
+    /// been given the port the table shows.
+    fn hand_out(&mut self, waited: Waited) -> Vec<ConnEvent> {
+        let overdue = |q: &Queued| match waited {
+            Waited::All => true,
+            Waited::Until(now) => now
+                .duration_since(q.event.time)
+                .is_ok_and(|d| d >= CONNECT_WAIT),
+        };
+        if self
+            .queue
+            .iter()
+            .any(|q| q.awaiting.is_some() && overdue(q))
+        {
+            self.ports_from_the_table(overdue);
+        }
+        let ready = self
+            .queue
+            .iter()
+            .position(|q| q.awaiting.is_some())
+            .unwrap_or(self.queue.len());
+        self.queue.drain(..ready).map(|q| q.event).collect()
+    }
+
+    /// Gives each overdue connect the local port of the one connecting
+    /// socket in the table with its two addresses, where there is one,
+    /// and lets it go.
+    fn ports_from_the_table(&mut self, overdue: impl Fn(&Queued) -> bool) {
+        let query = TableQuery {
+            udp: false,
+            tcp_states: Some(vec![TcpState::SynSent]),
+            ..TableQuery::all()
+        };
+        let table = sockets::read_table(&query)
+            .map(|t| t.sockets)
+            .unwrap_or_default();
+        let mut taken: std::collections::HashSet<SocketAddr> = self
+            .queue
+            .iter()
+            .filter(|q| q.awaiting.is_none() && q.event.kind == EventKind::Connect)
+            .map(|q| q.event.socket.local())
+            .collect();
+        for q in self.queue.iter_mut().filter(|q| q.awaiting.is_some()) {
+            if !overdue(q) {
+                continue;
+            }
+            q.awaiting = None;
+            let s = &q.event.socket;
+            let (local, remote) = (s.local(), s.remote());
+            let mut candidates = table.iter().filter(|t| {
+                t.remote == remote
+                    && (local.ip().is_unspecified() || t.local.ip() == local.ip())
+                    && !taken.contains(&t.local)
+            });
+            if let (Some(only), None) = (candidates.next(), candidates.next()) {
+                taken.insert(only.local);
+                q.event.socket = record(only.local, remote, s.state, owner_of(s));
+            }
+        }
+    }
+
+    fn push(&mut self, event: ConnEvent) {
+        self.queue.push_back(Queued {
+            event,
+            awaiting: None,
+        });
+    }
+
+    /// Gives the connect waiting for `c`'s socket its port and lets it
+    /// go; nothing when it went out already, or was not seen.
+    fn arrived(&mut self, c: &TcpChange) {
+        if let Some(q) = self
+            .queue
+            .iter_mut()
+            .rev()
+            .find(|q| q.awaiting == Some(c.socket))
+        {
+            q.awaiting = None;
+            let s = &q.event.socket;
+            q.event.socket = record(c.local, c.remote, s.state, owner_of(s));
+        }
+    }
+
+    fn change(&mut self, c: TcpChange) {
         use TcpState::{Close, Established, Listen, SynRecv, SynSent};
-        match (c.old?, c.new?) {
+        let (Some(old), Some(new)) = (c.old, c.new) else {
+            return;
+        };
+        match (old, new) {
             // connect(2): the caller is the process, but the kernel picks
             // the local port only after this change. The event waits for
-            // the socket's next change, which carries the port.
+            // the socket's next change, which carries the port, and what
+            // follows waits behind it (`hand_out`).
             (Close, SynSent) => {
                 let owner = self.owner(c.pid);
-                self.remember(c.socket, c.time, owner);
-                None
+                self.remember(c.socket, c.time, owner.clone());
+                let mut connect = event(EventKind::Connect, &c, &owner, None);
+                connect.socket.state = Some(SynSent);
+                self.queue.push_back(Queued {
+                    event: connect,
+                    awaiting: Some(c.socket),
+                });
             }
             // The handshake finished, or failed (refused, timed out).
             (SynSent, new @ (Established | Close)) => {
-                let opened = self.opened.get(&c.socket)?.clone();
-                let mut connect = event(EventKind::Connect, &c, &opened.owner, None);
-                connect.time = opened.at;
-                connect.socket.state = Some(SynSent);
+                self.arrived(&c);
                 if new == Close {
                     // Its close follows, as for any connection.
-                    let close = self.close(&c)?;
-                    self.closes.push(close);
+                    if let Some(close) = self.close(&c) {
+                        self.push(close);
+                    }
                 }
-                Some(connect)
             }
             // Maybe in another network namespace: the owner is read from
             // this one's table when a connection arrives.
-            (_, Listen) => {
-                self.listeners_stale = true;
-                None
-            }
-            (Listen, Close) => {
-                self.listeners_stale = true;
-                None
-            }
+            (_, Listen) | (Listen, Close) => self.listeners_stale = true,
             // A simultaneous open, or a socket connecting to itself: its
             // connect, by the process that called it.
             (SynSent, SynRecv) => {
                 if self.simultaneous.len() < OPEN_MAX {
                     self.simultaneous.insert(c.socket);
                 }
-                let opened = self.opened.get(&c.socket)?.clone();
-                let mut connect = event(EventKind::Connect, &c, &opened.owner, None);
-                connect.time = opened.at;
-                connect.socket.state = Some(SynSent);
-                Some(connect)
+                self.arrived(&c);
             }
             // ... whose handshake then ends as no accept.
-            (SynRecv, Established) if self.simultaneous.remove(&c.socket) => None,
+            (SynRecv, Established) if self.simultaneous.remove(&c.socket) => {}
             (SynRecv, Established) => {
                 let owner = self.listener(c.local).unwrap_or_default();
                 let accept = event(EventKind::Accept, &c, &owner, None);
                 self.remember(c.socket, c.time, owner);
-                Some(accept)
+                self.push(accept);
             }
-            (_, Close) => self.close(&c),
-            _ => None,
+            (_, Close) => {
+                if let Some(close) = self.close(&c) {
+                    self.push(close);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -468,6 +580,15 @@ impl Tracker {
             };
             self.listeners.insert(s.local, (owner, s.v6only));
         }
+    }
+}
+
+/// The process a record names, as an owner.
+fn owner_of(s: &SocketRecord) -> Owner {
+    Owner {
+        pid: s.pid,
+        process: s.process.clone(),
+        user: s.user.clone(),
     }
 }
 
@@ -638,6 +759,13 @@ impl Poller {
 mod tests {
     use super::*;
 
+    /// The events `records` make that are ready: those before a connect
+    /// that still waits for its port, by the record's time.
+    fn taken(f: &mut Tracker, records: Vec<KernelRecord>) -> Vec<ConnEvent> {
+        f.take(records);
+        f.hand_out(Waited::Until(SystemTime::UNIX_EPOCH))
+    }
+
     fn change(old: TcpState, new: TcpState, socket: u64, pid: u32, ms: u64) -> TcpChange {
         TcpChange {
             time: SystemTime::UNIX_EPOCH + Duration::from_millis(ms),
@@ -711,20 +839,23 @@ mod tests {
         let mut established = own.clone();
         established.old = Some(TcpState::SynRecv);
         established.new = Some(TcpState::Established);
-        let events = f.take(vec![
-            KernelRecord::Running {
-                pid: PARENT,
-                name: "bash".into(),
-                uid: Some(0),
-            },
-            KernelRecord::Forked {
-                pid: CHILD,
-                parent: PARENT,
-            },
-            KernelRecord::Change(change(TcpState::Close, TcpState::SynSent, 5, CHILD, 2000)),
-            KernelRecord::Change(own),
-            KernelRecord::Change(established),
-        ]);
+        let events = taken(
+            &mut f,
+            vec![
+                KernelRecord::Running {
+                    pid: PARENT,
+                    name: "bash".into(),
+                    uid: Some(0),
+                },
+                KernelRecord::Forked {
+                    pid: CHILD,
+                    parent: PARENT,
+                },
+                KernelRecord::Change(change(TcpState::Close, TcpState::SynSent, 5, CHILD, 2000)),
+                KernelRecord::Change(own),
+                KernelRecord::Change(established),
+            ],
+        );
         let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
         assert_eq!(kinds, [EventKind::Connect], "no accept for a self-connect");
         let connect = &events[0].socket;
@@ -807,29 +938,37 @@ mod tests {
         };
         f.users.insert(7, user("www"));
         f.users.insert(GONE, user("alice"));
-        let events = f.take(vec![
-            named,
-            KernelRecord::Change(change(TcpState::Close, TcpState::SynSent, 1, GONE, 1000)),
-            KernelRecord::Change(accepted),
-            KernelRecord::Change(change(
-                TcpState::SynSent,
-                TcpState::Established,
-                1,
-                GONE,
-                1001,
-            )),
-            KernelRecord::Change(change(TcpState::FinWait2, TcpState::Close, 1, 0, 1003)),
-            // A socket whose opening was not seen closes unseen.
-            KernelRecord::Change(change(TcpState::Established, TcpState::Close, 9, 0, 1004)),
-            KernelRecord::Lost(3),
-            KernelRecord::Exited { pid: GONE },
-        ]);
+        let events = taken(
+            &mut f,
+            vec![
+                named,
+                KernelRecord::Change(change(TcpState::Close, TcpState::SynSent, 1, GONE, 1000)),
+                KernelRecord::Change(accepted),
+                KernelRecord::Change(change(
+                    TcpState::SynSent,
+                    TcpState::Established,
+                    1,
+                    GONE,
+                    1001,
+                )),
+                KernelRecord::Change(change(TcpState::FinWait2, TcpState::Close, 1, 0, 1003)),
+                // A socket whose opening was not seen closes unseen.
+                KernelRecord::Change(change(TcpState::Established, TcpState::Close, 9, 0, 1004)),
+                KernelRecord::Lost(3),
+                KernelRecord::Exited { pid: GONE },
+            ],
+        );
         let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
         assert_eq!(
             kinds,
-            [EventKind::Accept, EventKind::Connect, EventKind::Close]
+            [EventKind::Connect, EventKind::Accept, EventKind::Close],
+            "in the order of their times"
         );
-        let (accept, connect, close) = (&events[0], &events[1], &events[2]);
+        let (connect, accept, close) = (&events[0], &events[1], &events[2]);
+        assert_eq!(
+            connect.socket.local_port, 40000,
+            "the port its next change gave"
+        );
         assert_eq!(
             connect.time,
             SystemTime::UNIX_EPOCH + Duration::from_millis(1000),
@@ -860,11 +999,53 @@ mod tests {
             "an exited process's name is forgotten"
         );
         // A refused connect: its connect, then its close.
-        let refused = f.take(vec![
-            KernelRecord::Change(change(TcpState::Close, TcpState::SynSent, 5, 43, 2000)),
-            KernelRecord::Change(change(TcpState::SynSent, TcpState::Close, 5, 0, 2001)),
-        ]);
+        let refused = taken(
+            &mut f,
+            vec![
+                KernelRecord::Change(change(TcpState::Close, TcpState::SynSent, 5, 43, 2000)),
+                KernelRecord::Change(change(TcpState::SynSent, TcpState::Close, 5, 0, 2001)),
+            ],
+        );
         let kinds: Vec<EventKind> = refused.iter().map(|e| e.kind).collect();
         assert_eq!(kinds, [EventKind::Connect, EventKind::Close]);
+    }
+
+    #[test]
+    fn a_waiting_connect_holds_back_what_follows_until_it_is_told() {
+        let mut f = Tracker {
+            listeners_read: Some(Instant::now()),
+            ..Tracker::default()
+        };
+        let at = |ms| Waited::Until(SystemTime::UNIX_EPOCH + Duration::from_millis(ms));
+        let mut waiting = change(TcpState::Close, TcpState::SynSent, 1, 42, 1000);
+        // The kernel has not picked the port yet, nor (here) the address.
+        waiting.local = "0.0.0.0:0".parse().unwrap();
+        waiting.remote = "192.0.2.1:9".parse().unwrap();
+        f.take(vec![
+            KernelRecord::Change(waiting),
+            KernelRecord::Change(change(TcpState::Close, TcpState::SynSent, 2, 43, 1001)),
+            KernelRecord::Change(change(TcpState::SynSent, TcpState::Close, 2, 0, 1002)),
+        ]);
+        assert!(f.hand_out(at(1400)).is_empty(), "all wait behind the first");
+        let events = f.hand_out(at(1500));
+        let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [EventKind::Connect, EventKind::Connect, EventKind::Close]
+        );
+        assert_eq!(
+            (events[0].socket.pid, events[0].socket.remote_port),
+            (Some(42), 9)
+        );
+        // Its handshake ends later: no second connect.
+        f.take(vec![KernelRecord::Change(change(
+            TcpState::SynSent,
+            TcpState::Close,
+            1,
+            0,
+            3000,
+        ))]);
+        let kinds: Vec<EventKind> = f.hand_out(Waited::All).iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EventKind::Close]);
     }
 }

@@ -473,3 +473,72 @@ fn list_watch_names_the_process_of_connections_between_two_scans() {
         named.len()
     );
 }
+
+/// A listener that never accepts, with room for one connection, and a
+/// client whose second connect therefore waits in SYN_SENT (its SYNs are
+/// dropped), as to a host behind a firewall. Prints the client's PID and
+/// the waiting socket's port, then holds both.
+const STUCK_PY: &str = r#"
+import socket, sys, os, time
+port = int(sys.argv[1])
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", port)); l.listen(0)
+first = socket.create_connection(("127.0.0.1", port))
+time.sleep(0.2)
+stuck = socket.socket(); stuck.setblocking(False)
+stuck.connect_ex(("127.0.0.1", port))
+print(os.getpid(), stuck.getsockname()[1], flush=True)
+time.sleep(8)
+"#;
+
+/// A connect that never completes is told while it waits, with its
+/// process and port, not when it gives up (minutes later), and the
+/// events stay in the order of their times.
+#[test]
+#[ignore = "needs root"]
+fn a_connect_that_waits_for_an_answer_is_told_while_it_waits() {
+    require_root();
+    let _turn = kernel_turn();
+    let port = common::quiet_ports(2);
+    let closed = port + 1; // nothing listens: each connect there is refused
+    let range = format!("{port}-{closed}");
+    let mut trace = Trace::start(&["--port", &range]);
+    wait_until_tracing(&trace, closed);
+    let client = Command::new(client_program())
+        .args(["-c", STUCK_PY, &port.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut client = Kid(client);
+    let mut line = String::new();
+    BufReader::new(client.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let said: Vec<u64> = line
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect();
+    let (pid, stuck_port) = (said[0], said[1]);
+    let told = Instant::now();
+    let events = trace.read_until(Duration::from_secs(3), |e| {
+        e.iter().any(|e| e["local_port"] == stuck_port)
+    });
+    let connect = events
+        .iter()
+        .find(|e| e["local_port"] == stuck_port)
+        .unwrap_or_else(|| panic!("the waiting connect was not told in 3 s: {events:?}"));
+    assert!(told.elapsed() < Duration::from_secs(3));
+    assert_eq!(connect["event"], "connect", "{connect}");
+    assert_eq!(connect["remote_port"], port, "{connect}");
+    assert_eq!(connect["pid"], pid, "{connect}");
+    assert_eq!(connect["process"], CLIENT, "{connect}");
+    assert_eq!(connect["state"], "SYN_SENT", "{connect}");
+    // Still waiting: the client holds it for seconds more.
+    assert!(client.0.try_wait().unwrap().is_none());
+    let times: Vec<&str> = events.iter().map(|e| e["time"].as_str().unwrap()).collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted, "events out of order: {events:?}");
+    let (code, _) = trace.interrupt();
+    assert_eq!(code, Some(0));
+}
