@@ -15,6 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How often the count of dropped records is looked at during a trace.
+const LOST_EVERY: Duration = Duration::from_secs(1);
+
 /// How long one wait for the kernel's records (or one scan) may take:
 /// how soon Ctrl+C and `--duration` are noticed.
 const WAIT: Duration = Duration::from_millis(100);
@@ -46,6 +49,7 @@ pub fn run(args: &TraceArgs, output: Output) -> Result<Exit> {
     let mut printed = 0u64;
     let mut out = Printer::new(output);
     let full = |printed: u64| args.count.is_some_and(|n| printed >= n);
+    let mut told_lost = (0u64, Instant::now());
     loop {
         // At the end, one last read of all that is left: what the kernel
         // recorded up to now is printed, not dropped.
@@ -72,6 +76,17 @@ pub fn run(args: &TraceArgs, output: Output) -> Result<Exit> {
         }
         if last || full(printed) {
             break;
+        }
+        // Drops are said as they happen: a trace that runs for days, or
+        // is killed, must not keep them for its end.
+        if told_lost.1.elapsed() >= LOST_EVERY {
+            let lost = connections.lost();
+            if lost > told_lost.0 {
+                output::warn(&format!(
+                    "the kernel dropped {lost} records so far (its buffer was full): some connections are missing"
+                ));
+            }
+            told_lost = (lost.max(told_lost.0), Instant::now());
         }
     }
     let lost = connections.lost();

@@ -328,21 +328,45 @@ fn records_the_kernel_dropped_are_reported() {
     require_root();
     let _turn = kernel_turn();
     let server = Server::start(&["echo", "--port", "0", "--quiet"], 1);
+    // One trace ends as asked, the other is killed: both stopped while
+    // a flood goes by, so their rings overflow.
     let mut trace = Trace::start(&["--port", &server.port.to_string()]);
+    let mut killed = Trace::start(&["--port", &server.port.to_string()]);
     wait_until_tracing(&trace, server.port);
-    let pid = trace.child.id() as i32;
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    wait_until_tracing(&killed, server.port);
+    let pids = [trace.child.id() as i32, killed.child.id() as i32];
+    for pid in pids {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+    }
     let client_pid = connect_often(15_000, &[format!("127.0.0.1:{}", server.port)]);
-    // SAFETY: as above.
-    unsafe { libc::kill(pid, libc::SIGCONT) };
+    for pid in pids {
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+    }
+    // The killed one: what it dropped was said before it was killed.
+    let caught_before_kill = killed.read_until(Duration::from_secs(3), |_| false);
+    killed.child.kill().unwrap();
+    let _ = killed.child.wait();
+    let mut killed_err = String::new();
+    if let Some(mut e) = killed.child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut killed_err);
+    }
+    let connects = |events: &[Value]| {
+        events
+            .iter()
+            .filter(|e| e["event"] == "connect" && e["pid"] == client_pid)
+            .count()
+    };
+    let killed_caught = connects(&caught_before_kill);
+    assert!(
+        killed_caught == 15_000 || killed_err.contains("dropped"),
+        "{killed_caught} of 15000 connects, and no word of drops before the kill: {killed_err}"
+    );
     let (code, err) = trace.interrupt();
     assert_eq!(code, Some(0), "{err}");
     let events = trace_lines_left(&trace);
-    let caught = events
-        .iter()
-        .filter(|e| e["event"] == "connect" && e["pid"] == client_pid)
-        .count();
+    let caught = connects(&events);
     assert!(caught > 0, "what the rings held was dropped at the end");
     if caught < 15_000 {
         let lost = events
