@@ -250,6 +250,8 @@ struct Tracker {
     /// this network namespace's table (the record tells of every
     /// namespace's listeners, with no word of which).
     listeners: HashMap<SocketAddr, (Owner, Option<bool>)>,
+    /// Other network namespaces' listeners and their owners.
+    elsewhere: Vec<(SocketAddr, Owner)>,
     listeners_read: Option<Instant>,
     /// A listener opened or its owner exited since the table was read.
     listeners_stale: bool,
@@ -310,6 +312,7 @@ impl Tracker {
                     let before = self.listeners.len();
                     self.listeners
                         .retain(|_, (owner, _)| owner.pid != Some(pid));
+                    self.elsewhere.retain(|(_, owner)| owner.pid != Some(pid));
                     self.listeners_stale |= self.listeners.len() != before;
                 }
                 KernelRecord::Lost(n) => self.lost = self.lost.saturating_add(n),
@@ -529,21 +532,13 @@ impl Tracker {
 
     /// The owner of the listener that took a connection on `local`: the
     /// same address, else a wildcard that covers it (its own family's
-    /// first; an IPv6-only one never covers IPv4).
+    /// first; an IPv6-only one never covers IPv4). The record names no
+    /// network namespace: where another namespace listens there too, which
+    /// took it is not known, and no owner is given.
     fn listener(&mut self, local: SocketAddr) -> Option<Owner> {
-        let find = |listeners: &HashMap<SocketAddr, (Owner, Option<bool>)>| {
-            listeners
-                .iter()
-                .filter(|(at, _)| at.port() == local.port())
-                .filter_map(|(at, (owner, v6only))| {
-                    Some((fit(at.ip(), *v6only, local.ip())?, owner))
-                })
-                .min_by_key(|(fit, _)| *fit)
-                .map(|(_, owner)| owner.clone())
-        };
         if !self.listeners_stale {
-            if let Some(owner) = find(&self.listeners) {
-                return Some(owner);
+            if let Some(found) = self.taker(local) {
+                return found;
             }
             if self
                 .listeners_read
@@ -555,10 +550,37 @@ impl Tracker {
         self.listeners_read = Some(Instant::now());
         self.listeners_stale = false;
         self.read_listeners();
-        find(&self.listeners)
+        self.taker(local).flatten()
     }
 
-    /// Every TCP listener's owner, from the table.
+    /// `None`: no listener known covers `local`; `Some(None)`: listeners
+    /// in more than one namespace (or process) do.
+    fn taker(&self, local: SocketAddr) -> Option<Option<Owner>> {
+        let here = self
+            .listeners
+            .iter()
+            .filter(|(at, _)| at.port() == local.port())
+            .filter_map(|(at, (owner, v6only))| Some((fit(at.ip(), *v6only, local.ip())?, owner)))
+            .min_by_key(|(fit, _)| *fit)
+            .map(|(_, owner)| owner);
+        let there: Vec<&Owner> = self
+            .elsewhere
+            .iter()
+            .filter(|(at, _)| at.port() == local.port() && fit(at.ip(), None, local.ip()).is_some())
+            .map(|(_, owner)| owner)
+            .collect();
+        match (here, there.as_slice()) {
+            (None, []) => None,
+            (Some(owner), []) => Some(Some(owner.clone())),
+            (None, [first, rest @ ..]) if rest.iter().all(|o| o.pid == first.pid) => {
+                Some(Some((*first).clone()))
+            }
+            _ => Some(None),
+        }
+    }
+
+    /// Every TCP listener's owner, from this namespace's table and the
+    /// other namespaces' (`platform::listeners_elsewhere`).
     fn read_listeners(&mut self) {
         let query = TableQuery {
             udp: false,
@@ -568,18 +590,26 @@ impl Tracker {
         let Ok(table) = sockets::read_table(&query) else {
             return;
         };
-        let owners = sockets::find_owners(&table.sockets, Scope::FirstOwner);
-        let names = process::names(&owners.pids_of(&table.sockets));
-        self.listeners.clear();
-        for s in &table.sockets {
+        let elsewhere = platform::listeners_elsewhere();
+        let all = || table.sockets.iter().chain(&elsewhere);
+        let owners = sockets::find_owners(all(), Scope::FirstOwner);
+        let names = process::names(&owners.pids_of(all()));
+        let mut owner = |s: &Socket| {
             let pid = owners.of(s).first().copied();
-            let owner = Owner {
+            Owner {
                 pid,
                 process: pid.and_then(|pid| names.get(&pid).cloned()),
                 user: s.uid.map(|uid| self.user_names.name(uid).to_string()),
-            };
-            self.listeners.insert(s.local, (owner, s.v6only));
-        }
+            }
+        };
+        let here = table
+            .sockets
+            .iter()
+            .map(|s| (s.local, (owner(s), s.v6only)))
+            .collect();
+        let there = elsewhere.iter().map(|s| (s.local, owner(s))).collect();
+        self.listeners = here;
+        self.elsewhere = there;
     }
 }
 
@@ -899,6 +929,15 @@ mod tests {
             "an IPv6-only one never takes IPv4"
         );
         assert_eq!(pid(&mut f, "[::1]:80"), Some(6));
+        // Another network namespace listens on the port too: the record
+        // does not say which took it. Where only it listens, it did.
+        f.elsewhere.push(("0.0.0.0:80".parse().unwrap(), owner(9)));
+        f.elsewhere
+            .push(("127.0.0.1:81".parse().unwrap(), owner(8)));
+        assert_eq!(pid(&mut f, "127.0.0.1:80"), None, "ambiguous");
+        assert_eq!(pid(&mut f, "127.0.0.1:81"), Some(8));
+        assert_eq!(pid(&mut f, "127.0.0.2:81"), None, "not its address");
+        f.elsewhere.clear();
         // Its owner exits: it is not believed any more.
         f.take(vec![KernelRecord::Exited { pid: 4 }]);
         assert!(f.listeners_stale);

@@ -566,3 +566,86 @@ fn a_connect_that_waits_for_an_answer_is_told_while_it_waits() {
     let (code, _) = trace.interrupt();
     assert_eq!(code, Some(0));
 }
+
+/// In a network namespace of its own: listens on two ports, prints its
+/// PID, then connects to each and accepts, and holds the connections.
+const NETNS_PY: &str = r#"
+import socket, sys, os, time
+ports = [int(p) for p in sys.argv[1:]]
+ls = []
+for p in ports:
+    l = socket.socket(); l.bind(("127.0.0.1", p)); l.listen(); ls.append(l)
+print(os.getpid(), flush=True)
+sys.stdin.readline()
+held = []
+for l, p in zip(ls, ports):
+    c = socket.create_connection(("127.0.0.1", p)); a, _ = l.accept(); held += [c, a]
+print(*[c.getsockname()[1] for c in held[::2]], flush=True)
+time.sleep(30)
+"#;
+
+/// The kernel's record names no network namespace. An accept in another
+/// namespace on a port this one listens on too is not blamed on this
+/// one's listener; on a port only that namespace listens on, it goes to
+/// that listener's owner.
+#[test]
+#[ignore = "needs root and unshare"]
+fn an_accept_in_another_network_namespace_is_not_blamed_on_a_listener_here() {
+    require_root();
+    common::require_program("unshare", "--version", "apt-get install util-linux");
+    common::require_program("ip", "-V", "apt-get install iproute2");
+    let _turn = kernel_turn();
+    let both = common::quiet_ports(2);
+    let only_there = both + 1;
+    // Here: a listener on `both` that takes no connection at all.
+    let here = std::net::TcpListener::bind(("127.0.0.1", both)).unwrap();
+    let range = format!("{both}-{only_there}");
+    let mut trace = Trace::start(&["--port", &range]);
+    wait_until_tracing(&trace, both);
+    let mut there = Command::new("unshare")
+        .args([
+            "-n",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$0\" -c \"$1\" \"$2\" \"$3\"",
+        ])
+        .arg(client_program())
+        .args([NETNS_PY, &both.to_string(), &only_there.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(there.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let there_pid: u64 = line.trim().parse().expect("the namespace's server started");
+    std::io::Write::write_all(there.stdin.as_mut().unwrap(), b"go\n").unwrap();
+    let mut clients = String::new();
+    out.read_line(&mut clients).unwrap();
+    let _there = Kid(there);
+    // The namespace's clients' ports: its accepts are those from them.
+    let clients: Vec<u16> = clients
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let theirs =
+        |e: &Value| e["event"] == "accept" && clients.iter().any(|c| e["remote_port"] == *c);
+    let events = trace.read_until(Duration::from_secs(5), |e| {
+        e.iter().filter(|e| theirs(e)).count() >= 2
+    });
+    let accept_on = |port: u16| {
+        events
+            .iter()
+            .find(|e| theirs(e) && e["local_port"] == port)
+            .unwrap_or_else(|| panic!("no accept on {port} from {clients:?}: {events:?}"))
+    };
+    let on_both = accept_on(both);
+    assert!(
+        on_both["pid"].is_null(),
+        "blamed on a listener of this namespace: {on_both}"
+    );
+    assert_eq!(accept_on(only_there)["pid"], there_pid, "{events:?}");
+    drop(here);
+    let (code, _) = trace.interrupt();
+    assert_eq!(code, Some(0));
+}

@@ -63,6 +63,58 @@ fn name(proto: Proto, ipv6: bool) -> String {
     format!("{proto}{}", if ipv6 { "6" } else { "" })
 }
 
+/// The TCP listeners of every other network namespace a process here
+/// lives in (containers', `unshare -n`'s), from `/proc/PID/net/tcp*` of
+/// one process in each: the kernel's record of state changes names no
+/// namespace, so an accept at an address is only known to be a listener's
+/// here when no other namespace listens there too. At most `NETNS_MAX`
+/// namespaces, and `NETNS_BYTES` of each table.
+pub fn listeners_elsewhere() -> Vec<Socket> {
+    use std::io::Read;
+    const NETNS_MAX: usize = 1024;
+    const NETNS_BYTES: u64 = 4 << 20;
+    let Ok(here) = std::fs::read_link("/proc/self/ns/net") else {
+        return Vec::new();
+    };
+    let mut seen = HashSet::from([here]);
+    let mut found = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in dir.flatten() {
+        if seen.len() > NETNS_MAX {
+            break;
+        }
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        // Another user's process without privileges: not readable, passed.
+        let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/net")) else {
+            continue;
+        };
+        if !seen.insert(ns) {
+            continue;
+        }
+        for file in ["tcp", "tcp6"] {
+            let mut text = String::new();
+            let read = std::fs::File::open(format!("/proc/{pid}/net/{file}"))
+                .and_then(|f| f.take(NETNS_BYTES).read_to_string(&mut text));
+            if read.is_ok() {
+                found.extend(
+                    procnet::parse(&text, Proto::Tcp)
+                        .into_iter()
+                        .filter(|s| s.state == Some(crate::model::TcpState::Listen)),
+                );
+            }
+        }
+    }
+    found
+}
+
 /// `/proc/net/tcp` and friends. A missing IPv6 file means IPv6 is off on
 /// this machine: an empty table, not an error.
 fn read_procnet(proto: Proto, ipv6: bool, out: &mut Vec<Socket>) -> io::Result<()> {
