@@ -93,9 +93,14 @@ pub fn send_signal(pid: u32, start: Option<u64>, signal: Signal) -> io::Result<D
         }
     };
     #[cfg(target_os = "linux")]
+    if !proc_is_ours() {
+        return Err(foreign_proc(pid));
+    }
+    #[cfg(target_os = "linux")]
     match rustix::process::pidfd_open(id, rustix::process::PidfdFlags::empty()) {
         // The pidfd names whatever held the PID when it was opened: if
         // that is the agreed process now, the signal can reach no other.
+        Ok(pidfd) if !names_the_same(&pidfd, pid) => return Err(foreign_proc(pid)),
         Ok(pidfd) if is_agreed() => {
             return delivered(rustix::process::pidfd_send_signal(&pidfd, number))
         }
@@ -109,6 +114,37 @@ pub fn send_signal(pid: u32, start: Option<u64>, signal: Signal) -> io::Result<D
         return Ok(Delivery::Gone);
     }
     delivered(kill_process(id, number))
+}
+
+/// Owners and starts come from `/proc`, whose PIDs are another PID
+/// namespace's when it was mounted there (a container or `unshare -p`
+/// sharing the host's `/proc`): a signal by such a PID would reach
+/// whatever has the number here. Then nothing is signalled.
+#[cfg(target_os = "linux")]
+fn proc_is_ours() -> bool {
+    std::fs::read_link("/proc/self")
+        .is_ok_and(|me| me.as_os_str() == std::process::id().to_string().as_str())
+}
+
+#[cfg(target_os = "linux")]
+fn foreign_proc(pid: u32) -> io::Error {
+    io::Error::other(format!(
+        "/proc belongs to another PID namespace, where PID {pid} is not the process it is here (mount /proc for this namespace)"
+    ))
+}
+
+/// Whether `pidfd`, opened by a PID of portctl's namespace, is the
+/// process `/proc` calls `pid` (its `fdinfo` numbers it as `/proc` does;
+/// unread before Linux 5.3, where `proc_is_ours` stands alone).
+#[cfg(target_os = "linux")]
+fn names_the_same(pidfd: &rustix::fd::OwnedFd, pid: u32) -> bool {
+    use rustix::fd::AsRawFd;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd()));
+    let shown = info.ok().and_then(|text| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("Pid:").map(|v| v.trim().to_string()))
+    });
+    shown.is_none_or(|shown| shown == pid.to_string())
 }
 
 fn delivered(result: rustix::io::Result<()>) -> io::Result<Delivery> {

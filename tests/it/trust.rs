@@ -1082,3 +1082,42 @@ time.sleep(60)
     assert_exit(&kill, 1);
     assert!(stderr(&kill).contains("in flight"), "{}", stderr(&kill));
 }
+
+/// portctl in a PID namespace of its own that still sees the host's
+/// `/proc` (`unshare -p` without remounting it): the owners it finds are
+/// numbered as the host numbers them, and the same number here is another
+/// process. Here a `sleep` is given the listener's host PID: nothing is
+/// signalled, and the kill says why.
+#[test]
+#[ignore = "needs root and unshare"]
+fn a_pid_from_another_namespaces_proc_is_never_signalled_here() {
+    require_root();
+    common::require_program("unshare", "--version", "apt-get install util-linux");
+    let port = quiet_port();
+    let (listener, pid, _) = listen(port, "stays", b"");
+    let mut listener = Kid(listener);
+    let script = r#"echo $(($1 - 1)) > /proc/sys/kernel/ns_last_pid
+sleep 30 & S=$!
+[ "$S" = "$1" ] || echo "the sleep got $S, not $1"
+"$2" kill "$3" --yes --json --timeout 1
+kill -0 $S && echo sleep-alive; kill $S"#;
+    let out = Command::new("unshare")
+        .args(["-p", "-f", "sh", "-c", script, "sh"])
+        .arg(pid.to_string())
+        .arg(env!("CARGO_BIN_EXE_portctl"))
+        .arg(port.to_string())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("sleep-alive"), "the sleep was signalled: {text}");
+    assert!(!text.contains("the sleep got"), "{text}");
+    let report = json::line(text.lines().next().unwrap());
+    assert_eq!(report["signals"], serde_json::json!([]), "{report}");
+    assert!(
+        report["failed"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("another PID namespace")),
+        "{report}"
+    );
+    assert!(listener.0.try_wait().unwrap().is_none());
+}
