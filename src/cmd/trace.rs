@@ -11,7 +11,7 @@ use crate::output::{self, endpoint, Cell, Column, Fit, Output, TextTable};
 use crate::platform;
 use serde::Serialize;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -70,10 +70,12 @@ pub fn run(args: &TraceArgs, output: Output) -> Result<Exit> {
                 return output::deliver(Exit::Ok, Err(e));
             }
             printed += 1;
+            PROGRESS.fetch_add(1, Ordering::Relaxed);
         }
         if let Err(e) = out.flush() {
             return output::deliver(Exit::Ok, Err(e));
         }
+        PROGRESS.fetch_add(1, Ordering::Relaxed);
         if last || full(printed) {
             break;
         }
@@ -110,22 +112,38 @@ fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// How long the end may take once it is due: a reader that stopped
-/// reading (stdout blocked) must not keep the trace alive.
+/// How long the end may go without progress once it is due: a reader
+/// that stopped reading (stdout blocked) must not keep the trace alive.
 const END_GRACE: Duration = Duration::from_secs(2);
 
-/// Ends the process (exit 0) `END_GRACE` after `duration`, if the trace
-/// has not ended by then: it can only be stuck writing to a reader that
-/// stopped reading.
+/// Events written and batches read so far: a trace that is behind but
+/// still printing is not stuck.
+static PROGRESS: AtomicU64 = AtomicU64::new(0);
+
+/// Once the end is due: ends the process (exit 0) when `END_GRACE` goes
+/// by with nothing printed, which only a reader that stopped reading can
+/// cause; a trace working through a backlog finishes it.
+fn exit_when_stuck() -> ! {
+    loop {
+        let before = PROGRESS.load(Ordering::Relaxed);
+        std::thread::sleep(END_GRACE);
+        if PROGRESS.load(Ordering::Relaxed) == before {
+            std::process::exit(0);
+        }
+    }
+}
+
+/// `exit_when_stuck` from `duration` on.
 fn exit_if_stuck_after(duration: Duration) {
     std::thread::spawn(move || {
-        std::thread::sleep(duration.saturating_add(END_GRACE));
-        std::process::exit(0);
+        std::thread::sleep(duration);
+        exit_when_stuck();
     });
 }
 
-/// Ctrl+C and SIGTERM end the trace (exit 0) at the next wait, or
-/// `END_GRACE` later whatever it is doing (a write to a stalled reader).
+/// Ctrl+C and SIGTERM end the trace (exit 0) at the next wait, once
+/// what the kernel recorded so far is printed; a trace stuck writing to a
+/// stalled reader ends anyway (`exit_when_stuck`).
 fn stop_on_signal() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     let runtime = crate::runtime::build(false).map_err(Error::runtime)?;
@@ -137,8 +155,7 @@ fn stop_on_signal() -> Result<Arc<AtomicBool>> {
     std::thread::spawn(move || {
         runtime.block_on(shutdown.requested());
         flag.store(true, Ordering::Relaxed);
-        std::thread::sleep(END_GRACE);
-        std::process::exit(0);
+        exit_when_stuck();
     });
     Ok(stop)
 }

@@ -194,10 +194,6 @@ const OPEN_MAX: usize = 1 << 18;
 /// drops SYNs, it is told with the port the table shows, if any.
 const CONNECT_WAIT: Duration = Duration::from_millis(500);
 
-/// How far behind the clock the record may still be: the platform holds
-/// records back a few milliseconds to put the CPUs' rings in order.
-const RECORD_LAG: Duration = Duration::from_millis(20);
-
 /// Which waiting connects to hand out.
 #[derive(Debug, Clone, Copy)]
 enum Waited {
@@ -215,6 +211,18 @@ struct Queued {
     event: ConnEvent,
     /// The socket whose next change brings the local port.
     awaiting: Option<u64>,
+    /// An accept on an address listened on here and in another network
+    /// namespace: the socket, and this namespace's listener's owner, whose
+    /// it is if this namespace's table has the connection.
+    unsure: Option<(u64, Owner)>,
+}
+
+/// Who took a connection, as far as the listeners tell.
+enum Taker {
+    Known(Owner),
+    /// Listeners here and elsewhere (or several elsewhere) cover it; the
+    /// owner of the one here, if any.
+    Unsure(Option<Owner>),
 }
 
 /// How often the listeners' owners may be read from the table again.
@@ -260,6 +268,9 @@ struct Tracker {
     simultaneous: std::collections::HashSet<u64>,
     lost: u64,
     queue: std::collections::VecDeque<Queued>,
+    /// Connects told with the port the table showed while they still
+    /// waited for an answer, until their next change.
+    told_waiting: HashMap<u64, SocketAddr>,
 }
 
 impl KernelFollower {
@@ -271,12 +282,11 @@ impl KernelFollower {
     }
 
     fn next(&mut self, wait: Duration) -> io::Result<Vec<ConnEvent>> {
-        let asked = SystemTime::now();
         let records = self.changes.next_batch(wait)?;
         self.tracker.take(records);
-        // Every change made before the call is in this batch or earlier.
-        let caught_up = asked.checked_sub(RECORD_LAG).unwrap_or(asked);
-        Ok(self.tracker.hand_out(Waited::Until(caught_up)))
+        Ok(self
+            .tracker
+            .hand_out(Waited::Until(self.changes.caught_up())))
     }
 }
 
@@ -337,6 +347,9 @@ impl Tracker {
         {
             self.ports_from_the_table(overdue);
         }
+        if self.queue.iter().any(|q| q.unsure.is_some()) {
+            self.confirm_accepts();
+        }
         let ready = self
             .queue
             .iter()
@@ -357,27 +370,76 @@ impl Tracker {
         let table = sockets::read_table(&query)
             .map(|t| t.sockets)
             .unwrap_or_default();
+        // Ports already told: connects in the queue, and those told while
+        // still connecting (a client that retries leaves several).
         let mut taken: std::collections::HashSet<SocketAddr> = self
             .queue
             .iter()
             .filter(|q| q.awaiting.is_none() && q.event.kind == EventKind::Connect)
             .map(|q| q.event.socket.local())
+            .chain(self.told_waiting.values().copied())
             .collect();
+        let mut owners: Option<platform::Owners> = None;
         for q in self.queue.iter_mut().filter(|q| q.awaiting.is_some()) {
             if !overdue(q) {
                 continue;
             }
-            q.awaiting = None;
+            let Some(socket) = q.awaiting.take() else {
+                continue;
+            };
             let s = &q.event.socket;
             let (local, remote) = (s.local(), s.remote());
-            let mut candidates = table.iter().filter(|t| {
-                t.remote == remote
-                    && (local.ip().is_unspecified() || t.local.ip() == local.ip())
-                    && !taken.contains(&t.local)
-            });
-            if let (Some(only), None) = (candidates.next(), candidates.next()) {
+            let candidates: Vec<&Socket> = table
+                .iter()
+                .filter(|t| {
+                    t.remote == remote
+                        && (local.ip().is_unspecified() || t.local.ip() == local.ip())
+                        && !taken.contains(&t.local)
+                })
+                .collect();
+            // Several to one place: the one its process holds, if only one.
+            let mine: Vec<&Socket> = match candidates.as_slice() {
+                [_, _, ..] => {
+                    let owners =
+                        owners.get_or_insert_with(|| sockets::find_owners(&table, Scope::Every));
+                    candidates
+                        .into_iter()
+                        .filter(|t| s.pid.is_some_and(|pid| owners.of(t).contains(&pid)))
+                        .collect()
+                }
+                _ => candidates,
+            };
+            if let [only] = mine.as_slice() {
                 taken.insert(only.local);
+                if self.told_waiting.len() < OPEN_MAX {
+                    self.told_waiting.insert(socket, only.local);
+                }
                 q.event.socket = record(only.local, remote, s.state, owner_of(s));
+            }
+        }
+    }
+
+    /// Each unsure accept is this namespace's listener's when this
+    /// namespace's table has its connection (one read for all); else it
+    /// stays without an owner (elsewhere, or closed already).
+    fn confirm_accepts(&mut self) {
+        let query = TableQuery {
+            udp: false,
+            ..TableQuery::all()
+        };
+        let here: std::collections::HashSet<(SocketAddr, SocketAddr)> = sockets::read_table(&query)
+            .map(|t| t.sockets.iter().map(|s| (s.local, s.remote)).collect())
+            .unwrap_or_default();
+        for q in self.queue.iter_mut() {
+            let Some((socket, owner)) = q.unsure.take() else {
+                continue;
+            };
+            let s = &q.event.socket;
+            if here.contains(&(s.local(), s.remote())) {
+                q.event.socket = record(s.local(), s.remote(), s.state, owner.clone());
+                if let Some(opened) = self.opened.get_mut(&socket) {
+                    opened.owner = owner;
+                }
             }
         }
     }
@@ -386,12 +448,14 @@ impl Tracker {
         self.queue.push_back(Queued {
             event,
             awaiting: None,
+            unsure: None,
         });
     }
 
     /// Gives the connect waiting for `c`'s socket its port and lets it
     /// go; nothing when it went out already, or was not seen.
     fn arrived(&mut self, c: &TcpChange) {
+        self.told_waiting.remove(&c.socket);
         if let Some(q) = self
             .queue
             .iter_mut()
@@ -422,6 +486,7 @@ impl Tracker {
                 self.queue.push_back(Queued {
                     event: connect,
                     awaiting: Some(c.socket),
+                    unsure: None,
                 });
             }
             // The handshake finished, or failed (refused, timed out).
@@ -434,9 +499,13 @@ impl Tracker {
                     }
                 }
             }
-            // Maybe in another network namespace: the owner is read from
-            // this one's table when a connection arrives.
-            (_, Listen) | (Listen, Close) => self.listeners_stale = true,
+            // listen(2), called by the process that owns the listener,
+            // in this network namespace or another.
+            (_, Listen) => self.learn_listener(&c),
+            (Listen, Close) => {
+                self.listeners.remove(&c.local);
+                self.elsewhere.retain(|(at, _)| *at != c.local);
+            }
             // A simultaneous open, or a socket connecting to itself: its
             // connect, by the process that called it.
             (SynSent, SynRecv) => {
@@ -448,10 +517,18 @@ impl Tracker {
             // ... whose handshake then ends as no accept.
             (SynRecv, Established) if self.simultaneous.remove(&c.socket) => {}
             (SynRecv, Established) => {
-                let owner = self.listener(c.local).unwrap_or_default();
+                let (owner, unsure) = match self.listener(c.local) {
+                    Some(Taker::Known(owner)) => (owner, None),
+                    Some(Taker::Unsure(here)) => (Owner::default(), here),
+                    None => (Owner::default(), None),
+                };
                 let accept = event(EventKind::Accept, &c, &owner, None);
                 self.remember(c.socket, c.time, owner);
-                self.push(accept);
+                self.queue.push_back(Queued {
+                    event: accept,
+                    awaiting: None,
+                    unsure: unsure.map(|here| (c.socket, here)),
+                });
             }
             (_, Close) => {
                 if let Some(close) = self.close(&c) {
@@ -535,10 +612,10 @@ impl Tracker {
     /// first; an IPv6-only one never covers IPv4). The record names no
     /// network namespace: where another namespace listens there too, which
     /// took it is not known, and no owner is given.
-    fn listener(&mut self, local: SocketAddr) -> Option<Owner> {
+    fn listener(&mut self, local: SocketAddr) -> Option<Taker> {
         if !self.listeners_stale {
             if let Some(found) = self.taker(local) {
-                return found;
+                return Some(found);
             }
             if self
                 .listeners_read
@@ -550,12 +627,11 @@ impl Tracker {
         self.listeners_read = Some(Instant::now());
         self.listeners_stale = false;
         self.read_listeners();
-        self.taker(local).flatten()
+        self.taker(local)
     }
 
-    /// `None`: no listener known covers `local`; `Some(None)`: listeners
-    /// in more than one namespace (or process) do.
-    fn taker(&self, local: SocketAddr) -> Option<Option<Owner>> {
+    /// `None`: no listener known covers `local`.
+    fn taker(&self, local: SocketAddr) -> Option<Taker> {
         let here = self
             .listeners
             .iter()
@@ -571,11 +647,27 @@ impl Tracker {
             .collect();
         match (here, there.as_slice()) {
             (None, []) => None,
-            (Some(owner), []) => Some(Some(owner.clone())),
+            (Some(owner), []) => Some(Taker::Known(owner.clone())),
             (None, [first, rest @ ..]) if rest.iter().all(|o| o.pid == first.pid) => {
-                Some(Some((*first).clone()))
+                Some(Taker::Known((*first).clone()))
             }
-            _ => Some(None),
+            (here, _) => Some(Taker::Unsure(here.cloned())),
+        }
+    }
+
+    /// A listener as listen(2) made it: its caller owns it, here or in
+    /// the namespace the caller is in. A caller gone before its record is
+    /// read (a listener that lived a millisecond) is taken to be here: its
+    /// accepts are its own either way, and a listener elsewhere on the
+    /// same address still makes them unsure.
+    fn learn_listener(&mut self, c: &TcpChange) {
+        let owner = self.owner(c.pid);
+        if platform::in_this_netns(c.pid) == Some(false) {
+            self.elsewhere
+                .retain(|(at, o)| *at != c.local || o.pid != owner.pid);
+            self.elsewhere.push((c.local, owner));
+        } else {
+            self.listeners.insert(c.local, (owner, None));
         }
     }
 
@@ -917,7 +1009,10 @@ mod tests {
             .insert("0.0.0.0:80".parse().unwrap(), (owner(4), Some(false)));
         f.listeners
             .insert("127.0.0.1:80".parse().unwrap(), (owner(1), Some(false)));
-        let pid = |f: &mut Tracker, at: &str| f.listener(at.parse().unwrap()).and_then(|o| o.pid);
+        let pid = |f: &mut Tracker, at: &str| match f.listener(at.parse().unwrap()) {
+            Some(Taker::Known(owner)) => owner.pid,
+            _ => None,
+        };
         assert_eq!(
             pid(&mut f, "127.0.0.1:80"),
             Some(1),

@@ -136,9 +136,18 @@ impl TcpChanges {
         match *self {}
     }
 
+    pub fn caught_up(&self) -> std::time::SystemTime {
+        match *self {}
+    }
+
     pub fn rest(&mut self) -> Vec<crate::platform::KernelRecord> {
         match *self {}
     }
+}
+
+/// No network namespaces.
+pub fn in_this_netns(_pid: u32) -> Option<bool> {
+    None
 }
 
 /// No other network namespaces to look into.

@@ -1109,7 +1109,10 @@ kill -0 $S && echo sleep-alive; kill $S"#;
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("sleep-alive"), "the sleep was signalled: {text}");
+    assert!(
+        text.contains("sleep-alive"),
+        "the sleep was signalled: {text}"
+    );
     assert!(!text.contains("the sleep got"), "{text}");
     let report = json::line(text.lines().next().unwrap());
     assert_eq!(report["signals"], serde_json::json!([]), "{report}");

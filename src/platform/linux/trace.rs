@@ -220,6 +220,8 @@ pub struct TcpChanges {
     running: Vec<KernelRecord>,
     /// Records too new to hand out yet (`HOLD_NS`).
     held: Vec<Parsed>,
+    /// Every record stamped up to here (CLOCK_MONOTONIC) was handed out.
+    handed_out_to: u64,
 }
 
 /// How long a record is held back before it is handed out: longer than
@@ -335,6 +337,7 @@ pub fn tcp_changes() -> Result<TcpChanges, TraceError> {
         // Read once the rings run: every later change is in them.
         running: running_processes(),
         held: Vec::new(),
+        handed_out_to: 0,
     })
 }
 
@@ -506,12 +509,20 @@ impl TcpChanges {
         parsed.sort_by_key(|p| p.time);
         let newer = parsed.partition_point(|p| p.time <= cutoff);
         self.held = parsed.split_off(newer);
+        self.handed_out_to = self.handed_out_to.max(cutoff);
         if self.held.len() > HELD_MAX {
             // Never more than this waits: the oldest go now.
             let excess = self.held.len() - HELD_MAX;
             parsed.extend(self.held.drain(..excess));
         }
         Ok(parsed.into_iter().map(|p| p.record).collect())
+    }
+
+    /// The time, as the records tell it, up to which every record has
+    /// been handed out: what waits for later records waits on this clock,
+    /// not the wall clock, which may be stepped meanwhile.
+    pub fn caught_up(&self) -> SystemTime {
+        wall_time(self.handed_out_to, self.wall_offset)
     }
 
     /// Everything left: the records held back and what the rings hold
@@ -612,6 +623,17 @@ impl TcpChanges {
 /// One perf record (header included) as what it says: a sample of the
 /// tracepoint, a name (COMM), an exit, or records lost. The layouts are
 /// those `sample_type` TID | TIME | RAW and `sample_id_all` give.
+/// A CLOCK_MONOTONIC time as wall-clock time, by the offset taken when
+/// the record began.
+fn wall_time(ns: u64, wall_offset: i128) -> SystemTime {
+    let wall = i128::from(ns) + wall_offset;
+    u64::try_from(wall)
+        .ok()
+        .map_or(SystemTime::UNIX_EPOCH, |ns| {
+            SystemTime::UNIX_EPOCH + Duration::from_nanos(ns)
+        })
+}
+
 fn parse_record(
     layout: &Layout,
     wall_offset: i128,
@@ -627,14 +649,7 @@ fn parse_record(
     };
     // sample_id_all's trailer: pid, tid, time.
     let trailer_time = || u64_at(r.len().checked_sub(8)?);
-    let wall = |ns: u64| -> SystemTime {
-        let wall = i128::from(ns) + wall_offset;
-        u64::try_from(wall)
-            .ok()
-            .map_or(SystemTime::UNIX_EPOCH, |ns| {
-                SystemTime::UNIX_EPOCH + Duration::from_nanos(ns)
-            })
-    };
+    let wall = |ns: u64| wall_time(ns, wall_offset);
     match kind {
         perf::PERF_RECORD_SAMPLE => {
             let (pid, tid, time) = (u32_at(8)?, u32_at(12)?, u64_at(16)?);
