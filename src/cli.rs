@@ -75,14 +75,26 @@ impl Cli {
 }
 
 /// clap says only that some argument was not UTF-8; the error line names
-/// which one, its bytes escaped (`\xFF`) as Rust's `Debug` shows them.
+/// those that are not, bytes escaped (`\xFF`) as Rust's `Debug` shows
+/// them (paths may be bytes, so each is named, not one guessed).
 fn name_the_bytes(mut error: clap::Error, args: &[std::ffi::OsString]) -> clap::Error {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     if error.kind() == ErrorKind::InvalidUtf8 {
-        if let Some(bad) = args.iter().skip(1).find(|a| a.to_str().is_none()) {
-            let shown = format!("{bad:?}");
-            let shown = shown.trim_matches('"').to_string();
-            error.insert(ContextKind::InvalidValue, ContextValue::String(shown));
+        let bad: Vec<String> = args
+            .iter()
+            .skip(1)
+            .filter(|a| a.to_str().is_none())
+            .map(|a| {
+                let shown = format!("{a:?}");
+                let inner = shown.strip_prefix('"').and_then(|s| s.strip_suffix('"'));
+                inner.unwrap_or(&shown).to_string()
+            })
+            .collect();
+        if !bad.is_empty() {
+            error.insert(
+                ContextKind::InvalidValue,
+                ContextValue::String(bad.join("' '")),
+            );
         }
     }
     error
@@ -582,7 +594,7 @@ pub fn one_line_error(error: &clap::Error) -> String {
         }
         ErrorKind::UnknownArgument => format!("unexpected argument '{arg}' found"),
         ErrorKind::InvalidUtf8 if !value.is_empty() => {
-            format!("argument '{value}' is not UTF-8; arguments must be UTF-8 text")
+            format!("an argument is not UTF-8 text (only paths may be other bytes): '{value}'")
         }
         ErrorKind::InvalidSubcommand => format!(
             "unrecognized subcommand '{}'",

@@ -779,19 +779,34 @@ const STOP_SLACK_SECONDS: u64 = 5;
 /// written: each is quoted for the shell unless it is made only of what
 /// runtimes allow in names, so a pasted command runs nothing else.
 pub fn stop_command(container: &Container) -> String {
-    let what = shell_word(&container.label());
+    // By name or id; never the runtime's name, which may be a container's.
+    let what = container
+        .name
+        .clone()
+        .or_else(|| container.id.as_deref().map(|id| short_id(id).to_string()))
+        .map_or_else(|| "CONTAINER".to_string(), |w| operand(&w));
     match container.runtime {
         Runtime::Podman => format!("podman stop {what}"),
         Runtime::Kubernetes => match (&container.pod, &container.namespace) {
             (Some(pod), Some(namespace)) => format!(
                 "kubectl delete pod -n {} {}",
                 shell_word(namespace),
-                shell_word(pod)
+                operand(pod)
             ),
             _ => "kubectl delete pod POD".into(),
         },
         Runtime::Containerd => format!("ctr task kill {what}"),
         Runtime::Docker => format!("docker stop {what}"),
+    }
+}
+
+/// `word` as the command's operand: after `--` when it starts like an
+/// option, which quoting does not prevent.
+fn operand(word: &str) -> String {
+    if word.starts_with('-') {
+        format!("-- {}", shell_word(word))
+    } else {
+        shell_word(word)
     }
 }
 
@@ -995,7 +1010,15 @@ mod tests {
             name: Some("-rf".into()),
             ..c.clone()
         };
-        assert_eq!(stop_command(&dashed), "docker stop '-rf'");
+        assert_eq!(stop_command(&dashed), "docker stop -- '-rf'");
+        // Neither name nor id: a placeholder, not the runtime's name
+        // (a container may well be called `docker`).
+        let anonymous = Container {
+            name: None,
+            id: None,
+            ..c.clone()
+        };
+        assert_eq!(stop_command(&anonymous), "docker stop CONTAINER");
         let pod = Container {
             pod: Some("a;b".into()),
             namespace: Some("`id`".into()),

@@ -225,12 +225,24 @@ pub fn hidden_owner(user: Option<&str>, to: &str) -> String {
             "a process portctl cannot inspect: it runs without {}, which it needs to {to}",
             capabilities(ptrace, dac)
         ),
+        // One's own socket that no process of one's own holds.
+        (Unseen::OtherUser, Some(user)) if is_me(user) => format!(
+            "user {}, through no process visible here ({BEYOND})",
+            sanitize(user)
+        ),
         (Unseen::OtherUser, Some(user)) => format!(
             "a process of user {} you cannot see; run with sudo to {to}",
             sanitize(user)
         ),
         (Unseen::OtherUser, None) => format!("a process you cannot see; run with sudo to {to}"),
     }
+}
+
+/// Whether `user` is the one portctl runs as.
+fn is_me(user: &str) -> bool {
+    platform::current_uid()
+        .and_then(platform::user_name)
+        .is_some_and(|me| me == user)
 }
 
 /// The capabilities missing to read other processes' descriptors.

@@ -498,4 +498,11 @@ fn an_argument_that_is_not_utf8_is_named() {
         let out = common::portctl().args(args).output().unwrap();
         assert_usage_error(&out, r"web\xFF\xFE");
     }
+    // Every such argument is named (a path may be bytes), quotes kept.
+    let quoted = std::ffi::OsStr::from_bytes(b"a\"x\xff");
+    let out = common::portctl()
+        .args(["whatis".as_ref(), bad, quoted])
+        .output()
+        .unwrap();
+    assert_usage_error(&out, r#"'web\xFF\xFE' 'a\"x\xFF'"#);
 }

@@ -1081,6 +1081,13 @@ time.sleep(60)
     let kill = run(&["kill", &port, "--yes"]);
     assert_exit(&kill, 1);
     assert!(stderr(&kill).contains("in flight"), "{}", stderr(&kill));
+    // To nobody it is its own socket: no sudo would show a process.
+    let own = run_as_nobody(&["who", &port]);
+    assert!(
+        stdout(&own).contains("in flight") && !stdout(&own).contains("sudo"),
+        "{}",
+        stdout(&own)
+    );
 }
 
 /// portctl in a PID namespace of its own that still sees the host's
