@@ -160,9 +160,17 @@ fn trace_events(args: &[&str], last: impl AsRef<std::ffi::OsStr>) -> Vec<Value> 
 /// at once, started once the client is up; returns its PID when it is
 /// done.
 fn connect_often(count: u32, targets: &[String]) -> u64 {
+    let mut args = vec![count.to_string()];
+    args.extend_from_slice(targets);
+    run_client(CONNECT_PY, &args)
+}
+
+/// Runs `script` as the client program: it prints its PID, waits for a
+/// line, does its work and prints "done". Returns the PID once it is done.
+fn run_client(script: &str, args: &[String]) -> u64 {
     let mut client = Command::new(client_program())
-        .args(["-c", CONNECT_PY, &count.to_string()])
-        .args(targets)
+        .args(["-c", script])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -703,21 +711,7 @@ fn listeners_that_come_and_go_keep_their_accepts_and_the_end_waits_for_the_backl
     let probe = Server::start(&["echo", "--port", "0", "--quiet"], 1);
     let mut trace = Trace::start(&["--duration", "6"]);
     wait_until_tracing(&trace, probe.port);
-    let mut client = Command::new(client_program())
-        .args(["-c", CHURN_PY])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(client.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let pid: u64 = line.trim().parse().unwrap();
-    std::io::Write::write_all(client.stdin.as_mut().unwrap(), b"go\n").unwrap();
-    let mut done = String::new();
-    out.read_line(&mut done).unwrap();
-    assert_eq!(done.trim(), "done");
-    let _ = client.wait();
+    let pid = run_client(CHURN_PY, &[]);
     let code = common::wait_timeout(&mut trace.child, Duration::from_secs(30));
     assert_eq!(code, Some(0));
     let events = trace_lines_left(&trace);
