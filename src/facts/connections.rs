@@ -518,7 +518,9 @@ impl Tracker {
             (SynRecv, Established) if self.simultaneous.remove(&c.socket) => {}
             (SynRecv, Established) => {
                 let (owner, unsure) = match self.listener(c.local) {
-                    Some(Taker::Known(owner)) => (owner, None),
+                    // Named as it is now: a listener's owner may have
+                    // exec'd since (`free --exec`, a wrapper script).
+                    Some(Taker::Known(owner)) => (self.refreshed(owner), None),
                     Some(Taker::Unsure(here)) => (Owner::default(), here),
                     None => (Owner::default(), None),
                 };
@@ -555,6 +557,15 @@ impl Tracker {
             self.opened.retain(|_, o| o.at > cut);
         }
         self.opened.insert(socket, Opened { at, owner });
+    }
+
+    /// `owner` with the name and user its process has now, as the record
+    /// tells them.
+    fn refreshed(&mut self, owner: Owner) -> Owner {
+        match owner.pid {
+            Some(pid) if self.names.contains_key(&pid) => self.owner(pid),
+            _ => owner,
+        }
     }
 
     /// Process `pid` with its name and user.

@@ -728,3 +728,58 @@ fn listeners_that_come_and_go_keep_their_accepts_and_the_end_waits_for_the_backl
         count("accept")
     );
 }
+
+/// Takes the listener handed over on descriptor 3, says its port, and
+/// accepts one connection.
+const HANDED_OVER_PY: &str = r#"
+import os, socket, time
+s = socket.socket(fileno=3)
+print(os.getpid(), s.getsockname()[1], flush=True)
+c, _ = s.accept()
+time.sleep(5)
+"#;
+
+/// A listener made by one program that then becomes another (`free
+/// --exec` listens, then execs the server): its accepts name the server,
+/// as it is called now, not the program that called listen(2).
+#[test]
+#[ignore = "needs root"]
+fn an_accept_names_the_listeners_owner_as_it_is_called_now() {
+    require_root();
+    let _turn = kernel_turn();
+    let probe = Server::start(&["echo", "--port", "0", "--quiet"], 1);
+    let mut trace = Trace::start(&[]);
+    wait_until_tracing(&trace, probe.port);
+    let server = portctl()
+        .args(["free", "--exec", "--"])
+        .arg(client_program())
+        .args(["-c", HANDED_OVER_PY])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut server = Kid(server);
+    let mut line = String::new();
+    BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let said: Vec<u64> = line
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect();
+    let (pid, port) = (said[0], said[1]);
+    let client = std::net::TcpStream::connect(("127.0.0.1", port as u16)).unwrap();
+    let from = client.local_addr().unwrap().port();
+    let events = trace.read_until(Duration::from_secs(5), |e| {
+        e.iter()
+            .any(|e| e["event"] == "accept" && e["remote_port"] == from)
+    });
+    let accept = events
+        .iter()
+        .find(|e| e["event"] == "accept" && e["remote_port"] == from)
+        .unwrap_or_else(|| panic!("no accept from {from}: {events:?}"));
+    assert_eq!(accept["pid"], pid, "{accept}");
+    assert_eq!(accept["process"], CLIENT, "{accept}");
+    drop(client);
+    let (code, _) = trace.interrupt();
+    assert_eq!(code, Some(0));
+}
