@@ -260,6 +260,9 @@ struct Tracker {
     listeners: HashMap<SocketAddr, (Owner, Option<bool>)>,
     /// Other network namespaces' listeners and their owners.
     elsewhere: Vec<(SocketAddr, Owner)>,
+    /// Listeners as listen(2) made them, by their callers, since the
+    /// record began (`learn_listener`).
+    learned: HashMap<SocketAddr, Owner>,
     listeners_read: Option<Instant>,
     /// A listener opened or its owner exited since the table was read.
     listeners_stale: bool,
@@ -501,10 +504,16 @@ impl Tracker {
             }
             // listen(2), called by the process that owns the listener,
             // in this network namespace or another.
-            (_, Listen) => self.learn_listener(&c),
+            // A new listener, maybe in another network namespace: its
+            // owner is read from the tables when a connection arrives.
+            // What listen(2) said is kept for one gone by then.
+            (_, Listen) => {
+                self.listeners_stale = true;
+                self.learn_listener(&c);
+            }
             (Listen, Close) => {
-                self.listeners.remove(&c.local);
-                self.elsewhere.retain(|(at, _)| *at != c.local);
+                self.listeners_stale = true;
+                self.learned.remove(&c.local);
             }
             // A simultaneous open, or a socket connecting to itself: its
             // connect, by the process that called it.
@@ -620,9 +629,11 @@ impl Tracker {
 
     /// The owner of the listener that took a connection on `local`: the
     /// same address, else a wildcard that covers it (its own family's
-    /// first; an IPv6-only one never covers IPv4). The record names no
-    /// network namespace: where another namespace listens there too, which
-    /// took it is not known, and no owner is given.
+    /// first; an IPv6-only one never covers IPv4), as the tables have it
+    /// (whoever holds it now). The record names no network namespace:
+    /// where another namespace listens there too, which took it is not
+    /// known, and no owner is given. A listener the tables no longer have
+    /// (it lived a millisecond) is the one listen(2) named.
     fn listener(&mut self, local: SocketAddr) -> Option<Taker> {
         if !self.listeners_stale {
             if let Some(found) = self.taker(local) {
@@ -632,13 +643,13 @@ impl Tracker {
                 .listeners_read
                 .is_some_and(|at| at.elapsed() < LISTENERS_FRESH)
             {
-                return None;
+                return self.learned_taker(local);
             }
         }
         self.listeners_read = Some(Instant::now());
         self.listeners_stale = false;
         self.read_listeners();
-        self.taker(local)
+        self.taker(local).or_else(|| self.learned_taker(local))
     }
 
     /// `None`: no listener known covers `local`.
@@ -666,19 +677,29 @@ impl Tracker {
         }
     }
 
-    /// A listener as listen(2) made it: its caller owns it, here or in
-    /// the namespace the caller is in. A caller gone before its record is
-    /// read (a listener that lived a millisecond) is taken to be here: its
-    /// accepts are its own either way, and a listener elsewhere on the
-    /// same address still makes them unsure.
+    /// A listener as listen(2) made it, owned by its caller: believed
+    /// only where the tables, read later, have no listener for an accept
+    /// (one that lived a millisecond). The tables come first: a listener
+    /// changes hands (fork, SCM_RIGHTS), and one older than the trace may
+    /// cover the same address better.
     fn learn_listener(&mut self, c: &TcpChange) {
+        if self.learned.len() >= OPEN_MAX {
+            self.learned.clear();
+        }
         let owner = self.owner(c.pid);
-        if platform::in_this_netns(c.pid) == Some(false) {
-            self.elsewhere
-                .retain(|(at, o)| *at != c.local || o.pid != owner.pid);
-            self.elsewhere.push((c.local, owner));
-        } else {
-            self.listeners.insert(c.local, (owner, None));
+        self.learned.insert(c.local, owner);
+    }
+
+    /// The owner of the learned listener that covers `local`, if one
+    /// alone does.
+    fn learned_taker(&self, local: SocketAddr) -> Option<Taker> {
+        let mut covering = self.learned.iter().filter(|(at, _)| {
+            at.port() == local.port() && fit(at.ip(), None, local.ip()).is_some()
+        });
+        match (covering.next(), covering.next()) {
+            (Some((_, owner)), None) => Some(Taker::Known(owner.clone())),
+            (Some(_), Some(_)) => Some(Taker::Unsure(None)),
+            _ => None,
         }
     }
 

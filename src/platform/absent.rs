@@ -145,11 +145,6 @@ impl TcpChanges {
     }
 }
 
-/// No network namespaces.
-pub fn in_this_netns(_pid: u32) -> Option<bool> {
-    None
-}
-
 /// No other network namespaces to look into.
 pub fn listeners_elsewhere() -> Vec<crate::model::Socket> {
     Vec::new()

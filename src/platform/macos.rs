@@ -2,9 +2,8 @@
 //! calls. Not compiled here (netstat2 needs the macOS SDK).
 
 pub use super::absent::{
-    cgroup_owned_by_root, executable, in_this_netns, listeners_elsewhere, port_settings,
-    process_cgroup, process_cmdline, process_facts, process_start, process_uid, tcp_changes,
-    TcpChanges,
+    cgroup_owned_by_root, executable, listeners_elsewhere, port_settings, process_cgroup,
+    process_cmdline, process_facts, process_start, process_uid, tcp_changes, TcpChanges,
 };
 pub use super::netstat2::{find_owners, read_table, read_table_with_owners};
 pub use super::unix::{

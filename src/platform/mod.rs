@@ -4,7 +4,7 @@
 //!
 //! - `read_table`, `read_table_with_owners`, `find_owners`: the socket
 //!   table and which processes own its sockets; `listeners_elsewhere`,
-//!   `in_this_netns`: other network namespaces' listeners;
+//!   other network namespaces' listeners;
 //! - `send_signal`, `parent_pid`, `user_name`,
 //!   `process_user`: processes and users (by the socket's uid, or by its
 //!   owner where the table has no uid);
@@ -62,11 +62,10 @@ pub use types::*;
 
 pub use os::{
     cgroup_owned_by_root, current_uid, exec_with_sockets, executable, family_unsupported,
-    find_owners, holder_note, in_this_netns, ipv6_only_by_default, is_system_process,
-    listeners_elsewhere, local_stream, parent_pid, path_owner, port_settings, prepare_server,
-    privileged_ports, process_cgroup, process_cmdline, process_facts, process_names, process_start,
-    process_uid, process_user, raise_fd_limit, read_own_file, read_table, read_table_with_owners,
-    send_signal, server_bind, signal_name, state_name, stdout_width, stop_self, system_processes,
-    tcp_changes, unseen_owner, user_name, JobSignals, LocalStream, Shutdown, TcpChanges,
-    HANDS_OVER_SOCKETS,
+    find_owners, holder_note, ipv6_only_by_default, is_system_process, listeners_elsewhere,
+    local_stream, parent_pid, path_owner, port_settings, prepare_server, privileged_ports,
+    process_cgroup, process_cmdline, process_facts, process_names, process_start, process_uid,
+    process_user, raise_fd_limit, read_own_file, read_table, read_table_with_owners, send_signal,
+    server_bind, signal_name, state_name, stdout_width, stop_self, system_processes, tcp_changes,
+    unseen_owner, user_name, JobSignals, LocalStream, Shutdown, TcpChanges, HANDS_OVER_SOCKETS,
 };

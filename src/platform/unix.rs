@@ -100,11 +100,15 @@ pub fn send_signal(pid: u32, start: Option<u64>, signal: Signal) -> io::Result<D
     match rustix::process::pidfd_open(id, rustix::process::PidfdFlags::empty()) {
         // The pidfd names whatever held the PID when it was opened: if
         // that is the agreed process now, the signal can reach no other.
-        Ok(pidfd) if !names_the_same(&pidfd, pid) => return Err(foreign_proc(pid)),
-        Ok(pidfd) if is_agreed() => {
-            return delivered(rustix::process::pidfd_send_signal(&pidfd, number))
-        }
-        Ok(_) => return Ok(Delivery::Gone),
+        Ok(pidfd) => match pidfd_pid(&pidfd) {
+            // Reaped since the pidfd was opened.
+            Some(-1) => return Ok(Delivery::Gone),
+            Some(shown) if shown != i64::from(pid) => return Err(foreign_proc(pid)),
+            _ if is_agreed() => {
+                return delivered(rustix::process::pidfd_send_signal(&pidfd, number))
+            }
+            _ => return Ok(Delivery::Gone),
+        },
         Err(rustix::io::Errno::SRCH) => return Ok(Delivery::Gone),
         // Kernels before 5.3: the check, then kill(2).
         Err(rustix::io::Errno::NOSYS) => {}
@@ -133,18 +137,18 @@ fn foreign_proc(pid: u32) -> io::Error {
     ))
 }
 
-/// Whether `pidfd`, opened by a PID of portctl's namespace, is the
-/// process `/proc` calls `pid` (its `fdinfo` numbers it as `/proc` does;
-/// unread before Linux 5.3, where `proc_is_ours` stands alone).
+/// The PID `/proc` gives the process behind `pidfd` (its `fdinfo`
+/// numbers it as `/proc` does; -1 once reaped), where it can be read
+/// (Linux 5.3 and later; before, `proc_is_ours` stands alone).
 #[cfg(target_os = "linux")]
-fn names_the_same(pidfd: &rustix::fd::OwnedFd, pid: u32) -> bool {
+fn pidfd_pid(pidfd: &rustix::fd::OwnedFd) -> Option<i64> {
     use rustix::fd::AsRawFd;
-    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd()));
-    let shown = info.ok().and_then(|text| {
-        text.lines()
-            .find_map(|l| l.strip_prefix("Pid:").map(|v| v.trim().to_string()))
-    });
-    shown.is_none_or(|shown| shown == pid.to_string())
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn delivered(result: rustix::io::Result<()>) -> io::Result<Delivery> {

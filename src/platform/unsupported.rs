@@ -1,10 +1,10 @@
 //! Any other OS: portctl builds, and says at run time what it cannot do.
 
 pub use super::absent::{
-    cgroup_owned_by_root, current_uid, exec_with_sockets, executable, in_this_netns,
-    listeners_elsewhere, local_stream, path_owner, port_settings, process_cgroup, process_cmdline,
-    process_facts, process_start, process_uid, process_user, raise_fd_limit, read_own_file,
-    tcp_changes, user_name, LocalStream, TcpChanges, HANDS_OVER_SOCKETS,
+    cgroup_owned_by_root, current_uid, exec_with_sockets, executable, listeners_elsewhere,
+    local_stream, path_owner, port_settings, process_cgroup, process_cmdline, process_facts,
+    process_start, process_uid, process_user, raise_fd_limit, read_own_file, tcp_changes,
+    user_name, LocalStream, TcpChanges, HANDS_OVER_SOCKETS,
 };
 pub use super::ctrl_c::{stdout_width, stop_self, JobSignals, Shutdown};
 

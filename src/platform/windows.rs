@@ -12,10 +12,9 @@
 //!   TerminateProcess.
 
 pub use super::absent::{
-    cgroup_owned_by_root, current_uid, exec_with_sockets, executable, in_this_netns,
-    listeners_elsewhere, local_stream, path_owner, port_settings, process_cgroup, process_uid,
-    raise_fd_limit, read_own_file, tcp_changes, user_name, LocalStream, TcpChanges,
-    HANDS_OVER_SOCKETS,
+    cgroup_owned_by_root, current_uid, exec_with_sockets, executable, listeners_elsewhere,
+    local_stream, path_owner, port_settings, process_cgroup, process_uid, raise_fd_limit,
+    read_own_file, tcp_changes, user_name, LocalStream, TcpChanges, HANDS_OVER_SOCKETS,
 };
 pub use super::ctrl_c::{stdout_width, stop_self, JobSignals, Shutdown};
 pub use super::netstat2::{find_owners, read_table, read_table_with_owners};

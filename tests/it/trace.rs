@@ -783,3 +783,88 @@ fn an_accept_names_the_listeners_owner_as_it_is_called_now() {
     let (code, _) = trace.interrupt();
     assert_eq!(code, Some(0));
 }
+
+/// Two ways the process that called listen(2) is not the one whose
+/// accept it is: `fork` hands the listener to a child and the parent
+/// closes its copy (and lives on); and an IPv6-only listener opened
+/// during the trace next to an IPv4 one that was there before it. Prints
+/// its PID and the IPv4 port, then (told to go on) the child's PID and
+/// its port; the child accepts, the others are left in the backlog.
+const HANDED_ON_PY: &str = r#"
+import os, socket, sys, time
+older = socket.socket(); older.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+older.bind(("0.0.0.0", 0)); older.listen()
+port = older.getsockname()[1]
+print(os.getpid(), port, flush=True)
+sys.stdin.readline()   # the trace runs now
+v6 = socket.socket(socket.AF_INET6)
+v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+v6.bind(("::", port)); v6.listen()
+forked = socket.socket(); forked.bind(("127.0.0.1", 0)); forked.listen()
+fport = forked.getsockname()[1]
+child = os.fork()
+if child == 0:
+    older.close(); v6.close()
+    c, _ = forked.accept(); time.sleep(10); os._exit(0)
+forked.close()
+print(child, fport, flush=True)
+time.sleep(10)
+"#;
+
+#[test]
+#[ignore = "needs root"]
+fn an_accept_is_the_holders_not_the_callers_of_listen() {
+    require_root();
+    let _turn = kernel_turn();
+    let mut holder = Command::new(client_program())
+        .args(["-c", HANDED_ON_PY])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(holder.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let said: Vec<u64> = line
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect();
+    let (parent, port) = (said[0], said[1] as u16);
+    let probe = Server::start(&["echo", "--port", "0", "--quiet"], 1);
+    let mut trace = Trace::start(&[]);
+    wait_until_tracing(&trace, probe.port);
+    std::io::Write::write_all(holder.stdin.as_mut().unwrap(), b"go\n").unwrap();
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let said: Vec<u64> = line
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect();
+    let (child, forked_port) = (said[0], said[1] as u16);
+    let _holder = Kid(holder);
+    let to_older = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let to_child = std::net::TcpStream::connect(("127.0.0.1", forked_port)).unwrap();
+    let from = |s: &std::net::TcpStream| s.local_addr().unwrap().port();
+    let (a, b) = (from(&to_older), from(&to_child));
+    let events = trace.read_until(Duration::from_secs(5), |e| {
+        [a, b].iter().all(|p| {
+            e.iter()
+                .any(|e| e["event"] == "accept" && e["remote_port"] == *p)
+        })
+    });
+    let accept_from = |p: u16| {
+        events
+            .iter()
+            .find(|e| e["event"] == "accept" && e["remote_port"] == p)
+            .unwrap_or_else(|| panic!("no accept from {p}: {events:?}"))
+            .clone()
+    };
+    assert_eq!(
+        accept_from(a)["pid"],
+        parent,
+        "the IPv4 listener's, not the IPv6-only one's"
+    );
+    assert_eq!(accept_from(b)["pid"], child, "the child's, which holds it");
+    let (code, _) = trace.interrupt();
+    assert_eq!(code, Some(0));
+}

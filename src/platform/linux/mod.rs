@@ -63,14 +63,6 @@ fn name(proto: Proto, ipv6: bool) -> String {
     format!("{proto}{}", if ipv6 { "6" } else { "" })
 }
 
-/// Whether process `pid` is in portctl's network namespace; `None` when
-/// that cannot be read (gone, or another user's without privileges).
-pub fn in_this_netns(pid: u32) -> Option<bool> {
-    let here = std::fs::read_link("/proc/self/ns/net").ok()?;
-    let there = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()?;
-    Some(here == there)
-}
-
 /// The TCP listeners of every other network namespace a process here
 /// lives in (containers', `unshare -n`'s), from `/proc/PID/net/tcp*` of
 /// one process in each: the kernel's record of state changes names no
