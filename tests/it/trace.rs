@@ -112,6 +112,18 @@ impl Trace {
         events
     }
 
+    /// The accept of the connection from local port `from`, which must
+    /// come within 5 s.
+    fn accept_from(&self, from: u16) -> Value {
+        let is_it = |e: &Value| e["event"] == "accept" && e["remote_port"] == from;
+        let events = self.read_until(Duration::from_secs(5), |e| e.iter().any(is_it));
+        events
+            .iter()
+            .find(|e| is_it(e))
+            .cloned()
+            .unwrap_or_else(|| panic!("no accept from {from}: {events:?}"))
+    }
+
     /// SIGINT, then the exit code and stderr.
     fn interrupt(&mut self) -> (Option<i32>, String) {
         // SAFETY: kill(2) on our own child.
@@ -165,23 +177,49 @@ fn connect_often(count: u32, targets: &[String]) -> u64 {
     run_client(CONNECT_PY, &args)
 }
 
-/// Runs `script` as the client program: it prints its PID, waits for a
-/// line, does its work and prints "done". Returns the PID once it is done.
-fn run_client(script: &str, args: &[String]) -> u64 {
-    let mut client = Command::new(client_program())
-        .args(["-c", script])
-        .args(args)
+/// Starts `cmd`, reads the first line it prints, tells it to go on (a
+/// line on its stdin) and reads the next: the child and the two lines.
+fn told_to_go(cmd: &mut Command) -> (Child, String, String) {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut out = BufReader::new(client.stdout.take().unwrap());
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (mut first, mut next) = (String::new(), String::new());
+    out.read_line(&mut first).unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"go\n").unwrap();
+    out.read_line(&mut next).unwrap();
+    (child, first, next)
+}
+
+/// The numbers in a line a helper program printed.
+fn numbers(line: &str) -> Vec<u64> {
+    line.split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect()
+}
+
+/// Starts `cmd` and reads the numbers of the first line it prints.
+fn started_saying(cmd: &mut Command) -> (Kid, Vec<u64>) {
+    let mut child = Kid(cmd.stdout(Stdio::piped()).spawn().unwrap());
     let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let client_pid: u64 = line.trim().parse().unwrap();
-    std::io::Write::write_all(client.stdin.as_mut().unwrap(), b"go\n").unwrap();
-    let mut done = String::new();
-    out.read_line(&mut done).unwrap();
+    BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let said = numbers(&line);
+    (child, said)
+}
+
+/// Runs `script` as the client program: it prints its PID, waits for a
+/// line, does its work and prints "done". Returns the PID once it is done.
+fn run_client(script: &str, args: &[String]) -> u64 {
+    let (mut client, first, done) = told_to_go(
+        Command::new(client_program())
+            .args(["-c", script])
+            .args(args),
+    );
+    let client_pid: u64 = first.trim().parse().unwrap();
     assert_eq!(done.trim(), "done");
     let _ = client.wait();
     client_pid
@@ -540,20 +578,8 @@ fn a_connect_that_waits_for_an_answer_is_told_while_it_waits() {
     let range = format!("{port}-{closed}");
     let mut trace = Trace::start(&["--port", &range]);
     wait_until_tracing(&trace, closed);
-    let client = Command::new(client_program())
-        .args(["-c", STUCK_PY, &port.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut client = Kid(client);
-    let mut line = String::new();
-    BufReader::new(client.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let said: Vec<u64> = line
-        .split_whitespace()
-        .map(|w| w.parse().unwrap())
-        .collect();
+    let (mut client, said) =
+        started_saying(Command::new(client_program()).args(["-c", STUCK_PY, &port.to_string()]));
     let (pid, stuck_ports) = (said[0], &said[1..]);
     let told = Instant::now();
     let events = trace.read_until(Duration::from_secs(3), |e| {
@@ -624,27 +650,19 @@ fn an_accept_in_another_network_namespace_is_not_blamed_on_a_listener_here() {
     let range = format!("{both}-{only_there}");
     let mut trace = Trace::start(&["--port", &range]);
     wait_until_tracing(&trace, both);
-    let mut there = Command::new("unshare")
-        .args([
-            "-n",
-            "sh",
-            "-c",
-            "ip link set lo up && exec \"$0\" -c \"$1\" \"$2\" \"$3\"",
-        ])
-        .arg(client_program())
-        .args([NETNS_PY, &both.to_string(), &only_there.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(there.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let there_pid: u64 = line.trim().parse().expect("the namespace's server started");
-    std::io::Write::write_all(there.stdin.as_mut().unwrap(), b"go\n").unwrap();
-    let mut clients = String::new();
-    out.read_line(&mut clients).unwrap();
+    let (there, line, clients) = told_to_go(
+        Command::new("unshare")
+            .args([
+                "-n",
+                "sh",
+                "-c",
+                "ip link set lo up && exec \"$0\" -c \"$1\" \"$2\" \"$3\"",
+            ])
+            .arg(client_program())
+            .args([NETNS_PY, &both.to_string(), &only_there.to_string()]),
+    );
     let _there = Kid(there);
+    let there_pid: u64 = line.trim().parse().expect("the namespace's server started");
     // The namespace's clients' ports: its accepts are those from them.
     let clients: Vec<u16> = clients
         .split_whitespace()
@@ -671,14 +689,7 @@ fn an_accept_in_another_network_namespace_is_not_blamed_on_a_listener_here() {
     // table has it, so it is this listener's.
     let mine = std::net::TcpStream::connect(("127.0.0.1", both)).unwrap();
     let from = mine.local_addr().unwrap().port();
-    let events = trace.read_until(Duration::from_secs(5), |e| {
-        e.iter()
-            .any(|e| e["event"] == "accept" && e["remote_port"] == from)
-    });
-    let accept = events
-        .iter()
-        .find(|e| e["event"] == "accept" && e["remote_port"] == from)
-        .unwrap_or_else(|| panic!("no accept from {from}: {events:?}"));
+    let accept = trace.accept_from(from);
     assert_eq!(accept["pid"], std::process::id(), "{accept}");
     drop(mine);
     drop(here);
@@ -750,33 +761,16 @@ fn an_accept_names_the_listeners_owner_as_it_is_called_now() {
     let probe = Server::start(&["echo", "--port", "0", "--quiet"], 1);
     let mut trace = Trace::start(&[]);
     wait_until_tracing(&trace, probe.port);
-    let server = portctl()
-        .args(["free", "--exec", "--"])
-        .arg(client_program())
-        .args(["-c", HANDED_OVER_PY])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut server = Kid(server);
-    let mut line = String::new();
-    BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let said: Vec<u64> = line
-        .split_whitespace()
-        .map(|w| w.parse().unwrap())
-        .collect();
+    let (_server, said) = started_saying(
+        portctl()
+            .args(["free", "--exec", "--"])
+            .arg(client_program())
+            .args(["-c", HANDED_OVER_PY]),
+    );
     let (pid, port) = (said[0], said[1]);
     let client = std::net::TcpStream::connect(("127.0.0.1", port as u16)).unwrap();
     let from = client.local_addr().unwrap().port();
-    let events = trace.read_until(Duration::from_secs(5), |e| {
-        e.iter()
-            .any(|e| e["event"] == "accept" && e["remote_port"] == from)
-    });
-    let accept = events
-        .iter()
-        .find(|e| e["event"] == "accept" && e["remote_port"] == from)
-        .unwrap_or_else(|| panic!("no accept from {from}: {events:?}"));
+    let accept = trace.accept_from(from);
     assert_eq!(accept["pid"], pid, "{accept}");
     assert_eq!(accept["process"], CLIENT, "{accept}");
     drop(client);
@@ -825,10 +819,7 @@ fn an_accept_is_the_holders_not_the_callers_of_listen() {
     let mut out = BufReader::new(holder.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
-    let said: Vec<u64> = line
-        .split_whitespace()
-        .map(|w| w.parse().unwrap())
-        .collect();
+    let said: Vec<u64> = numbers(&line);
     let (parent, port) = (said[0], said[1] as u16);
     let probe = Server::start(&["echo", "--port", "0", "--quiet"], 1);
     let mut trace = Trace::start(&[]);
@@ -836,10 +827,7 @@ fn an_accept_is_the_holders_not_the_callers_of_listen() {
     std::io::Write::write_all(holder.stdin.as_mut().unwrap(), b"go\n").unwrap();
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
-    let said: Vec<u64> = line
-        .split_whitespace()
-        .map(|w| w.parse().unwrap())
-        .collect();
+    let said: Vec<u64> = numbers(&line);
     let (child, forked_port) = (said[0], said[1] as u16);
     let _holder = Kid(holder);
     let to_older = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
