@@ -215,6 +215,8 @@ struct Queued {
     /// namespace: the socket, and this namespace's listener's owner, whose
     /// it is if this namespace's table has the connection.
     unsure: Option<(u64, Owner)>,
+    /// An accept whose listener the tables, read again, will name.
+    unowned: Option<u64>,
 }
 
 /// Who took a connection, as far as the listeners tell.
@@ -350,6 +352,9 @@ impl Tracker {
         {
             self.ports_from_the_table(overdue);
         }
+        if self.queue.iter().any(|q| q.unowned.is_some()) {
+            self.owners_from_the_tables();
+        }
         if self.queue.iter().any(|q| q.unsure.is_some()) {
             self.confirm_accepts();
         }
@@ -422,6 +427,42 @@ impl Tracker {
         }
     }
 
+    /// Reads the tables again and gives each accept waiting for them its
+    /// listener's owner.
+    fn owners_from_the_tables(&mut self) {
+        self.listeners_read = Some(Instant::now());
+        self.listeners_stale = false;
+        self.read_listeners();
+        let mut queue = std::mem::take(&mut self.queue);
+        for q in queue.iter_mut() {
+            if let Some(socket) = q.unowned.take() {
+                let local = q.event.socket.local();
+                if let Some(taker) = self.taker(local).or_else(|| self.learned_taker(local)) {
+                    self.give_owner(q, socket, taker);
+                }
+            }
+        }
+        self.queue = queue;
+    }
+
+    /// Gives a queued accept of `socket` what `taker` says of its owner.
+    fn give_owner(&mut self, q: &mut Queued, socket: u64, taker: Taker) {
+        match taker {
+            // Named as it is now: a listener's owner may have exec'd
+            // since (`free --exec`, a wrapper script).
+            Taker::Known(owner) => {
+                let owner = self.refreshed(owner);
+                let s = &q.event.socket;
+                q.event.socket = record(s.local(), s.remote(), s.state, owner.clone());
+                if let Some(opened) = self.opened.get_mut(&socket) {
+                    opened.owner = owner;
+                }
+            }
+            Taker::Unsure(Some(here)) => q.unsure = Some((socket, here)),
+            Taker::Unsure(None) => {}
+        }
+    }
+
     /// Each unsure accept is this namespace's listener's when this
     /// namespace's table has its connection (one read for all); else it
     /// stays without an owner (elsewhere, or closed already).
@@ -452,6 +493,7 @@ impl Tracker {
             event,
             awaiting: None,
             unsure: None,
+            unowned: None,
         });
     }
 
@@ -490,6 +532,7 @@ impl Tracker {
                     event: connect,
                     awaiting: Some(c.socket),
                     unsure: None,
+                    unowned: None,
                 });
             }
             // The handshake finished, or failed (refused, timed out).
@@ -511,10 +554,10 @@ impl Tracker {
                 self.listeners_stale = true;
                 self.learn_listener(&c);
             }
-            (Listen, Close) => {
-                self.listeners_stale = true;
-                self.learned.remove(&c.local);
-            }
+            // What listen(2) said is kept: an accept taken just before
+            // the close may be resolved after it (`owners_from_the_tables`);
+            // the next listen(2) at the address replaces it.
+            (Listen, Close) => self.listeners_stale = true,
             // A simultaneous open, or a socket connecting to itself: its
             // connect, by the process that called it.
             (SynSent, SynRecv) => {
@@ -526,20 +569,22 @@ impl Tracker {
             // ... whose handshake then ends as no accept.
             (SynRecv, Established) if self.simultaneous.remove(&c.socket) => {}
             (SynRecv, Established) => {
-                let (owner, unsure) = match self.listener(c.local) {
-                    // Named as it is now: a listener's owner may have
-                    // exec'd since (`free --exec`, a wrapper script).
-                    Some(Taker::Known(owner)) => (self.refreshed(owner), None),
-                    Some(Taker::Unsure(here)) => (Owner::default(), here),
-                    None => (Owner::default(), None),
-                };
-                let accept = event(EventKind::Accept, &c, &owner, None);
-                self.remember(c.socket, c.time, owner);
-                self.queue.push_back(Queued {
+                let accept = event(EventKind::Accept, &c, &Owner::default(), None);
+                self.remember(c.socket, c.time, Owner::default());
+                let mut queued = Queued {
                     event: accept,
                     awaiting: None,
-                    unsure: unsure.map(|here| (c.socket, here)),
-                });
+                    unsure: None,
+                    unowned: None,
+                };
+                match self.known_taker(c.local) {
+                    Some(Some(taker)) => self.give_owner(&mut queued, c.socket, taker),
+                    Some(None) => {}
+                    // The tables are read once for all such accepts of a
+                    // batch (`owners_from_the_tables`), not once each.
+                    None => queued.unowned = Some(c.socket),
+                }
+                self.queue.push_back(queued);
             }
             (_, Close) => {
                 if let Some(close) = self.close(&c) {
@@ -633,23 +678,19 @@ impl Tracker {
     /// (whoever holds it now). The record names no network namespace:
     /// where another namespace listens there too, which took it is not
     /// known, and no owner is given. A listener the tables no longer have
-    /// (it lived a millisecond) is the one listen(2) named.
-    fn listener(&mut self, local: SocketAddr) -> Option<Taker> {
-        if !self.listeners_stale {
-            if let Some(found) = self.taker(local) {
-                return Some(found);
-            }
-            if self
-                .listeners_read
-                .is_some_and(|at| at.elapsed() < LISTENERS_FRESH)
-            {
-                return self.learned_taker(local);
-            }
+    /// (it lived a millisecond) is the one listen(2) named. `None` when
+    /// the tables must be read again first.
+    fn known_taker(&self, local: SocketAddr) -> Option<Option<Taker>> {
+        if self.listeners_stale {
+            return None;
         }
-        self.listeners_read = Some(Instant::now());
-        self.listeners_stale = false;
-        self.read_listeners();
-        self.taker(local).or_else(|| self.learned_taker(local))
+        if let Some(found) = self.taker(local) {
+            return Some(Some(found));
+        }
+        let fresh = self
+            .listeners_read
+            .is_some_and(|at| at.elapsed() < LISTENERS_FRESH);
+        fresh.then(|| self.learned_taker(local))
     }
 
     /// `None`: no listener known covers `local`.
@@ -1041,8 +1082,8 @@ mod tests {
             .insert("0.0.0.0:80".parse().unwrap(), (owner(4), Some(false)));
         f.listeners
             .insert("127.0.0.1:80".parse().unwrap(), (owner(1), Some(false)));
-        let pid = |f: &mut Tracker, at: &str| match f.listener(at.parse().unwrap()) {
-            Some(Taker::Known(owner)) => owner.pid,
+        let pid = |f: &mut Tracker, at: &str| match f.known_taker(at.parse().unwrap()) {
+            Some(Some(Taker::Known(owner))) => owner.pid,
             _ => None,
         };
         assert_eq!(
