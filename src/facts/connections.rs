@@ -219,6 +219,28 @@ struct Queued {
     unowned: Option<u64>,
 }
 
+impl Queued {
+    /// An event ready to go as it is.
+    fn ready(event: ConnEvent) -> Queued {
+        Queued {
+            event,
+            awaiting: None,
+            unsure: None,
+            unowned: None,
+        }
+    }
+
+    /// This accept's (or connect's) process is `owner`, and so is its
+    /// close's, kept with the opening in `opened`.
+    fn owned_by(&mut self, socket: u64, owner: Owner, opened: &mut HashMap<u64, Opened>) {
+        let s = &self.event.socket;
+        self.event.socket = record(s.local(), s.remote(), s.state, owner.clone());
+        if let Some(opened) = opened.get_mut(&socket) {
+            opened.owner = owner;
+        }
+    }
+}
+
 /// Who took a connection, as far as the listeners tell.
 enum Taker {
     Known(Owner),
@@ -452,11 +474,7 @@ impl Tracker {
             // since (`free --exec`, a wrapper script).
             Taker::Known(owner) => {
                 let owner = self.refreshed(owner);
-                let s = &q.event.socket;
-                q.event.socket = record(s.local(), s.remote(), s.state, owner.clone());
-                if let Some(opened) = self.opened.get_mut(&socket) {
-                    opened.owner = owner;
-                }
+                q.owned_by(socket, owner, &mut self.opened);
             }
             Taker::Unsure(Some(here)) => q.unsure = Some((socket, here)),
             Taker::Unsure(None) => {}
@@ -480,21 +498,13 @@ impl Tracker {
             };
             let s = &q.event.socket;
             if here.contains(&(s.local(), s.remote())) {
-                q.event.socket = record(s.local(), s.remote(), s.state, owner.clone());
-                if let Some(opened) = self.opened.get_mut(&socket) {
-                    opened.owner = owner;
-                }
+                q.owned_by(socket, owner, &mut self.opened);
             }
         }
     }
 
     fn push(&mut self, event: ConnEvent) {
-        self.queue.push_back(Queued {
-            event,
-            awaiting: None,
-            unsure: None,
-            unowned: None,
-        });
+        self.queue.push_back(Queued::ready(event));
     }
 
     /// Gives the connect waiting for `c`'s socket its port and lets it
@@ -529,10 +539,8 @@ impl Tracker {
                 let mut connect = event(EventKind::Connect, &c, &owner, None);
                 connect.socket.state = Some(SynSent);
                 self.queue.push_back(Queued {
-                    event: connect,
                     awaiting: Some(c.socket),
-                    unsure: None,
-                    unowned: None,
+                    ..Queued::ready(connect)
                 });
             }
             // The handshake finished, or failed (refused, timed out).
@@ -545,8 +553,6 @@ impl Tracker {
                     }
                 }
             }
-            // listen(2), called by the process that owns the listener,
-            // in this network namespace or another.
             // A new listener, maybe in another network namespace: its
             // owner is read from the tables when a connection arrives.
             // What listen(2) said is kept for one gone by then.
@@ -571,12 +577,7 @@ impl Tracker {
             (SynRecv, Established) => {
                 let accept = event(EventKind::Accept, &c, &Owner::default(), None);
                 self.remember(c.socket, c.time, Owner::default());
-                let mut queued = Queued {
-                    event: accept,
-                    awaiting: None,
-                    unsure: None,
-                    unowned: None,
-                };
+                let mut queued = Queued::ready(accept);
                 match self.known_taker(c.local) {
                     Some(Some(taker)) => self.give_owner(&mut queued, c.socket, taker),
                     Some(None) => {}
